@@ -1,0 +1,49 @@
+// The contract between the cluster and whatever runs a shard (in-process MLX, the runner child, a fake).
+import type { Tensor } from "../protocol/types.ts";
+
+/** A contiguous slice of a model's layers. Half-open: layerStart included, layerEnd excluded. */
+export interface ShardSpec {
+  modelId: string;
+  /** Directory holding config.json, tokenizer files and the safetensors that cover this shard. */
+  modelDir: string;
+  layerStart: number;
+  layerEnd: number;
+  /** Total layers of the model; the shard with layerEnd === nLayers owns the final norm and head. */
+  nLayers: number;
+}
+
+/** Sampling parameters of one request; applied on the last stage. */
+export interface SamplingParams {
+  /** 0 means greedy (argmax). */
+  temperature: number;
+  /** 1 disables nucleus filtering. */
+  topP: number;
+  /** 0 disables top-k filtering. */
+  topK: number;
+  /** Same seed + same prompt → same tokens. */
+  seed?: number;
+}
+
+/** What a stage consumes: token ids on the first stage, hidden states elsewhere. */
+export type StageInput = { kind: "tokens"; tokens: number[] } | { kind: "hidden"; tensor: Tensor };
+
+/** What a stage produces: hidden states for the next stage, or a sampled token on the last one. */
+export type StageOutput = { kind: "hidden"; tensor: Tensor } | { kind: "token"; token: number };
+
+/** Progress of loading a shard, 0..1. */
+export type LoadProgress = (fraction: number, detail?: string) => void;
+
+/**
+ * Runs one shard. Per-request state (KV cache, RNG) is created by the first `step` of a request
+ * and freed by `end` (idempotent). A request beyond the live-cache limit fails with E_CAPACITY.
+ */
+export interface ShardEngine {
+  load(shard: ShardSpec, onProgress?: LoadProgress): Promise<void>;
+  /** The shard currently loaded, if any. */
+  loaded(): ShardSpec | undefined;
+  step(requestId: string, input: StageInput, sampling: SamplingParams): Promise<StageOutput>;
+  end(requestId: string): Promise<void>;
+  /** How many requests hold state right now (tests assert it drops to 0). */
+  liveRequests(): Promise<number>;
+  close(): Promise<void>;
+}
