@@ -31,7 +31,11 @@ export type ErrorCode =
   | "E_TOKENIZER"
   | "E_CANCELLED"
   | "E_TIMEOUT"
-  | "E_INTERNAL";
+  | "E_INTERNAL"
+  | "E_INVALID_REQUEST"
+  | "E_UNAUTHORIZED"
+  | "E_BODY_TOO_LARGE"
+  | "E_NOT_FOUND";
 
 /** An error with a stable `code`; add context by wrapping with `{ cause }`. */
 export class NodeError extends Error {
