@@ -1,0 +1,200 @@
+// The frame codec: encodeFrame(msg) → bytes, and FrameDecoder, a state machine fed arbitrary chunks.
+// Pure: no sockets, timers or logging. Layout in src/protocol/README.md.
+import { NodeError } from "../errors.ts";
+import { PROTOCOL_VERSION } from "../version.ts";
+import { decodeTensor, hasTensor } from "./tensor.ts";
+import { MESSAGE_TYPES, type Message, type MessageTypeName } from "./types.ts";
+
+/** "EXO" followed by the protocol version byte. */
+export const MAGIC = Uint8Array.of(0x45, 0x58, 0x4f, PROTOCOL_VERSION);
+export const HEADER_BYTES = 9;
+/** Default ceiling on a frame's payload length; a larger length is refused before allocating. */
+export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+const FIELDS_LENGTH_BYTES = 4;
+
+const TYPE_NAMES: (MessageTypeName | undefined)[] = [];
+for (const [name, code] of Object.entries(MESSAGE_TYPES)) TYPE_NAMES[code] = name as MessageTypeName;
+
+/** What a sender provides; `fields` defaults to {} and `body` to empty. */
+export interface OutgoingMessage {
+  type: MessageTypeName;
+  fields?: Record<string, unknown>;
+  body?: Uint8Array;
+}
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * One whole frame (header + JSON fields + body) in a single buffer, ready for one socket write.
+ * @throws NodeError E_FRAME_TOO_LARGE when the payload exceeds `maxFrameBytes`.
+ */
+export function encodeFrame(msg: OutgoingMessage, maxFrameBytes: number = MAX_FRAME_BYTES): Uint8Array {
+  const json = utf8.encode(JSON.stringify(msg.fields ?? {}));
+  const body = msg.body ?? new Uint8Array(0);
+  const payloadBytes = FIELDS_LENGTH_BYTES + json.byteLength + body.byteLength;
+  if (payloadBytes > maxFrameBytes || payloadBytes > 0xffffffff) {
+    throw new NodeError("E_FRAME_TOO_LARGE", `${msg.type} frame payload of ${payloadBytes} bytes exceeds the maximum of ${maxFrameBytes}`);
+  }
+  const frame = new Uint8Array(HEADER_BYTES + payloadBytes);
+  const view = new DataView(frame.buffer);
+  frame.set(MAGIC, 0);
+  frame[4] = MESSAGE_TYPES[msg.type];
+  view.setUint32(5, payloadBytes);
+  view.setUint32(HEADER_BYTES, json.byteLength);
+  frame.set(json, HEADER_BYTES + FIELDS_LENGTH_BYTES);
+  frame.set(body, HEADER_BYTES + FIELDS_LENGTH_BYTES + json.byteLength);
+  return frame;
+}
+
+/**
+ * Split a payload into JSON fields and body; a body described as a tensor must match its shape × dtype.
+ * @throws NodeError E_PROTOCOL_PAYLOAD
+ */
+export function decodePayload(type: MessageTypeName, payload: Uint8Array): Message {
+  if (payload.byteLength < FIELDS_LENGTH_BYTES) {
+    throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} payload of ${payload.byteLength} bytes is shorter than its 4-byte fields length`);
+  }
+  const jsonBytes = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0);
+  if (FIELDS_LENGTH_BYTES + jsonBytes > payload.byteLength) {
+    throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} fields length ${jsonBytes} runs past the ${payload.byteLength}-byte payload`);
+  }
+  let fields: unknown;
+  try {
+    fields = JSON.parse(strictUtf8.decode(payload.subarray(FIELDS_LENGTH_BYTES, FIELDS_LENGTH_BYTES + jsonBytes)));
+  } catch (err) {
+    throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} fields are not valid UTF-8 JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof fields !== "object" || fields === null || Array.isArray(fields)) {
+    throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} fields must be a JSON object`);
+  }
+  const record = fields as Record<string, unknown>;
+  const body = payload.subarray(FIELDS_LENGTH_BYTES + jsonBytes);
+  if (hasTensor(record)) decodeTensor(record, body);
+  return { type, fields: record, body };
+}
+
+const enum State {
+  Header,
+  Payload,
+}
+
+/**
+ * Streaming decoder: push() any chunk, get back the messages it completes. The header is checked
+ * byte by byte as it arrives, so garbage is refused early. After a throw the decoder stays failed
+ * (the stream has lost its framing); messages earlier in the same chunk are dropped with it.
+ */
+export class FrameDecoder {
+  private readonly maxFrameBytes: number;
+  private chunks: Uint8Array[] = [];
+  private offset = 0; // read position inside chunks[0]
+  private buffered = 0;
+  private state = State.Header;
+  private type: MessageTypeName = "HELLO";
+  private payloadBytes = 0;
+  private failure: NodeError | undefined;
+
+  constructor(opts: { maxFrameBytes?: number } = {}) {
+    this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+  }
+
+  /** Bytes received but not yet returned as messages. */
+  get bufferedBytes(): number {
+    return this.buffered + (this.state === State.Payload ? HEADER_BYTES : 0);
+  }
+
+  /**
+   * Feed bytes; returns the messages completed by them, in order.
+   * @throws NodeError E_PROTOCOL_MAGIC, E_PROTOCOL_VERSION, E_PROTOCOL_TYPE, E_FRAME_TOO_LARGE, E_PROTOCOL_PAYLOAD
+   */
+  push(chunk: Uint8Array): Message[] {
+    if (this.failure) throw this.failure;
+    const out: Message[] = [];
+    if (chunk.byteLength === 0) return out;
+    this.chunks.push(chunk);
+    this.buffered += chunk.byteLength;
+    try {
+      for (;;) {
+        if (this.state === State.Header) {
+          this.checkHeaderPrefix();
+          if (this.buffered < HEADER_BYTES) break;
+          const header = this.take(HEADER_BYTES);
+          this.payloadBytes = new DataView(header.buffer, header.byteOffset, HEADER_BYTES).getUint32(5);
+          if (this.payloadBytes > this.maxFrameBytes) {
+            throw new NodeError("E_FRAME_TOO_LARGE", `${this.type} frame announces ${this.payloadBytes} bytes, above the maximum of ${this.maxFrameBytes}`);
+          }
+          this.state = State.Payload;
+        }
+        if (this.buffered < this.payloadBytes) break;
+        out.push(decodePayload(this.type, this.take(this.payloadBytes)));
+        this.state = State.Header;
+      }
+    } catch (err) {
+      this.failure = err as NodeError;
+      this.chunks = [];
+      this.buffered = 0;
+      this.state = State.Header;
+      throw err;
+    }
+    return out;
+  }
+
+  /** Validate magic, version and type with however many header bytes have arrived. */
+  private checkHeaderPrefix(): void {
+    const n = Math.min(this.buffered, 5);
+    for (let i = 0; i < n; i++) {
+      const b = this.peek(i);
+      if (i < 3 && b !== MAGIC[i]) {
+        throw new NodeError("E_PROTOCOL_MAGIC", `bad frame magic: byte ${i} is 0x${b.toString(16).padStart(2, "0")}, expected "EXO"`);
+      }
+      if (i === 3 && b !== PROTOCOL_VERSION) {
+        throw new NodeError("E_PROTOCOL_VERSION", `frame uses protocol version ${b}, this node speaks version ${PROTOCOL_VERSION}`);
+      }
+      if (i === 4) {
+        const name = TYPE_NAMES[b];
+        if (name === undefined) throw new NodeError("E_PROTOCOL_TYPE", `unknown message type ${b}`);
+        this.type = name;
+      }
+    }
+  }
+
+  private peek(i: number): number {
+    let pos = this.offset + i;
+    for (const c of this.chunks) {
+      if (pos < c.byteLength) return c[pos]!;
+      pos -= c.byteLength;
+    }
+    throw new NodeError("E_INTERNAL", "frame decoder peeked past its buffer");
+  }
+
+  /** Remove n buffered bytes: a view when they sit in one chunk, else one copy. */
+  private take(n: number): Uint8Array {
+    if (n === 0) return new Uint8Array(0);
+    const first = this.chunks[0]!;
+    let out: Uint8Array;
+    if (first.byteLength - this.offset >= n) {
+      out = first.subarray(this.offset, this.offset + n);
+      this.offset += n;
+    } else {
+      out = new Uint8Array(n);
+      let filled = 0;
+      while (filled < n) {
+        const c = this.chunks[0]!;
+        const part = Math.min(c.byteLength - this.offset, n - filled);
+        out.set(c.subarray(this.offset, this.offset + part), filled);
+        filled += part;
+        this.offset += part;
+        if (this.offset === c.byteLength) {
+          this.chunks.shift();
+          this.offset = 0;
+        }
+      }
+    }
+    if (this.chunks.length > 0 && this.offset === this.chunks[0]!.byteLength) {
+      this.chunks.shift();
+      this.offset = 0;
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
