@@ -1,0 +1,70 @@
+// Turns what a user typed (catalog id, Hugging Face repo id, or a local model directory) into a model
+// description with a source to fetch or read it from. Unknown names fail here, naming what was asked for.
+import { basename, resolve as resolvePath } from "node:path";
+import { NodeError } from "../errors.ts";
+import { findModel, isRepoId, loadCatalog, type Catalog } from "./catalog.ts";
+import { embeddedModelDir } from "./embedded.ts";
+import { parseQuantization, type Quantization } from "./quantization.ts";
+
+export type ModelSource = { kind: "hub"; repo: string } | { kind: "local"; dir: string };
+
+/** A model ready to be placed and fetched. `layers`/`arch` are undefined for a hub repo outside the catalog until its config.json is read. */
+export interface ResolvedModel {
+  id: string;
+  name: string;
+  layers?: number;
+  arch?: string;
+  quantization: Quantization;
+  sizeBytes?: number;
+  source: ModelSource;
+}
+
+/**
+ * Resolves a model reference: catalog id, then catalog repo, then a local directory with config.json,
+ * then any Hugging Face repo id.
+ * @throws NodeError E_MODEL_UNKNOWN naming the reference; E_WEIGHTS when a local config.json is unreadable.
+ */
+export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalog()): Promise<ResolvedModel> {
+  const entry = findModel(catalog, ref);
+  if (entry) {
+    const source: ModelSource = entry.repo ? { kind: "hub", repo: entry.repo } : { kind: "local", dir: embeddedModelDir() };
+    const { id, name, layers, arch, quantization, sizeBytes } = entry;
+    return { id, name, layers, arch, quantization, sizeBytes, source };
+  }
+  const dir = resolvePath(ref);
+  if (await Bun.file(`${dir}/config.json`).exists()) return describeLocalDir(dir);
+  if (isRepoId(ref)) {
+    return { id: ref, name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
+  }
+  throw new NodeError(
+    "E_MODEL_UNKNOWN",
+    `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a directory with config.json`,
+  );
+}
+
+/** Layer count, architecture and quantization from a Hugging Face config.json object. */
+export function describeConfig(config: Record<string, unknown>): { layers?: number; arch?: string; quantization?: Quantization } {
+  const layers = config.num_hidden_layers ?? (config.text_config as Record<string, unknown> | undefined)?.num_hidden_layers;
+  const bits = (config.quantization as { bits?: unknown } | undefined)?.bits;
+  const dtype = config.torch_dtype;
+  const quantization: Quantization | undefined =
+    typeof bits === "number" ? `${bits}bit` : dtype === "bfloat16" ? "bf16" : dtype === "float16" ? "fp16" : dtype === "float32" ? "fp32" : undefined;
+  return {
+    ...(typeof layers === "number" ? { layers } : {}),
+    ...(typeof config.model_type === "string" ? { arch: config.model_type } : {}),
+    ...(quantization ? { quantization } : {}),
+  };
+}
+
+// --- internal ---
+
+async function describeLocalDir(dir: string): Promise<ResolvedModel> {
+  let config: Record<string, unknown>;
+  try {
+    config = (await Bun.file(`${dir}/config.json`).json()) as Record<string, unknown>;
+  } catch (cause) {
+    throw new NodeError("E_WEIGHTS", `cannot read ${dir}/config.json: ${(cause as Error).message}`, { cause });
+  }
+  const described = describeConfig(config);
+  return { id: dir, name: basename(dir), quantization: "fp32", ...described, source: { kind: "local", dir } };
+}

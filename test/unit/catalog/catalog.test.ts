@@ -1,0 +1,118 @@
+// The embedded catalog: exo's model ids, repo lookup, validation errors, and model references.
+import { describe, expect, test } from "bun:test";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { findModel, loadCatalog, parseCatalog, DEFAULT_MODEL_ID } from "../../../src/catalog/catalog.ts";
+import { embeddedModelDir } from "../../../src/catalog/embedded.ts";
+import { parseQuantization, bitsPerWeight } from "../../../src/catalog/quantization.ts";
+import { resolveModelRef } from "../../../src/catalog/resolve.ts";
+
+describe("the embedded catalog", () => {
+  const catalog = loadCatalog();
+  const hubEntries = catalog.entries.filter((e) => !e.embedded);
+
+  test("holds exo's 73 MLX model ids plus the embedded default model", () => {
+    expect(hubEntries.length).toBe(73);
+    expect(findModel(catalog, DEFAULT_MODEL_ID)?.embedded).toBe(true);
+  });
+
+  test("has exo's layer counts by value (exo-legacy §1, without the dummy engine's 8)", () => {
+    const histogram: Record<number, number> = {};
+    for (const e of hubEntries) histogram[e.layers] = (histogram[e.layers] ?? 0) + 1;
+    expect(histogram).toEqual({ 16: 2, 27: 1, 28: 19, 31: 1, 32: 9, 36: 2, 40: 2, 42: 1, 46: 1, 48: 8, 60: 1, 61: 4, 64: 7, 80: 12, 88: 1, 126: 2 });
+  });
+
+  test("maps well-known ids to their MLX repos and architectures", () => {
+    expect(findModel(catalog, "llama-3.1-405b")).toMatchObject({ repo: "mlx-community/Meta-Llama-3.1-405B-4bit", layers: 126, arch: "llama" });
+    expect(findModel(catalog, "qwen-2.5-0.5b")).toMatchObject({ repo: "mlx-community/Qwen2.5-0.5B-Instruct-4bit", layers: 28, arch: "qwen2" });
+    expect(findModel(catalog, "deepseek-r1-distill-qwen-32b-8bit")?.repo).toBe("mlx-community/DeepSeek-R1-Distill-Qwen-32B-MLX-8Bit");
+  });
+
+  test("stores the quantization that the repo name implies, and a size that follows from it", () => {
+    for (const e of hubEntries) expect(`${e.id}:${e.quantization}`).toBe(`${e.id}:${parseQuantization(e.repo ?? "")}`);
+    const q4 = findModel(catalog, "llama-3.1-8b")!;
+    const q8 = findModel(catalog, "llama-3.2-1b-8bit")!;
+    const b16 = findModel(catalog, "llama-3.2-3b-bf16")!;
+    expect([q4.quantization, q8.quantization, b16.quantization]).toEqual(["4bit", "8bit", "bf16"]);
+    expect(findModel(catalog, "llama-3.2-3b")!.sizeBytes).toBeLessThan(b16.sizeBytes / 3);
+  });
+
+  test("finds a model by its Hugging Face repo id, ignoring case", () => {
+    expect(findModel(catalog, "mlx-community/llama-3.2-1b-instruct-4bit")?.id).toBe("llama-3.2-1b");
+    expect(findModel(catalog, "nobody/nothing")).toBeUndefined();
+  });
+});
+
+describe("parseQuantization", () => {
+  const cases: Array<[string, string]> = [
+    ["mlx-community/Llama-3.2-1B-Instruct-4bit", "4bit"],
+    ["mlx-community/DeepSeek-R1-Distill-Qwen-32B-MLX-8Bit", "8bit"],
+    ["mlx-community/nvidia_Llama-3.1-Nemotron-70B-Instruct-HF_4bit", "4bit"],
+    ["mlx-community/DeepSeek-V2.5-MLX-AQ4_1_64", "4bit"],
+    ["mlx-community/DeepSeek-Coder-V2-Lite-Instruct-4bit-mlx", "4bit"],
+    ["mlx-community/DeepSeek-V3-3bit", "3bit"],
+    ["mlx-community/Meta-Llama-3.1-70B-Instruct-bf16-CORRECTED", "bf16"],
+    ["someone/model-fp16", "fp16"],
+    ["mlx-community/Llama-3.2-3B-Instruct", "bf16"],
+  ];
+  for (const [repo, q] of cases) test(`reads ${q} from ${repo}`, () => expect(parseQuantization(repo)).toBe(q as never));
+
+  test("counts the group scale and bias in bits per weight", () => {
+    expect(bitsPerWeight("4bit")).toBe(4.5);
+    expect(bitsPerWeight("bf16")).toBe(16);
+  });
+});
+
+describe("parseCatalog", () => {
+  test("names the entry and key of a bad value", () => {
+    const data = { models: [{ id: "a", name: "A", repo: "o/a", layers: 0, arch: "llama", quantization: "4bit", size_bytes: 1 }] };
+    expect(() => parseCatalog(data, "x.yaml")).toThrow("x.yaml: models[0].layers: expected a positive integer, got 0");
+  });
+
+  test("rejects a duplicate id", () => {
+    const one = { id: "a", name: "A", repo: "o/a", layers: 2, arch: "llama", quantization: "4bit", size_bytes: 1 };
+    expect(() => parseCatalog({ models: [one, one] })).toThrow("duplicate id");
+  });
+
+  test("rejects a repo that is not org/name", () => {
+    const bad = { id: "a", name: "A", repo: "../etc", layers: 2, arch: "llama", quantization: "4bit", size_bytes: 1 };
+    expect(() => parseCatalog({ models: [bad] })).toThrow("models[0].repo");
+  });
+});
+
+describe("resolveModelRef", () => {
+  test("resolves a catalog id to its hub repo", async () => {
+    const m = await resolveModelRef("llama-3.2-1b");
+    expect(m.source).toEqual({ kind: "hub", repo: "mlx-community/Llama-3.2-1B-Instruct-4bit" });
+    expect(m.layers).toBe(16);
+  });
+
+  test("resolves the default model to the embedded directory", async () => {
+    const m = await resolveModelRef(DEFAULT_MODEL_ID);
+    expect(m.source).toEqual({ kind: "local", dir: embeddedModelDir() });
+  });
+
+  test("resolves an unknown repo id to the hub with its layers still unknown", async () => {
+    const m = await resolveModelRef("some-org/Some-Model-8bit");
+    expect(m).toMatchObject({ id: "some-org/Some-Model-8bit", quantization: "8bit", source: { kind: "hub", repo: "some-org/Some-Model-8bit" } });
+    expect(m.layers).toBeUndefined();
+  });
+
+  test("reads layers and architecture of a local directory from its config.json", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "exo-catalog-"));
+    try {
+      await writeFile(join(dir, "config.json"), JSON.stringify({ model_type: "qwen2", num_hidden_layers: 6, quantization: { bits: 4, group_size: 64 } }));
+      const m = await resolveModelRef(dir);
+      expect(m).toMatchObject({ id: dir, layers: 6, arch: "qwen2", quantization: "4bit", source: { kind: "local", dir } });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("fails on an unknown name with E_MODEL_UNKNOWN naming it", async () => {
+    const err = await resolveModelRef("llama-9000").catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "E_MODEL_UNKNOWN" });
+    expect((err as Error).message).toContain('"llama-9000"');
+  });
+});
