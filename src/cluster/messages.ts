@@ -1,0 +1,151 @@
+// The fields of the cluster's wire messages (PREPARE, STATUS, PROMPT, TENSOR, TOKEN, END, ERROR) and
+// their parsers: untrusted JSON from a peer → typed values (NodeError E_PROTOCOL_PAYLOAD when malformed).
+import { NodeError, type ErrorCode } from "../errors.ts";
+import type { SamplingParams } from "../engine/types.ts";
+
+/** One stage of a plan: a node and its half-open layer range [layerStart, layerEnd). */
+export interface PlanStage {
+  nodeId: string;
+  layerStart: number;
+  layerEnd: number;
+}
+
+/** Which node runs which layers of a model, in pipeline order. */
+export interface Plan {
+  modelId: string;
+  nLayers: number;
+  stages: PlanStage[];
+}
+
+/** What every stage needs to route one request; carried by PROMPT and every TENSOR. */
+export interface RouteContext {
+  requestId: string;
+  coordinator: string;
+  plan: Plan;
+  sampling: SamplingParams;
+  maxTokens: number;
+  eosIds: number[];
+}
+
+export interface TokenFields {
+  requestId: string;
+  token: number;
+  /** 0-based position of this token among the generated ones. */
+  index: number;
+}
+
+export interface ErrorFields {
+  requestId: string;
+  code: ErrorCode;
+  message: string;
+  nodeId: string;
+}
+
+/** STATUS: a stage's progress while preparing its shard (download, then load). */
+export interface StatusFields {
+  nodeId: string;
+  modelId: string;
+  phase: "download" | "load" | "ready";
+  /** 0..1 within the phase. */
+  fraction: number;
+  detail?: string;
+}
+
+function bad(what: string): never {
+  throw new NodeError("E_PROTOCOL_PAYLOAD", `cluster message: ${what}`);
+}
+
+function str(v: unknown, name: string): string {
+  return typeof v === "string" && v.length > 0 ? v : bad(`${name} must be a non-empty string`);
+}
+
+function int(v: unknown, name: string): number {
+  return Number.isInteger(v) && (v as number) >= 0 ? (v as number) : bad(`${name} must be a non-negative integer`);
+}
+
+function num(v: unknown, name: string): number {
+  return typeof v === "number" && Number.isFinite(v) ? v : bad(`${name} must be a number`);
+}
+
+function obj(v: unknown, name: string): Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : bad(`${name} must be an object`);
+}
+
+function intArray(v: unknown, name: string): number[] {
+  if (!Array.isArray(v)) bad(`${name} must be an array`);
+  return v.map((x, i) => int(x, `${name}[${i}]`));
+}
+
+export function parsePlan(v: unknown): Plan {
+  const o = obj(v, "plan");
+  const nLayers = int(o.nLayers, "plan.nLayers");
+  if (!Array.isArray(o.stages) || o.stages.length === 0) bad("plan.stages must be a non-empty array");
+  let next = 0;
+  const stages = o.stages.map((s, i): PlanStage => {
+    const st = obj(s, `plan.stages[${i}]`);
+    const stage = {
+      nodeId: str(st.nodeId, `plan.stages[${i}].nodeId`),
+      layerStart: int(st.layerStart, `plan.stages[${i}].layerStart`),
+      layerEnd: int(st.layerEnd, `plan.stages[${i}].layerEnd`),
+    };
+    // Contiguous, non-empty ranges covering [0, nLayers): anything else would compute garbage silently.
+    if (stage.layerStart !== next || stage.layerEnd <= stage.layerStart) bad(`plan.stages[${i}] range is not contiguous`);
+    next = stage.layerEnd;
+    return stage;
+  });
+  if (next !== nLayers) bad("plan.stages do not cover every layer");
+  return { modelId: str(o.modelId, "plan.modelId"), nLayers, stages };
+}
+
+export function parseSampling(v: unknown): SamplingParams {
+  const o = obj(v, "sampling");
+  const s: SamplingParams = { temperature: num(o.temperature, "sampling.temperature"), topP: num(o.topP, "sampling.topP"), topK: int(o.topK, "sampling.topK") };
+  if (o.seed !== undefined && o.seed !== null) s.seed = num(o.seed, "sampling.seed");
+  return s;
+}
+
+export function parseRoute(f: Record<string, unknown>): RouteContext {
+  return {
+    requestId: str(f.requestId, "requestId"),
+    coordinator: str(f.coordinator, "coordinator"),
+    plan: parsePlan(f.plan),
+    sampling: parseSampling(f.sampling),
+    maxTokens: int(f.maxTokens, "maxTokens"),
+    eosIds: intArray(f.eosIds, "eosIds"),
+  };
+}
+
+/** The JSON fields of a route (spread into PROMPT and TENSOR). */
+export function routeFields(r: RouteContext): Record<string, unknown> {
+  return { requestId: r.requestId, coordinator: r.coordinator, plan: r.plan, sampling: r.sampling, maxTokens: r.maxTokens, eosIds: r.eosIds };
+}
+
+export function parseTokens(f: Record<string, unknown>): number[] {
+  const tokens = intArray(f.tokens, "tokens");
+  return tokens.length > 0 ? tokens : bad("tokens must not be empty");
+}
+
+export function parseToken(f: Record<string, unknown>): TokenFields {
+  return { requestId: str(f.requestId, "requestId"), token: int(f.token, "token"), index: int(f.index, "index") };
+}
+
+export function parseRequestId(f: Record<string, unknown>): string {
+  return str(f.requestId, "requestId");
+}
+
+export function parseError(f: Record<string, unknown>): ErrorFields {
+  return { requestId: str(f.requestId, "requestId"), code: str(f.code, "code") as ErrorCode, message: String(f.message ?? ""), nodeId: String(f.nodeId ?? "?") };
+}
+
+export function parseStatus(f: Record<string, unknown>): StatusFields {
+  const phase = f.phase;
+  if (phase !== "download" && phase !== "load" && phase !== "ready") bad("phase must be download, load or ready");
+  const s: StatusFields = { nodeId: str(f.nodeId, "nodeId"), modelId: str(f.modelId, "modelId"), phase, fraction: num(f.fraction, "fraction") };
+  if (typeof f.detail === "string") s.detail = f.detail;
+  return s;
+}
+
+/** Distinct node ids of a plan, in stage order. */
+export function planNodes(plan: Plan): string[] {
+  return [...new Set(plan.stages.map((s) => s.nodeId))];
+}

@@ -1,0 +1,82 @@
+// PREPARE on a stage node: fetch the files of this node's layers, load them into the engine, and broadcast
+// progress as STATUS. Concurrent PREPAREs for the same shard share one job; an already loaded shard answers at once.
+import { NodeError } from "../errors.ts";
+import { logger } from "../log.ts";
+import type { ModelInfo } from "../api/deps.ts";
+import type { ShardEngine } from "../engine/types.ts";
+import type { PeerTransport } from "../net/transport.ts";
+import type { Plan, StatusFields } from "./messages.ts";
+
+const log = logger("cluster");
+const STATUS_EVERY_MS = 250;
+
+export interface LayerRange {
+  /** Half-open: layerStart included, layerEnd excluded. An empty range asks for config and tokenizer only. */
+  layerStart: number;
+  layerEnd: number;
+}
+
+/** Files of a model's layer range on this node (downloaded when missing) → the local directory. */
+export type EnsureShardFiles = (model: ModelInfo, range: LayerRange, onProgress: (fraction: number, detail?: string) => void) => Promise<string>;
+
+export interface ShardPreparer {
+  /** Make this node's stage of `plan` ready; resolves when the engine holds it. */
+  prepare(plan: Plan): Promise<void>;
+}
+
+export function createShardPreparer(opts: {
+  transport: PeerTransport;
+  engine: ShardEngine;
+  resolveModel: (modelId: string) => ModelInfo;
+  ensureShardFiles: EnsureShardFiles;
+}): ShardPreparer {
+  const { transport, engine } = opts;
+  const self = transport.selfId;
+  const jobs = new Map<string, Promise<void>>();
+
+  function broadcaster(modelId: string): (phase: StatusFields["phase"], fraction: number, detail?: string) => void {
+    let lastMs = 0;
+    let lastPhase = "";
+    return (phase, fraction, detail) => {
+      const now = Date.now();
+      // Throttled per phase, but a phase change and the end of a phase always go out.
+      if (phase === lastPhase && fraction < 1 && now - lastMs < STATUS_EVERY_MS) return;
+      lastMs = now;
+      lastPhase = phase;
+      const status: StatusFields = { nodeId: self, modelId, phase, fraction, ...(detail ? { detail } : {}) };
+      for (const peer of [self, ...transport.peersUp()]) {
+        transport.send(peer, "STATUS", { ...status }).catch(() => log.debug(`STATUS to ${peer} not delivered`));
+      }
+    };
+  }
+
+  async function run(plan: Plan, layerStart: number, layerEnd: number): Promise<void> {
+    const model = opts.resolveModel(plan.modelId);
+    const status = broadcaster(plan.modelId);
+    status("download", 0);
+    const modelDir = await opts.ensureShardFiles(model, { layerStart, layerEnd }, (f, d) => status("download", f, d));
+    status("download", 1);
+    status("load", 0);
+    await engine.load({ modelId: plan.modelId, modelDir, layerStart, layerEnd, nLayers: plan.nLayers }, (f, d) => status("load", f, d));
+    status("ready", 1);
+    log.info(`loaded ${plan.modelId} layers [${layerStart},${layerEnd}) of ${plan.nLayers}`);
+  }
+
+  return {
+    prepare(plan) {
+      const stage = plan.stages.find((s) => s.nodeId === self);
+      if (!stage) return Promise.reject(new NodeError("E_INTERNAL", `node ${self} is not a stage of the plan for ${plan.modelId}`));
+      const loaded = engine.loaded();
+      if (loaded && loaded.modelId === plan.modelId && loaded.layerStart === stage.layerStart && loaded.layerEnd === stage.layerEnd && !jobs.size) {
+        return Promise.resolve();
+      }
+      const key = `${plan.modelId}:${stage.layerStart}:${stage.layerEnd}:${plan.nLayers}`;
+      let job = jobs.get(key);
+      if (!job) {
+        job = run(plan, stage.layerStart, stage.layerEnd).finally(() => jobs.delete(key));
+        jobs.set(key, job);
+      }
+      return job;
+    },
+  };
+}
