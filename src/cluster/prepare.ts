@@ -27,7 +27,7 @@ export interface ShardPreparer {
 export function createShardPreparer(opts: {
   transport: PeerTransport;
   engine: ShardEngine;
-  resolveModel: (modelId: string) => ModelInfo;
+  resolveModel: (modelId: string) => Promise<ModelInfo>;
   ensureShardFiles: EnsureShardFiles;
 }): ShardPreparer {
   const { transport, engine } = opts;
@@ -51,7 +51,7 @@ export function createShardPreparer(opts: {
   }
 
   async function run(plan: Plan, layerStart: number, layerEnd: number): Promise<void> {
-    const model = opts.resolveModel(plan.modelId);
+    const model = await opts.resolveModel(plan.modelId);
     const status = broadcaster(plan.modelId);
     status("download", 0);
     const modelDir = await opts.ensureShardFiles(model, { layerStart, layerEnd }, (f, d) => status("download", f, d));

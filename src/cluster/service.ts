@@ -28,7 +28,7 @@ export interface ClusterServiceDeps {
   engine: ShardEngine;
   listModels(): ModelInfo[];
   /** Catalog lookup. @throws E_MODEL_UNKNOWN */
-  resolveModel(modelId: string): ModelInfo;
+  resolveModel(modelId: string): Promise<ModelInfo>;
   /** Placement over the current membership; stable while membership is unchanged. @throws E_MODEL_TOO_BIG */
   planFor(model: ModelInfo): Plan;
   ensureShardFiles: EnsureShardFiles;
@@ -129,7 +129,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   }
 
   async function* generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
-    const model = deps.resolveModel(req.modelId);
+    const model = await deps.resolveModel(req.modelId);
     const plan = deps.planFor(model);
     const [tokenizer] = await Promise.all([tokenizerFor(model), ensurePrepared(plan)]);
     const tokens = req.messages ? tokenizer.encodeChat(req.messages, req.tools) : tokenizer.encode(req.prompt ?? "");
@@ -150,7 +150,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     listModels: () => deps.listModels(),
     generate,
     async prepare(modelId, onProgress) {
-      const plan = deps.planFor(deps.resolveModel(modelId));
+      const plan = deps.planFor(await deps.resolveModel(modelId));
       await ensurePrepared(plan, onProgress);
       return plan;
     },

@@ -55,7 +55,7 @@ export function createMemoryCluster(layers: Record<string, number>, opts: { engi
       transport,
       engine,
       listModels: () => [model],
-      resolveModel: (modelId) => {
+      resolveModel: async (modelId) => {
         if (modelId !== model.id) throw new NodeError("E_MODEL_UNKNOWN", `unknown model ${modelId}`);
         return model;
       },
