@@ -1,17 +1,120 @@
-// The HTTP app as a plain fetch(req) → Response function. Minimal for now: /healthcheck and /topology.
-// The OpenAI routes land in the API issue; server.ts only wires this into Bun.serve.
+// The HTTP app as a plain fetch(req) → Response function: routing, bearer auth, CORS, and the one place
+// where thrown errors become OpenAI-shaped responses. server.ts only wires this into Bun.serve.
+import { timingSafeEqual } from "node:crypto";
+import { NodeError } from "../errors.ts";
 import type { ApiDeps } from "./deps.ts";
+import { ApiError, errorResponse } from "./errors.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "./body.ts";
+import { handleGenerate, type GenerateRouteOptions } from "./completions.ts";
+import { deleteModel, downloadProgress, listModels, modelPool, retrieveModel, startDownload } from "./exo-routes.ts";
 
 export type App = (req: Request) => Promise<Response>;
 
-export function createApp(deps: ApiDeps): App {
+export interface AppOptions {
+  /** Interval of `: keep-alive` comments on a silent stream. */
+  keepAliveMs?: number;
+  headerWaitMs?: number;
+  maxBodyBytes?: number;
+}
+
+const DEFAULTS: GenerateRouteOptions = { keepAliveMs: 5000, headerWaitMs: 1000, maxBodyBytes: DEFAULT_MAX_BODY_BYTES };
+
+// Browsers (web chat UIs) call the API cross-origin, as they could with exo.
+const CORS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
+  "access-control-allow-headers": "authorization, content-type",
+} as const;
+
+type Handler = (req: Request, param: string) => Response | Promise<Response>;
+
+export function createApp(deps: ApiDeps, options: AppOptions = {}): App {
+  const opts: GenerateRouteOptions = { ...DEFAULTS, ...options };
+  const routes = routeTable(deps, opts);
   return async (req) => {
-    const { pathname } = new URL(req.url);
-    if (req.method === "GET" && pathname === "/healthcheck") return Response.json({ status: "ok" });
-    if (req.method === "GET" && pathname === "/topology") return Response.json(deps.topology());
-    return Response.json(
-      { error: { message: `no route ${req.method} ${pathname}`, type: "invalid_request_error", param: null, code: "not_found" } },
-      { status: 404 },
-    );
+    try {
+      const { pathname } = new URL(req.url);
+      if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS });
+      if (pathname !== "/healthcheck") checkAuth(req, deps.apiKey);
+      const { handler, param, allowed } = match(routes, req.method, pathname);
+      if (!handler) {
+        if (allowed.length > 0) return methodNotAllowed(req.method, pathname, allowed);
+        throw new NodeError("E_NOT_FOUND", `no route ${req.method} ${pathname}`);
+      }
+      return withCors(await handler(req, param));
+    } catch (err) {
+      return errorResponse(err, CORS);
+    }
   };
+}
+
+// --- internal ---
+
+function routeTable(deps: ApiDeps, opts: GenerateRouteOptions): Map<string, Record<string, Handler>> {
+  const chat: Handler = (req) => handleGenerate("chat", req, deps, opts);
+  const text: Handler = (req) => handleGenerate("text", req, deps, opts);
+  const topology: Handler = () => Response.json(deps.topology());
+  const progress: Handler = () => downloadProgress(deps);
+  const models: Handler = () => listModels(deps);
+  const oneModel: Record<string, Handler> = {
+    GET: (_req, id) => retrieveModel(deps, id),
+    DELETE: (_req, id) => deleteModel(deps, id),
+  };
+  const table: Record<string, Record<string, Handler>> = {
+    "/healthcheck": { GET: () => Response.json({ status: "ok" }) },
+    "/topology": { GET: topology },
+    "/v1/topology": { GET: topology },
+    "/v1/models": { GET: models },
+    "/models": { GET: models },
+    "/v1/models/*": oneModel,
+    "/models/*": oneModel,
+    "/v1/chat/completions": { POST: chat },
+    "/chat/completions": { POST: chat },
+    "/v1/completions": { POST: text },
+    "/completions": { POST: text },
+    "/modelpool": { GET: (req) => modelPool(deps, req) },
+    "/download": { POST: (req) => startDownload(deps, req, opts.maxBodyBytes) },
+    "/v1/download/progress": { GET: progress },
+    "/download/progress": { GET: progress },
+  };
+  if (deps.debugState) {
+    const debugState = deps.debugState;
+    table["/debug/state"] = { GET: async () => Response.json(await debugState()) };
+  }
+  return new Map(Object.entries(table));
+}
+
+function match(routes: Map<string, Record<string, Handler>>, method: string, pathname: string) {
+  let methods = routes.get(pathname);
+  let param = "";
+  if (!methods) {
+    // One-segment wildcard: model ids like "llama-3.2-1b" (URL-encoded if they ever hold a slash).
+    const cut = pathname.lastIndexOf("/");
+    methods = routes.get(`${pathname.slice(0, cut)}/*`);
+    param = decodeURIComponent(pathname.slice(cut + 1));
+    if (param.length === 0) methods = undefined;
+  }
+  const verb = method === "HEAD" ? "GET" : method;
+  return { handler: methods?.[verb], param, allowed: methods ? Object.keys(methods) : [] };
+}
+
+function checkAuth(req: Request, apiKey: string | undefined): void {
+  if (!apiKey) return;
+  const header = req.headers.get("authorization") ?? "";
+  const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7).trim() : "");
+  const wanted = Buffer.from(apiKey);
+  if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+    throw new ApiError("E_UNAUTHORIZED", "missing or wrong API key: send Authorization: Bearer <EXO_API_KEY>");
+  }
+}
+
+function withCors(res: Response): Response {
+  for (const [k, v] of Object.entries(CORS)) res.headers.set(k, v);
+  return res;
+}
+
+function methodNotAllowed(method: string, pathname: string, allowed: string[]): Response {
+  const message = `${method} is not allowed on ${pathname}; use ${allowed.join(", ")}`;
+  const error = { message, type: "invalid_request_error", param: null, code: "method_not_allowed" };
+  return Response.json({ error }, { status: 405, headers: { ...CORS, allow: allowed.join(", ") } });
 }

@@ -73,4 +73,6 @@ export interface ApiDeps {
   models: ModelStore;
   /** When set, every route but /healthcheck requires `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /** When set, GET /debug/state serves it (request state held, link counters: what tests assert on). */
+  debugState?: () => unknown | Promise<unknown>;
 }

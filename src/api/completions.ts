@@ -1,0 +1,69 @@
+// POST /v1/chat/completions and /v1/completions: validate, check the model, run the generation,
+// answer as JSON or SSE. The client's disconnect aborts the generation (and so frees it on every stage).
+import { NodeError } from "../errors.ts";
+import { logger } from "../log.ts";
+import type { ApiDeps } from "./deps.ts";
+import { errorResponse } from "./errors.ts";
+import { readJsonBody } from "./body.ts";
+import { parseChatBody, parseCompletionBody } from "./openai.ts";
+import { chatCompletion, collect, createMeta, streamChunks, textCompletion, type Kind } from "./openai-responses.ts";
+import { SSE_HEADERS, raceTimer, sseStream } from "./sse.ts";
+
+const log = logger("api");
+
+export interface GenerateRouteOptions {
+  keepAliveMs: number;
+  /** How long a stream may wait for its first event before the 200 headers go out (errors before it get a status). */
+  headerWaitMs: number;
+  maxBodyBytes: number;
+}
+
+/** Handle a generation route. @throws E_INVALID_REQUEST, E_BODY_TOO_LARGE, E_MODEL_UNKNOWN before any generation starts */
+export async function handleGenerate(
+  kind: Kind,
+  req: Request,
+  deps: ApiDeps,
+  opts: GenerateRouteOptions,
+): Promise<Response> {
+  const body = await readJsonBody(req, opts.maxBodyBytes);
+  const { request, stream, includeUsage } = kind === "chat" ? parseChatBody(body) : parseCompletionBody(body);
+  if (!deps.inference.listModels().some((m) => m.id === request.modelId)) {
+    throw new NodeError("E_MODEL_UNKNOWN", `model "${request.modelId}" is not served here; GET /v1/models lists the models`);
+  }
+  const abort = new AbortController();
+  const onClientGone = () => abort.abort(new NodeError("E_CANCELLED", "the client disconnected"));
+  req.signal.addEventListener("abort", onClientGone, { once: true });
+  const meta = createMeta(kind, request.modelId);
+  log.debug(`${meta.id}: ${kind} model=${request.modelId} stream=${stream} max_tokens=${request.maxTokens}`);
+  const events = deps.inference.generate(request, abort.signal);
+
+  if (!stream) {
+    try {
+      const answer = await collect(events);
+      return Response.json(kind === "chat" ? chatCompletion(meta, answer) : textCompletion(meta, answer));
+    } catch (err) {
+      abort.abort();
+      return errorResponse(err);
+    } finally {
+      req.signal.removeEventListener("abort", onClientGone);
+    }
+  }
+
+  const chunks = streamChunks(kind, meta, events, includeUsage)[Symbol.asyncIterator]();
+  const first = chunks.next();
+  // Errors that come quickly (unknown model on the cluster, too big, capacity) still get a real status.
+  const early = await raceTimer(
+    first.then(
+      () => null,
+      (err: unknown) => ({ err }),
+    ),
+    opts.headerWaitMs,
+  );
+  if (early !== null && early !== "timeout") {
+    abort.abort();
+    req.signal.removeEventListener("abort", onClientGone);
+    return errorResponse(early.err);
+  }
+  const sse = sseStream(chunks, { keepAliveMs: opts.keepAliveMs, onCancel: onClientGone }, first);
+  return new Response(sse, { headers: SSE_HEADERS });
+}

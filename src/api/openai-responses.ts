@@ -1,0 +1,109 @@
+// Pure builders of OpenAI response objects: chat.completion, chat.completion.chunk, text_completion,
+// and the layered generators that turn GenerationEvents into the chunk sequence OpenAI clients expect.
+import { NodeError } from "../errors.ts";
+import type { FinishReason, GenerationEvent, Usage } from "./deps.ts";
+
+/** What every object of one response shares. */
+export interface ResponseMeta {
+  id: string;
+  created: number;
+  model: string;
+}
+
+export type Kind = "chat" | "text";
+
+export function createMeta(kind: Kind, model: string): ResponseMeta {
+  const prefix = kind === "chat" ? "chatcmpl-" : "cmpl-";
+  return { id: prefix + crypto.randomUUID(), created: Math.floor(Date.now() / 1000), model };
+}
+
+export function usageJson(usage: Usage) {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+  };
+}
+
+/** The whole answer of a non-streamed request. */
+export interface Collected {
+  text: string;
+  finishReason: FinishReason;
+  usage: Usage;
+}
+
+/** Drain a generation into one answer. */
+export async function collect(events: AsyncIterable<GenerationEvent>): Promise<Collected> {
+  let text = "";
+  for await (const event of events) {
+    if (event.kind === "text") text += event.text;
+    else return { text, finishReason: event.finishReason, usage: event.usage };
+  }
+  throw new NodeError("E_INTERNAL", "the generation ended without a done event");
+}
+
+export function chatCompletion(meta: ResponseMeta, answer: Collected) {
+  return {
+    ...envelope(meta, "chat.completion"),
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", content: answer.text, refusal: null },
+        logprobs: null,
+        finish_reason: answer.finishReason,
+      },
+    ],
+    usage: usageJson(answer.usage),
+  };
+}
+
+export function textCompletion(meta: ResponseMeta, answer: Collected) {
+  return {
+    ...envelope(meta, "text_completion"),
+    choices: [{ index: 0, text: answer.text, logprobs: null, finish_reason: answer.finishReason }],
+    usage: usageJson(answer.usage),
+  };
+}
+
+/**
+ * The chunk objects of a streamed response, in OpenAI's order: (chat: a role chunk), one chunk per text delta,
+ * a final chunk with finish_reason, then (include_usage) a chunk with empty choices and the usage.
+ */
+export async function* streamChunks(
+  kind: Kind,
+  meta: ResponseMeta,
+  events: AsyncIterable<GenerationEvent>,
+  includeUsage: boolean,
+): AsyncGenerator<object> {
+  const object = kind === "chat" ? "chat.completion.chunk" : "text_completion";
+  // With include_usage, OpenAI puts `usage: null` on every chunk but the last.
+  const base = { ...envelope(meta, object), ...(includeUsage ? { usage: null } : {}) };
+  const choice = (text: string | null, finishReason: FinishReason | null, first = false) =>
+    kind === "chat"
+      ? { index: 0, delta: deltaOf(text, first), logprobs: null, finish_reason: finishReason }
+      : { index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason };
+  let first = true;
+  for await (const event of events) {
+    if (first && kind === "chat") yield { ...base, choices: [choice("", null, true)] };
+    first = false;
+    if (event.kind === "text") {
+      if (event.text.length > 0) yield { ...base, choices: [choice(event.text, null)] };
+      continue;
+    }
+    yield { ...base, choices: [choice(null, event.finishReason)] };
+    if (includeUsage) yield { ...base, choices: [], usage: usageJson(event.usage) };
+    return;
+  }
+  throw new NodeError("E_INTERNAL", "the generation ended without a done event");
+}
+
+// --- internal ---
+
+function envelope(meta: ResponseMeta, object: string) {
+  return { id: meta.id, object, created: meta.created, model: meta.model, system_fingerprint: null };
+}
+
+function deltaOf(text: string | null, first: boolean): Record<string, string> {
+  if (first) return { role: "assistant", content: "" };
+  return text === null ? {} : { content: text };
+}

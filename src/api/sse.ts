@@ -1,0 +1,79 @@
+// Server-sent events framing: `data: <json>` per object, `: keep-alive` comments while the source is silent
+// (long prefills), `data: [DONE]` at the end, and an error after the headers as `data: {"error":…}` then [DONE].
+import { describeError } from "./errors.ts";
+
+const encoder = new TextEncoder();
+export const KEEP_ALIVE = encoder.encode(": keep-alive\n\n");
+export const DONE = encoder.encode("data: [DONE]\n\n");
+
+export const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache",
+  connection: "keep-alive",
+  // Proxies such as nginx would otherwise hold tokens back in their buffers.
+  "x-accel-buffering": "no",
+} as const;
+
+export function sseData(value: unknown): Uint8Array {
+  return encoder.encode(`data: ${JSON.stringify(value)}\n\n`);
+}
+
+export interface SseOptions {
+  keepAliveMs: number;
+  /** Called once when the client goes away before the end (the caller aborts the generation). */
+  onCancel: () => void;
+}
+
+type Settled<T> = { ok: true; result: IteratorResult<T> } | { ok: false; error: unknown };
+
+/** A byte stream of SSE frames pulled from `source`; `first` is a next() already in flight, if any. */
+export function sseStream(
+  source: AsyncIterator<unknown>,
+  opts: SseOptions,
+  first?: Promise<IteratorResult<unknown>>,
+): ReadableStream<Uint8Array> {
+  let pending: Promise<Settled<unknown>> | undefined = first ? settle(first) : undefined;
+  let finished = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      pending ??= settle(source.next());
+      const outcome = await raceTimer(pending, opts.keepAliveMs);
+      if (outcome === "timeout") return controller.enqueue(KEEP_ALIVE);
+      pending = undefined;
+      if (outcome.ok && !outcome.result.done) return controller.enqueue(sseData(outcome.result.value));
+      if (!outcome.ok) controller.enqueue(sseData(describeError(outcome.error).body));
+      finished = true;
+      controller.enqueue(DONE);
+      controller.close();
+    },
+    cancel() {
+      if (finished) return;
+      finished = true;
+      opts.onCancel();
+      // Close the source too, so generators run their `finally` even when parked at a yield.
+      source.return?.().catch(() => undefined);
+    },
+  });
+}
+
+// --- internal ---
+
+function settle<T>(promise: Promise<IteratorResult<T>>): Promise<Settled<T>> {
+  return promise.then(
+    (result) => ({ ok: true, result }),
+    (error: unknown) => ({ ok: false, error }),
+  );
+}
+
+/** Resolve with `promise`, or "timeout" after `ms` (the timer is always cleared, so nothing lingers). */
+export async function raceTimer<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
