@@ -1,0 +1,158 @@
+// ShardEngine in this process on MLX: loads one shard (config + only its weights), runs steps with a
+// per-request KV cache and sampler, frees them on end() or error, and refuses requests beyond the limit.
+import { core as mx } from "@frost-beta/mlx";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { NodeError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { parseModelArgs, type ShardModel } from "../models/base.ts";
+import { getArchitecture } from "../models/index.ts";
+import { createKVCache, type KVCache } from "../models/kv-cache.ts";
+import { releaseMemory } from "./memory.ts";
+import { makeSampler, type Sampler } from "./sampler.ts";
+import { arrayToTensor, tensorToArray } from "./tensor-bytes.ts";
+import type { SamplingParams, ShardEngine, ShardSpec, StageInput, StageOutput } from "./types.ts";
+import { loadShardWeights } from "./weights.ts";
+
+const log = logger("engine");
+
+export interface LocalEngineOptions {
+  /** Live per-request caches allowed; one more is refused with E_CAPACITY. Default 32. */
+  maxLiveRequests?: number;
+  /** Run GC + yield every this many steps (mlx-notes §4). Default 4. */
+  gcEverySteps?: number;
+  /** Keep checkpoint dtypes (Metal). Default: Metal available. */
+  native?: boolean;
+}
+
+/** What the last load did (tests and benchmarks read it). */
+export interface LoadReport {
+  tensorsRead: string[];
+  files: string[];
+  loadMs: number;
+}
+
+export interface LocalEngine extends ShardEngine {
+  lastLoad(): LoadReport | undefined;
+}
+
+interface RequestState {
+  cache: KVCache;
+  sampler?: Sampler;
+}
+
+/** Creates an in-process MLX engine; load() a shard before step(). */
+export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
+  const maxLive = opts.maxLiveRequests ?? 32;
+  const gcEvery = Math.max(1, opts.gcEverySteps ?? 4);
+  const requests = new Map<string, RequestState>();
+  let model: ShardModel | undefined;
+  let shard: ShardSpec | undefined;
+  let report: LoadReport | undefined;
+  let steps = 0;
+
+  function dropAll(): void {
+    for (const st of requests.values()) st.cache.free();
+    requests.clear();
+  }
+
+  function stateFor(requestId: string, m: ShardModel, sampling: SamplingParams): RequestState {
+    const found = requests.get(requestId);
+    if (found) return found;
+    if (requests.size >= maxLive) {
+      throw new NodeError("E_CAPACITY", `engine holds ${requests.size} live requests (limit ${maxLive}); refusing ${requestId}, retry when one ends`);
+    }
+    const st: RequestState = { cache: createKVCache(m.cacheSpec) };
+    if (m.range.layerEnd === m.range.nLayers) st.sampler = makeSampler(sampling);
+    requests.set(requestId, st);
+    return st;
+  }
+
+  function inputArray(m: ShardModel, input: StageInput): mx.array {
+    if (m.range.layerStart === 0) {
+      if (input.kind !== "tokens") throw new NodeError("E_PROTOCOL_PAYLOAD", "the first stage takes token ids, got a hidden state");
+      const bad = input.tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= m.args.vocabSize);
+      if (input.tokens.length === 0 || bad !== undefined) {
+        throw new NodeError("E_PROTOCOL_PAYLOAD", `tokens must be 1+ ids in [0, ${m.args.vocabSize}), got ${input.tokens.length ? bad : "none"}`);
+      }
+      return mx.array([input.tokens], mx.int32);
+    }
+    if (input.kind !== "hidden") throw new NodeError("E_PROTOCOL_PAYLOAD", `stage at layer ${m.range.layerStart} takes a hidden state, got tokens`);
+    const { shape, dtype } = input.tensor;
+    if (shape.length !== 3 || shape[0] !== 1 || shape[2] !== m.args.hiddenSize || !shape[1] || !["float32", "float16", "bfloat16"].includes(dtype)) {
+      throw new NodeError("E_PROTOCOL_PAYLOAD", `hidden state must be float[1,T,${m.args.hiddenSize}], got ${dtype}[${shape.join(",")}]`);
+    }
+    const a = tensorToArray(input.tensor);
+    return opts.native || a.dtype === mx.float32 ? a : a.astype(mx.float32);
+  }
+
+  return {
+    async load(spec, onProgress) {
+      if (spec.layerStart < 0 || spec.layerEnd <= spec.layerStart || spec.layerEnd > spec.nLayers) {
+        throw new NodeError("E_WEIGHTS", `shard [${spec.layerStart}, ${spec.layerEnd}) is not a non-empty range of ${spec.nLayers} layers`);
+      }
+      const started = performance.now();
+      onProgress?.(0, "reading config");
+      let config: Record<string, unknown>;
+      try {
+        config = JSON.parse(readFileSync(join(spec.modelDir, "config.json"), "utf8")) as Record<string, unknown>;
+      } catch (err) {
+        throw new NodeError("E_WEIGHTS", `${spec.modelDir}/config.json: cannot read it`, { cause: err });
+      }
+      const args = parseModelArgs(config);
+      if (args.numHiddenLayers !== spec.nLayers) {
+        throw new NodeError("E_WEIGHTS", `shard says ${spec.nLayers} layers but ${spec.modelId}'s config.json has ${args.numHiddenLayers}`);
+      }
+      const arch = getArchitecture(args.modelType);
+      const range = { layerStart: spec.layerStart, layerEnd: spec.layerEnd, nLayers: spec.nLayers };
+      dropAll();
+      model = undefined;
+      shard = undefined;
+      await releaseMemory();
+      const loaded = await loadShardWeights(spec.modelDir, arch.wantsTensor(args, range), {
+        native: opts.native,
+        quantization: args.quantization,
+        onProgress: (f) => onProgress?.(f * 0.99, "loading weights"),
+      });
+      model = arch.create(args, range, loaded.weights);
+      shard = { ...spec };
+      report = { tensorsRead: loaded.tensorsRead, files: loaded.files, loadMs: performance.now() - started };
+      log.info(`loaded ${spec.modelId} layers [${spec.layerStart}, ${spec.layerEnd}) of ${spec.nLayers} in ${report.loadMs.toFixed(0)} ms`);
+      onProgress?.(1, "loaded");
+    },
+    loaded: () => (shard ? { ...shard } : undefined),
+    async step(requestId, input, sampling): Promise<StageOutput> {
+      const m = model;
+      if (!m) throw new NodeError("E_RUNNER", "no shard loaded: call load() before step()");
+      const x = inputArray(m, input);
+      const st = stateFor(requestId, m, sampling);
+      let out: StageOutput;
+      try {
+        const y = m.forward(x, st.cache);
+        if (st.sampler) out = { kind: "token", token: st.sampler(y) };
+        else {
+          mx.eval(y);
+          out = { kind: "hidden", tensor: arrayToTensor(y) };
+        }
+      } catch (err) {
+        st.cache.free();
+        requests.delete(requestId);
+        throw err;
+      }
+      if (++steps % gcEvery === 0) await releaseMemory();
+      return out;
+    },
+    async end(requestId) {
+      requests.get(requestId)?.cache.free();
+      requests.delete(requestId);
+    },
+    liveRequests: async () => requests.size,
+    async close() {
+      dropAll();
+      model = undefined;
+      shard = undefined;
+      await releaseMemory();
+    },
+    lastLoad: () => report,
+  };
+}

@@ -1,0 +1,75 @@
+// MLX affine quantization in plain MLX ops, for any bit width (2/3/4/5/6/8): the binding's own kernels
+// accept only 2/4/8 bits and wide matrices, while mlx-community ships 3- and 6-bit checkpoints too.
+// Packing is a little-endian bit stream: value j of a row sits at bits [j*bits, (j+1)*bits).
+import { core as mx } from "@frost-beta/mlx";
+import { NodeError } from "../errors.ts";
+
+const SUPPORTED_BITS = new Set([2, 3, 4, 5, 6, 8]);
+
+/** Per 32-value block: which word each value starts in, its shift, and whether it spills into the next word. */
+function layout(bits: number): { word: number[]; shift: number[]; spill: number[] } {
+  if (!SUPPORTED_BITS.has(bits)) throw new NodeError("E_WEIGHTS", `unsupported quantization: ${bits} bits (supported 2,3,4,5,6,8)`);
+  const word: number[] = [];
+  const shift: number[] = [];
+  const spill: number[] = [];
+  for (let j = 0; j < 32; j++) {
+    const o = j * bits;
+    word.push(o >> 5);
+    shift.push(o & 31);
+    spill.push((o & 31) + bits > 32 ? 1 : 0);
+  }
+  return { word, shift, spill };
+}
+
+const u32 = (v: number[]) => mx.array(v, mx.uint32);
+
+/** Unpacks w [..., rows, in*bits/32] uint32 into float32 [..., rows, in] = q*scale + bias per group. */
+export function dequantizeAffine(w: mx.array, scales: mx.array, biases: mx.array, groupSize: number, bits: number): mx.array {
+  const { word, shift, spill } = layout(bits);
+  const lead = w.shape.slice(0, -1);
+  const packed = w.shape[w.ndim - 1]!;
+  const blocks = packed / bits;
+  const inFeatures = blocks * 32;
+  if (!Number.isInteger(blocks) || scales.shape[scales.ndim - 1]! * groupSize !== inFeatures) {
+    throw new NodeError("E_WEIGHTS", `quantized shape mismatch: ${packed} packed words, ${scales.shape.join("x")} scales, group ${groupSize}, ${bits} bits`);
+  }
+  const w3 = w.reshape([...lead, blocks, bits]);
+  const lo = mx.rightShift(mx.take(w3, mx.array(word, mx.int32), -1), u32(shift));
+  const next = word.map((a, j) => (spill[j] ? a + 1 : a));
+  const hiShift = shift.map((s, j) => (spill[j] ? 32 - s : 0));
+  const hi = mx.multiply(mx.leftShift(mx.take(w3, mx.array(next, mx.int32), -1), u32(hiShift)), u32(spill));
+  const q = mx.bitwiseAnd(mx.bitwiseOr(lo, hi), u32([(1 << bits) - 1])).astype(mx.float32);
+  const groups = q.reshape([...lead, inFeatures / groupSize, groupSize]);
+  const f32 = (a: mx.array) => mx.expandDims(a.astype(mx.float32), -1);
+  return mx.add(mx.multiply(groups, f32(scales)), f32(biases)).reshape([...lead, inFeatures]);
+}
+
+/** Quantizes float w [rows, in] → [packed uint32, scales, biases] (float32), the format dequantizeAffine reads. */
+export function quantizeAffine(w: mx.array, groupSize: number, bits: number): [mx.array, mx.array, mx.array] {
+  const { word, shift, spill } = layout(bits);
+  const [rows, inFeatures] = w.shape as [number, number];
+  if (inFeatures % groupSize !== 0 || inFeatures % 32 !== 0) {
+    throw new NodeError("E_WEIGHTS", `cannot quantize ${rows}x${inFeatures} with group size ${groupSize}`);
+  }
+  const levels = (1 << bits) - 1;
+  const groups = w.astype(mx.float32).reshape(rows, inFeatures / groupSize, groupSize);
+  const wmin = mx.min(groups, -1, true);
+  const wmax = mx.max(groups, -1, true);
+  const scale = mx.maximum(mx.divide(mx.subtract(wmax, wmin), levels), mx.array(1e-8, mx.float32));
+  const q = mx.clip(mx.round(mx.divide(mx.subtract(groups, wmin), scale)), 0, levels).astype(mx.uint32);
+  const blocks = q.reshape(rows, inFeatures / 32, 32);
+  const lo = mx.leftShift(blocks, u32(shift));
+  const hi = mx.multiply(mx.rightShift(blocks, u32(shift.map((s, j) => (spill[j] ? 32 - s : 0)))), u32(spill));
+  const selLo: number[][] = [];
+  const selHi: number[][] = [];
+  for (let j = 0; j < 32; j++) {
+    selLo.push(Array.from({ length: bits }, (_, k) => (word[j] === k ? 1 : 0)));
+    selHi.push(Array.from({ length: bits }, (_, k) => (spill[j] && word[j]! + 1 === k ? 1 : 0)));
+  }
+  // Bit ranges never overlap, so summing the shifted parts is the same as OR-ing them.
+  const words = mx.add(
+    mx.sum(mx.multiply(mx.expandDims(lo, -1), mx.array(selLo, mx.uint32)), -2),
+    mx.sum(mx.multiply(mx.expandDims(hi, -1), mx.array(selHi, mx.uint32)), -2),
+  );
+  return [words.reshape(rows, (inFeatures * bits) / 32), scale.squeeze(-1), wmin.squeeze(-1)];
+}

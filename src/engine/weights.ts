@@ -1,0 +1,138 @@
+// Shard-aware weight loading: reads only the tensors a stage wants from model*.safetensors (via
+// model.safetensors.index.json or the files' headers), upcasts/dequantizes to float32 on CPU, guards dtypes.
+import { core as mx } from "@frost-beta/mlx";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { NodeError } from "../errors.ts";
+import { logger } from "../log.ts";
+import type { QuantizationArgs, Weights } from "../models/base.ts";
+import { releaseMemory } from "./memory.ts";
+import { dequantizeAffine } from "./quantize.ts";
+import { readSafetensorsHeader } from "./tensor-bytes.ts";
+
+const log = logger("engine");
+/** Evaluate about this many bytes between event-loop turns so transient copies are freed as we go. */
+const BATCH_BYTES = 256 * 1024 * 1024;
+
+export interface LoadWeightsOptions {
+  /** Keep checkpoint dtypes and packed quantized weights (Metal). Default: true only when Metal is available. */
+  native?: boolean;
+  quantization?: QuantizationArgs;
+  onProgress?: (fraction: number) => void;
+}
+
+export interface LoadedWeights {
+  weights: Weights;
+  /** Checkpoint tensor names actually read (tests assert a stage reads only its own). */
+  tensorsRead: string[];
+  /** Safetensors files opened. */
+  files: string[];
+}
+
+/** Tensor name → file name for a checkpoint directory. @throws E_WEIGHTS when there is no safetensors file. */
+export function checkpointIndex(modelDir: string): Map<string, string> {
+  const indexPath = join(modelDir, "model.safetensors.index.json");
+  if (existsSync(indexPath)) {
+    const index = JSON.parse(readFileSync(indexPath, "utf8")) as { weight_map?: Record<string, string> };
+    if (!index.weight_map) throw new NodeError("E_WEIGHTS", `${indexPath}: no weight_map`);
+    return new Map(Object.entries(index.weight_map));
+  }
+  const files = readdirSync(modelDir).filter((f) => /^(model|weights?).*\.safetensors$/.test(f)).sort();
+  if (files.length === 0) throw new NodeError("E_WEIGHTS", `${modelDir}: no model*.safetensors file`);
+  const map = new Map<string, string>();
+  for (const f of files) for (const name of Object.keys(readSafetensorsHeader(join(modelDir, f)).entries)) map.set(name, f);
+  return map;
+}
+
+/**
+ * Loads the tensors `wants` selects. On CPU every float tensor becomes float32 and quantized linears are
+ * dequantized to float32 (see src/models/README.md for why). @throws E_WEIGHTS (missing/bad file), E_DTYPE.
+ */
+export async function loadShardWeights(modelDir: string, wants: (name: string) => boolean, opts: LoadWeightsOptions = {}): Promise<LoadedWeights> {
+  const native = opts.native ?? mx.metal.isAvailable();
+  const index = checkpointIndex(modelDir);
+  const names = [...index.keys()].filter(wants).sort();
+  if (names.length === 0) throw new NodeError("E_WEIGHTS", `${modelDir}: no tensor of this stage in the checkpoint`);
+  const byFile = new Map<string, string[]>();
+  for (const n of names) byFile.set(index.get(n)!, [...(byFile.get(index.get(n)!) ?? []), n]);
+
+  const raw = new Map<string, mx.array>();
+  for (const [file, fileNames] of byFile) {
+    const path = join(modelDir, file);
+    if (!existsSync(path)) throw new NodeError("E_WEIGHTS", `${path}: missing (it holds ${fileNames[0]})`);
+    const all = mx.load(path) as unknown as Record<string, mx.array>;
+    for (const n of fileNames) {
+      const t = all[n];
+      if (!t) throw new NodeError("E_WEIGHTS", `${path}: has no tensor ${n} although the index says so`);
+      raw.set(n, t);
+    }
+  }
+
+  const weights: Weights = new Map();
+  const pending: mx.array[] = [];
+  let pendingBytes = 0;
+  let doneBytes = 0;
+  const totalBytes = names.reduce((s, n) => s + byteSize(raw.get(n)!), 0);
+  const flush = async () => {
+    if (pending.length === 0) return;
+    mx.eval(...pending);
+    doneBytes += pendingBytes;
+    pending.length = 0;
+    pendingBytes = 0;
+    opts.onProgress?.(Math.min(1, doneBytes / Math.max(1, totalBytes)));
+    await releaseMemory();
+  };
+  const put = async (name: string, t: mx.array, sourceBytes: number) => {
+    weights.set(name, t);
+    pending.push(t);
+    pendingBytes += sourceBytes;
+    if (pendingBytes >= BATCH_BYTES) await flush();
+  };
+
+  for (const name of names) {
+    const t = raw.get(name)!;
+    const prefix = name.replace(/\.(weight|scales|biases|bias)$/, "");
+    const quantized = raw.has(`${prefix}.scales`) && (name.endsWith(".weight") || name.endsWith(".scales") || name.endsWith(".biases"));
+    if (quantized && !native) {
+      if (!name.endsWith(".weight")) continue;
+      const scales = raw.get(`${prefix}.scales`)!;
+      const biases = raw.get(`${prefix}.biases`);
+      if (!biases) throw new NodeError("E_WEIGHTS", `${prefix}: has scales but no biases`);
+      const { groupSize, bits } = quantParams(prefix, t, scales, opts.quantization);
+      const bytes = byteSize(t) + byteSize(scales) + byteSize(biases);
+      await put(name, dequantizeAffine(t, scales, biases, groupSize, bits), bytes);
+    } else if (!native && isFloat(t.dtype) && t.dtype !== mx.float32) {
+      await put(name, t.astype(mx.float32), byteSize(t));
+    } else {
+      await put(name, t, byteSize(t));
+    }
+  }
+  await flush();
+  if (!native) guardCpuDtypes(weights);
+  log.debug(`read ${names.length} tensors from ${byFile.size} file(s) in ${modelDir}`);
+  return { weights, tensorsRead: names, files: [...byFile.keys()] };
+}
+
+/** On CPU only float32 reaches a matmul: anything else would abort the process inside eval. @throws E_DTYPE */
+export function guardCpuDtypes(weights: Weights): void {
+  for (const [name, t] of weights) {
+    if (t.dtype !== mx.float32) throw new NodeError("E_DTYPE", `${name} is ${String(t.dtype)} but the CPU backend runs float32 only`);
+  }
+}
+
+function quantParams(prefix: string, w: mx.array, scales: mx.array, q: QuantizationArgs | undefined): { groupSize: number; bits: number } {
+  const override = q?.overrides[prefix];
+  const groupSize = override ? override.groupSize : (q?.groupSize ?? 64);
+  const inFeatures = scales.shape[scales.ndim - 1]! * groupSize;
+  const bits = (w.shape[w.ndim - 1]! * 32) / inFeatures;
+  if (!Number.isInteger(bits)) throw new NodeError("E_WEIGHTS", `${prefix}: packed width ${w.shape.join("x")} does not fit group size ${groupSize}`);
+  return { groupSize, bits };
+}
+
+function isFloat(d: mx.Dtype): boolean {
+  return d === mx.float32 || d === mx.float16 || d === mx.bfloat16;
+}
+
+function byteSize(t: mx.array): number {
+  return t.size * t.itemsize;
+}

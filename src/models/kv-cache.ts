@@ -1,0 +1,85 @@
+// Per-request KV cache of one stage: preallocated buffers per layer, written in place with indexPut_,
+// grown in steps of `stepTokens` (one copy per step, never a per-token concatenate), dropped by free().
+import { core as mx } from "@frost-beta/mlx";
+import { NodeError } from "../errors.ts";
+
+interface LayerBuffers {
+  keys: mx.array;
+  values: mx.array;
+  /** Allocated positions (>= offset). */
+  capacity: number;
+}
+
+export interface KVCacheSpec {
+  nLayers: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Growth step in positions; default 256. */
+  stepTokens?: number;
+}
+
+export class KVCache {
+  private layers: (LayerBuffers | undefined)[];
+  private offsets: number[];
+  private readonly step: number;
+  private freed = false;
+
+  constructor(private readonly spec: KVCacheSpec) {
+    this.layers = new Array<LayerBuffers | undefined>(spec.nLayers).fill(undefined);
+    this.offsets = new Array<number>(spec.nLayers).fill(0);
+    this.step = spec.stepTokens ?? 256;
+  }
+
+  /** Positions already stored for `layer` (the RoPE offset of the next token). */
+  offset(layer: number): number {
+    return this.offsets[layer] ?? 0;
+  }
+
+  /** Positions stored (same for every layer once a step finished). */
+  get length(): number {
+    return this.offsets[0] ?? 0;
+  }
+
+  /** Writes k/v [B, nKv, L, hd] at the current offset; returns views of everything stored so far. */
+  update(layer: number, k: mx.array, v: mx.array): [mx.array, mx.array] {
+    if (this.freed) throw new NodeError("E_INTERNAL", "KV cache used after free");
+    const L = k.shape[2]!;
+    const start = this.offsets[layer] ?? 0;
+    const end = start + L;
+    let buf = this.layers[layer];
+    if (!buf || end > buf.capacity) buf = this.grow(layer, buf, end, k);
+    const S = mx.Slice;
+    const at = [S(), S(), S(start, end)];
+    buf.keys.indexPut_(at, k);
+    buf.values.indexPut_(at, v);
+    this.offsets[layer] = end;
+    const upto = [S(), S(), S(0, end)];
+    return [buf.keys.index(...upto), buf.values.index(...upto)];
+  }
+
+  /** Drops every buffer; the memory returns once the event loop turns (mlx-notes §4). Idempotent. */
+  free(): void {
+    this.freed = true;
+    this.layers = [];
+    this.offsets = [];
+  }
+
+  private grow(layer: number, old: LayerBuffers | undefined, needed: number, like: mx.array): LayerBuffers {
+    const capacity = Math.ceil(needed / this.step) * this.step;
+    const shape = [like.shape[0]!, this.spec.nKvHeads, capacity, this.spec.headDim];
+    const keys = mx.zeros(shape, like.dtype);
+    const values = mx.zeros(shape, like.dtype);
+    if (old) {
+      const used = [mx.Slice(), mx.Slice(), mx.Slice(0, this.offsets[layer] ?? 0)];
+      keys.indexPut_(used, old.keys.index(...used));
+      values.indexPut_(used, old.values.index(...used));
+    }
+    const buf = { keys, values, capacity };
+    this.layers[layer] = buf;
+    return buf;
+  }
+}
+
+export function createKVCache(spec: KVCacheSpec): KVCache {
+  return new KVCache(spec);
+}

@@ -1,0 +1,139 @@
+// Llama architecture (also mistral, and the base of qwen2/qwen3): RMSNorm, RoPE (llama3 scaling), GQA, SwiGLU.
+// Builds only the layers of its half-open range; first stage embeds, last stage norms and projects to logits.
+import { core as mx } from "@frost-beta/mlx";
+import {
+  attentionMask,
+  cachedAttention,
+  embed,
+  getLinear,
+  lastPosition,
+  linear,
+  makeRope,
+  mergeHeads,
+  need,
+  splitHeads,
+  swiglu,
+  type Linear,
+  type ModelArgs,
+  type ShardModel,
+  type ShardRange,
+  type Weights,
+} from "./base.ts";
+import type { KVCache } from "./kv-cache.ts";
+
+export interface LlamaOptions {
+  /** Qwen3: RMSNorm over each head of q and k before RoPE. */
+  qkNorm?: boolean;
+  /** Qwen2: q/k/v projections carry a bias (checked at load so a wrong checkpoint fails early). */
+  qkvBias?: boolean;
+}
+
+interface Layer {
+  inputNorm: mx.array;
+  postNorm: mx.array;
+  q: Linear;
+  k: Linear;
+  v: Linear;
+  o: Linear;
+  qNorm?: mx.array;
+  kNorm?: mx.array;
+  gate: Linear;
+  up: Linear;
+  down: Linear;
+}
+
+/** Creates one stage of a Llama-family model from its weights. @throws E_WEIGHTS when a tensor is missing. */
+export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts: LlamaOptions = {}): ShardModel {
+  const gs = args.quantization?.groupSize ?? 64;
+  const isFirst = range.layerStart === 0;
+  const isLast = range.layerEnd === range.nLayers;
+  const layers: Layer[] = [];
+  for (let i = range.layerStart; i < range.layerEnd; i++) {
+    const p = `model.layers.${i}`;
+    const layer: Layer = {
+      inputNorm: need(w, `${p}.input_layernorm.weight`),
+      postNorm: need(w, `${p}.post_attention_layernorm.weight`),
+      q: getLinear(w, `${p}.self_attn.q_proj`, gs),
+      k: getLinear(w, `${p}.self_attn.k_proj`, gs),
+      v: getLinear(w, `${p}.self_attn.v_proj`, gs),
+      o: getLinear(w, `${p}.self_attn.o_proj`, gs),
+      gate: getLinear(w, `${p}.mlp.gate_proj`, gs),
+      up: getLinear(w, `${p}.mlp.up_proj`, gs),
+      down: getLinear(w, `${p}.mlp.down_proj`, gs),
+    };
+    if (opts.qkNorm) {
+      layer.qNorm = need(w, `${p}.self_attn.q_norm.weight`);
+      layer.kNorm = need(w, `${p}.self_attn.k_norm.weight`);
+    }
+    if (opts.qkvBias) for (const n of ["q_proj", "k_proj", "v_proj"]) need(w, `${p}.self_attn.${n}.bias`);
+    layers.push(layer);
+  }
+  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", gs) : undefined;
+  const finalNorm = isLast ? need(w, "model.norm.weight") : undefined;
+  const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", gs)) : undefined;
+  const rope = makeRope(args);
+  const scale = 1 / Math.sqrt(args.headDim);
+  const eps = args.rmsNormEps;
+
+  function block(layer: Layer, x: mx.array, mask: mx.array | undefined, cache: KVCache, idx: number): mx.array {
+    const n = mx.fast.rmsNorm(x, layer.inputNorm, eps);
+    let q = splitHeads(linear(layer.q, n), args.numAttentionHeads, args.headDim);
+    let k = splitHeads(linear(layer.k, n), args.numKeyValueHeads, args.headDim);
+    const v = splitHeads(linear(layer.v, n), args.numKeyValueHeads, args.headDim);
+    if (layer.qNorm && layer.kNorm) {
+      q = mx.fast.rmsNorm(q, layer.qNorm, eps);
+      k = mx.fast.rmsNorm(k, layer.kNorm, eps);
+    }
+    const attn = cachedAttention(q, k, v, { cache, layer: idx, rope, scale, mask });
+    const h = mx.add(x, linear(layer.o, mergeHeads(attn)));
+    const m = mx.fast.rmsNorm(h, layer.postNorm, eps);
+    return mx.add(h, linear(layer.down, swiglu(linear(layer.gate, m), linear(layer.up, m))));
+  }
+
+  return {
+    args,
+    range,
+    cacheSpec: { nLayers: layers.length, nKvHeads: args.numKeyValueHeads, headDim: args.headDim },
+    forward(input, cache) {
+      let h = isFirst ? embed(embedTable!, input) : input;
+      const mask = attentionMask(h.shape[1]!, cache.offset(0));
+      layers.forEach((layer, i) => {
+        h = block(layer, h, mask, cache, i);
+      });
+      if (!isLast) return h;
+      const logits = linear(head!, mx.fast.rmsNorm(lastPosition(h), finalNorm!, eps));
+      return logits.reshape(logits.shape[0]!, args.vocabSize);
+    },
+  };
+}
+
+/** Full-model tensor shapes of a Llama-family checkpoint (for random checkpoints and checks). */
+export function llamaTensorShapes(args: ModelArgs, opts: LlamaOptions = {}): Record<string, number[]> {
+  const { hiddenSize: H, headDim: D, numAttentionHeads: nH, numKeyValueHeads: nKv, intermediateSize: I, vocabSize: V } = args;
+  const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
+  if (!args.tieWordEmbeddings) out["lm_head.weight"] = [V, H];
+  for (let i = 0; i < args.numHiddenLayers; i++) {
+    const p = `model.layers.${i}`;
+    Object.assign(out, {
+      [`${p}.input_layernorm.weight`]: [H],
+      [`${p}.post_attention_layernorm.weight`]: [H],
+      [`${p}.self_attn.q_proj.weight`]: [nH * D, H],
+      [`${p}.self_attn.k_proj.weight`]: [nKv * D, H],
+      [`${p}.self_attn.v_proj.weight`]: [nKv * D, H],
+      [`${p}.self_attn.o_proj.weight`]: [H, nH * D],
+      [`${p}.mlp.gate_proj.weight`]: [I, H],
+      [`${p}.mlp.up_proj.weight`]: [I, H],
+      [`${p}.mlp.down_proj.weight`]: [H, I],
+    });
+    if (opts.qkvBias) {
+      out[`${p}.self_attn.q_proj.bias`] = [nH * D];
+      out[`${p}.self_attn.k_proj.bias`] = [nKv * D];
+      out[`${p}.self_attn.v_proj.bias`] = [nKv * D];
+    }
+    if (opts.qkNorm) {
+      out[`${p}.self_attn.q_norm.weight`] = [D];
+      out[`${p}.self_attn.k_norm.weight`] = [D];
+    }
+  }
+  return out;
+}
