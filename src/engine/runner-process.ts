@@ -1,0 +1,113 @@
+// Runner children as processes: the command that starts `exo runner`, the frame pipes, and the node's
+// side of "no orphans" (every live child is killed when the node exits or gets SIGINT/SIGTERM/SIGHUP).
+import type { Subprocess } from "bun";
+import { logger } from "../log.ts";
+import { FrameDecoder } from "../protocol/frame.ts";
+import type { Message } from "../protocol/types.ts";
+
+const log = logger("engine");
+
+export interface RunnerExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface RunnerProcess {
+  readonly pid: number;
+  /** Queues one whole frame on the child's stdin. Writes after the child died are dropped (its exit is reported). */
+  write(frame: Uint8Array): void;
+  /** Resolves once the child has exited, for any reason. */
+  readonly exited: Promise<RunnerExit>;
+  /** Closes stdin (the runner finishes and exits), then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<RunnerExit>;
+  kill(): void;
+}
+
+/**
+ * The argv prefix that starts `exo runner` from this same executable: `[bun, src/main.ts, "runner"]`
+ * from sources, `[exo, "runner"]` when compiled (the bundle then lives under Bun's virtual /$bunfs root).
+ */
+export function runnerCommand(): string[] {
+  const compiled = import.meta.dir.startsWith("/$bunfs") || import.meta.dir.startsWith("B:\\~BUN");
+  if (compiled) return [process.execPath, "runner"];
+  return [process.execPath, Bun.fileURLToPath(new URL("../main.ts", import.meta.url)), "runner"];
+}
+
+/** Starts one runner; `onMessage` gets each decoded frame; a broken stream kills the child. */
+export function spawnRunner(argv: string[], onMessage: (msg: Message) => void): RunnerProcess {
+  const child = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  track(child);
+  let alive = true;
+  const exited: Promise<RunnerExit> = child.exited.then(() => {
+    alive = false;
+    children.delete(child);
+    return { code: child.exitCode, signal: child.signalCode === null ? null : String(child.signalCode) };
+  });
+  void readFrames(child, onMessage);
+
+  const kill = () => {
+    if (alive) child.kill("SIGKILL");
+  };
+  return {
+    pid: child.pid,
+    exited,
+    kill,
+    write(frame) {
+      if (!alive) return;
+      try {
+        child.stdin.write(frame);
+        void child.stdin.flush();
+      } catch (err) {
+        // The child is gone or going (EPIPE): its exit handler reports the failure to callers.
+        log.debug(`write to runner ${child.pid} failed: ${(err as Error).message}`);
+      }
+    },
+    async stop(graceMs = 2000) {
+      if (alive) void Promise.resolve(child.stdin.end()).catch(() => {});
+      const timer = setTimeout(kill, graceMs);
+      const exit = await exited;
+      clearTimeout(timer);
+      return exit;
+    },
+  };
+}
+
+// --- internal ---
+
+async function readFrames(child: Subprocess<"pipe", "pipe", "inherit">, onMessage: (msg: Message) => void): Promise<void> {
+  const decoder = new FrameDecoder();
+  try {
+    for await (const chunk of child.stdout) {
+      for (const msg of decoder.push(chunk)) onMessage(msg);
+    }
+  } catch (err) {
+    log.error(`runner ${child.pid} sent a broken frame stream (${(err as Error).message}); killing it`);
+    child.kill("SIGKILL");
+  }
+}
+
+const children = new Set<Subprocess>();
+let hooksInstalled = false;
+
+function track(child: Subprocess): void {
+  children.add(child);
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on("exit", killAll);
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    const onSignal = () => {
+      killAll();
+      // Alone on this signal, we keep its default meaning (terminate) by re-raising it.
+      if (process.listenerCount(signal) === 1) {
+        process.off(signal, onSignal);
+        process.kill(process.pid, signal);
+      }
+    };
+    process.on(signal, onSignal);
+  }
+}
+
+function killAll(): void {
+  for (const child of children) child.kill("SIGKILL");
+  children.clear();
+}

@@ -1,0 +1,128 @@
+// The runner child with the fake engine: contract, crash and restart, no orphans, a free event loop.
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { createRunnerEngine, type RunnerEngine } from "../../src/engine/runner-client.ts";
+import type { SamplingParams, ShardSpec } from "../../src/engine/types.ts";
+import { isNodeError } from "../../src/errors.ts";
+import { runEngineContract } from "../helpers/engine-contract.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const SHARD: ShardSpec = { modelId: "fake", modelDir: "/nonexistent", layerStart: 0, layerEnd: 4, nLayers: 4 };
+const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0 };
+
+runEngineContract("runner(fake)", async () => ({
+  makeEngine: async ({ maxLiveRequests }) => createRunnerEngine({ engine: "fake", maxLiveRequests, fake: { vocabSize: 100, hiddenSize: 8 } }),
+  shard: SHARD,
+  vocabSize: 100,
+  hiddenSize: 8,
+}));
+
+/** True once `pid` no longer runs (gone from /proc, or a zombie waiting for its reaper). */
+function processGone(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}`)) return true;
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
+  } catch {
+    return true;
+  }
+}
+
+/** User-mode CPU time of `pid` in clock ticks (field 14 of /proc/<pid>/stat). */
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return Number(fields[11]);
+}
+
+describe("runner child process", () => {
+  const engines: RunnerEngine[] = [];
+  const make = (fake: Parameters<typeof createRunnerEngine>[0]["fake"] = {}) => {
+    const engine = createRunnerEngine({ engine: "fake", fake });
+    engines.push(engine);
+    return engine;
+  };
+  afterAll(async () => {
+    await Promise.allSettled(engines.map((e) => e.close()));
+  });
+
+  test("a killed runner fails the calls in flight with E_RUNNER_CRASHED, restarts with the shard, and the next call works", async () => {
+    const crashes: string[] = [];
+    const engine = createRunnerEngine({ engine: "fake", fake: { stepDelayMs: 10_000 }, onCrash: (c) => crashes.push(c.exit.signal ?? "") });
+    engines.push(engine);
+    await engine.load(SHARD);
+    const firstPid = engine.pid()!;
+    const inflight = ["a", "b"].map((id) => engine.step(id, { kind: "tokens", tokens: [1] }, GREEDY).catch((e: unknown) => e));
+    await waitFor(async () => (await engine.liveRequests()) === 2, { what: "two live requests in the runner" });
+    process.kill(firstPid, "SIGKILL");
+    for (const err of await Promise.all(inflight)) {
+      expect(isNodeError(err) && err.code).toBe("E_RUNNER_CRASHED");
+      expect(String(err)).toContain(`pid ${firstPid}) died with signal SIGKILL`);
+    }
+    expect(crashes).toEqual(["SIGKILL"]);
+    expect(await engine.liveRequests()).toBe(0);
+    expect(engine.pid()).not.toBe(firstPid);
+    expect(engine.loaded()).toEqual(SHARD);
+    const lost = await engine.step("a", { kind: "tokens", tokens: [2] }, GREEDY).catch((e: unknown) => e);
+    expect(isNodeError(lost) && lost.code).toBe("E_RUNNER_CRASHED");
+    await engine.end("a");
+    await engine.end("b");
+    engine.close();
+  });
+
+  test("after a restart, requests run again end to end", async () => {
+    const engine = make();
+    await engine.load(SHARD);
+    const before = await engine.step("x", { kind: "tokens", tokens: [4, 5] }, GREEDY);
+    process.kill(engine.pid()!, "SIGKILL");
+    await waitFor(async () => (await engine.liveRequests()) === 0 && engine.pid(), { what: "a restarted runner" });
+    expect(await engine.step("y", { kind: "tokens", tokens: [4, 5] }, GREEDY)).toEqual(before);
+    await engine.end("y");
+  });
+
+  test("close stops the runner process and later calls fail clearly", async () => {
+    const engine = make();
+    await engine.load(SHARD);
+    const pid = engine.pid()!;
+    await engine.close();
+    await waitFor(() => processGone(pid), { what: `runner ${pid} to exit` });
+    const err = await engine.step("z", { kind: "tokens", tokens: [1] }, GREEDY).catch((e: unknown) => e);
+    expect(isNodeError(err) && err.code).toBe("E_RUNNER");
+    expect(await engine.liveRequests()).toBe(0);
+  });
+
+  test("the parent's event loop keeps ticking while the runner's thread is blocked in a step", async () => {
+    const engine = make({ stepBusyMs: 400 });
+    await engine.load(SHARD);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    await engine.step("busy", { kind: "tokens", tokens: [1] }, GREEDY);
+    clearInterval(timer);
+    await engine.end("busy");
+    expect(ticks).toBeGreaterThan(20);
+  });
+
+  for (const [signal, busy] of [["SIGKILL", false], ["SIGTERM", false], ["SIGKILL", true]] as const) {
+    test(`a parent killed with ${signal}${busy ? " while its runner is blocked in a step" : ""} leaves no runner process`, async () => {
+      const fixture = new URL("../helpers/runner-parent.ts", import.meta.url).pathname;
+      const opts = busy ? { stepBusyMs: 60_000, stepInFlight: true } : {};
+      const parent = Bun.spawn([process.execPath, fixture, JSON.stringify(opts)], { stdout: "pipe", stderr: "inherit" });
+      try {
+        const reader = parent.stdout.getReader();
+        let text = "";
+        while (!text.includes("\n")) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += new TextDecoder().decode(value);
+        }
+        const runnerPid = (JSON.parse(text) as { runnerPid: number }).runnerPid;
+        expect(processGone(runnerPid)).toBe(false);
+        // A busy runner must be inside its step (burning CPU) before the parent dies.
+        if (busy) await waitFor(() => cpuTicks(runnerPid) > 20, { what: `runner ${runnerPid} to be computing` });
+        parent.kill(signal);
+        await parent.exited;
+        await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit after its parent` });
+      } finally {
+        parent.kill("SIGKILL");
+      }
+    });
+  }
+});
