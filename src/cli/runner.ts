@@ -10,11 +10,15 @@ export default defineCommand({
     "max-live": { type: "string", description: "live-request limit of the engine" },
     "parent-pid": { type: "string", description: "exit when this process is gone" },
     fake: { type: "string", description: "fake engine options as JSON" },
+    "log-level": { type: "string", description: "consola level of the node, so both log alike" },
     fault: { type: "string", description: "test-only fault: abort-on-request:<prefix> | abort-on-token:<id>" },
   },
   async run({ args }) {
     const { runRunner } = await import("../engine/runner-main.ts");
     const { parseRunnerFault } = await import("../engine/runner-fault.ts");
+    const { rootLogger } = await import("../log.ts");
+    const level = optionalInt(args["log-level"], "--log-level");
+    if (level !== undefined) rootLogger.level = level;
     if (args.engine !== "mlx" && args.engine !== "fake") {
       throw new NodeError("E_CONFIG_INVALID", `--engine must be mlx or fake, got ${args.engine}`);
     }

@@ -1,7 +1,7 @@
 // ShardEngine backed by a runner child process: calls travel as frames with ids (many in flight), a
 // dead runner fails its in-flight calls with E_RUNNER_CRASHED and is restarted with the last shard.
 import { NodeError } from "../errors.ts";
-import { logger } from "../log.ts";
+import { logger, rootLogger } from "../log.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { FakeEngineOptions } from "./fake-engine.ts";
 import { runnerCommand, spawnRunner, type RunnerExit, type RunnerProcess } from "./runner-process.ts";
@@ -177,7 +177,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
 // --- internal ---
 
 function runnerArgs(opts: RunnerEngineOptions): string[] {
-  const args = ["--engine", opts.engine, "--parent-pid", String(process.pid)];
+  const args = ["--engine", opts.engine, "--parent-pid", String(process.pid), "--log-level", String(rootLogger.level)];
   if (opts.maxLiveRequests !== undefined) args.push("--max-live", String(opts.maxLiveRequests));
   if (opts.fake) args.push("--fake", JSON.stringify(opts.fake));
   if (opts.fault) args.push("--fault", opts.fault);

@@ -1,6 +1,6 @@
 // The runner child (`exo runner`): hosts one ShardEngine, reads call frames on stdin, answers on stdout.
 // It exits when stdin closes or its parent dies, so a runner never outlives the node that started it.
-import { errorCode, NodeError } from "../errors.ts";
+import { errorCode } from "../errors.ts";
 import { logger } from "../log.ts";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 import type { Message } from "../protocol/types.ts";
@@ -61,7 +61,8 @@ export async function runRunner(opts: RunnerMainOptions): Promise<void> {
 
 async function createEngine(opts: RunnerMainOptions): Promise<ShardEngine> {
   if (opts.engine === "fake") return createFakeEngine({ ...opts.fake, maxLiveRequests: opts.maxLiveRequests ?? opts.fake?.maxLiveRequests });
-  throw new NodeError("E_RUNNER", "the MLX engine is not wired into the runner yet");
+  const { createLocalEngine } = await import("./local-engine.ts");
+  return createLocalEngine({ maxLiveRequests: opts.maxLiveRequests });
 }
 
 function decodeOrRefuse(msg: Message, send: (r: RunnerReply) => void): RunnerCall | undefined {

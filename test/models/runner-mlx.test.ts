@@ -1,0 +1,75 @@
+// The runner child hosting the MLX LocalEngine passes the shared engine contract on a tiny random Llama,
+// and its greedy tokens equal those of the same engine in-process.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLocalEngine } from "../../src/engine/local-engine.ts";
+import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
+import { createRunnerEngine } from "../../src/engine/runner-client.ts";
+import type { SamplingParams, ShardEngine, ShardSpec } from "../../src/engine/types.ts";
+import { runEngineContract } from "../helpers/engine-contract.ts";
+
+const CONFIG = {
+  model_type: "llama",
+  hidden_size: 64,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  intermediate_size: 128,
+  vocab_size: 128,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: false,
+};
+const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0 };
+
+runEngineContract("runner(mlx)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "exo-runner-mlx-"));
+  await writeRandomCheckpoint(dir, { config: CONFIG, seed: 5 });
+  return {
+    makeEngine: async ({ maxLiveRequests }) => createRunnerEngine({ engine: "mlx", maxLiveRequests }),
+    shard: { modelId: "tiny-llama", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 },
+    vocabSize: 128,
+    hiddenSize: 64,
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+describe("runner(mlx)", () => {
+  let dir: string;
+  const engines: ShardEngine[] = [];
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "exo-runner-mlx-"));
+    await writeRandomCheckpoint(dir, { config: CONFIG, seed: 6 });
+  });
+  afterAll(async () => {
+    await Promise.allSettled(engines.map((e) => e.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a two-stage split across a runner and an in-process engine gives the in-process whole-model tokens", async () => {
+    const whole = createLocalEngine();
+    const first = createRunnerEngine({ engine: "mlx" });
+    const last = createLocalEngine();
+    engines.push(whole, first, last);
+    const shard: ShardSpec = { modelId: "tiny-llama", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 };
+    await Promise.all([whole.load(shard), first.load({ ...shard, layerEnd: 2 }), last.load({ ...shard, layerStart: 2 })]);
+    const expected: number[] = [];
+    const got: number[] = [];
+    let a = [3, 1, 4, 1, 5];
+    let b = a;
+    for (let i = 0; i < 4; i++) {
+      const w = await whole.step("w", { kind: "tokens", tokens: a }, GREEDY);
+      const h = await first.step("s", { kind: "tokens", tokens: b }, GREEDY);
+      if (w.kind !== "token" || h.kind !== "hidden") throw new Error("unexpected output kinds");
+      const t = await last.step("s", h, GREEDY);
+      if (t.kind !== "token") throw new Error("the last stage must give a token");
+      expected.push(w.token);
+      got.push(t.token);
+      a = [w.token];
+      b = [t.token];
+    }
+    expect(got).toEqual(expected);
+  });
+});
