@@ -1,0 +1,46 @@
+// Visible progress while `exo run` places a model: one status line per node (download %, load %, ready),
+// redrawn in place on a terminal, printed only on coarse changes when piped (logs stay readable).
+import type { StatusFields } from "../cluster/messages.ts";
+
+export interface ProgressSink {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+/** The one-line summary of every node's phase, in node-id order. */
+export function renderPrepareLine(modelId: string, statuses: Iterable<StatusFields>, step = 1): string {
+  const parts = [...statuses]
+    .sort((a, b) => a.nodeId.localeCompare(b.nodeId))
+    .map((s) => {
+      if (s.phase === "ready") return `${s.nodeId} ready`;
+      const percent = Math.floor((Math.min(1, Math.max(0, s.fraction)) * 100) / step) * step;
+      return `${s.nodeId} ${s.phase === "download" ? "downloading" : "loading"} ${percent}%`;
+    });
+  return `preparing ${modelId}: ${parts.length > 0 ? parts.join(", ") : "planning"}`;
+}
+
+/** A progress callback for ClusterService.prepare plus `finish()` to end the line. */
+export function makePrepareProgress(modelId: string, sink: ProgressSink) {
+  const latest = new Map<string, StatusFields>();
+  let shown = "";
+  const draw = () => {
+    // Piped output gets a new line only every 10% so a long download does not flood a log file.
+    const line = renderPrepareLine(modelId, latest.values(), sink.isTTY ? 1 : 10);
+    if (line === shown) return;
+    shown = line;
+    sink.write(sink.isTTY ? `\r\x1b[K${line}` : `${line}\n`);
+  };
+  return {
+    onProgress(status: StatusFields): void {
+      if (status.modelId !== modelId) return;
+      latest.set(status.nodeId, status);
+      draw();
+    },
+    start(): void {
+      draw();
+    },
+    finish(): void {
+      if (sink.isTTY && shown) sink.write("\n");
+    },
+  };
+}
