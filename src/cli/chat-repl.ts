@@ -38,6 +38,8 @@ export interface ReplOptions extends Omit<ReplyOptions, "write"> {
   output: NodeJS.WritableStream;
   /** Raw-mode line editing; Ctrl-C arrives as a keypress only in this mode. */
   terminal: boolean;
+  /** Also treat this emitter's SIGINT as Ctrl-C (`process`: piped input, or `kill -INT`). */
+  signals?: NodeJS.EventEmitter;
   banner?: string;
 }
 
@@ -51,13 +53,15 @@ export async function runChatRepl(opts: ReplOptions): Promise<ChatMessage[]> {
   // Piped input may end while a reply is still streaming; the remaining lines are still delivered.
   rl.on("close", () => (closed = true));
   const prompt = () => closed || rl.prompt();
-  rl.on("SIGINT", () => {
+  const onInterrupt = () => {
     if (reply) return reply.abort();
     // At the prompt Ctrl-C clears the line, as shells do; quitting is Ctrl-D.
     write(rl.line.length > 0 ? "^C\n" : "^C (Ctrl-D quits)\n");
     rl.write(null, { ctrl: true, name: "u" });
     prompt();
-  });
+  };
+  rl.on("SIGINT", onInterrupt);
+  opts.signals?.on("SIGINT", onInterrupt);
   if (opts.banner) write(`${opts.banner}\n`);
   prompt();
   try {
@@ -70,7 +74,7 @@ export async function runChatRepl(opts: ReplOptions): Promise<ChatMessage[]> {
       history.push({ role: "user", content });
       reply = new AbortController();
       try {
-        const { text, end } = await streamReply({ ...opts, write }, history, reply.signal);
+        const { text, end } = await streamReply({ ...opts, write }, [...history], reply.signal);
         // A stopped reply stays in the history as far as it went: that is what the user saw.
         history.push({ role: "assistant", content: text });
         write(end === "interrupted" ? " [stopped]\n" : end === "length" ? " [max tokens]\n" : "\n");
@@ -83,6 +87,7 @@ export async function runChatRepl(opts: ReplOptions): Promise<ChatMessage[]> {
       prompt();
     }
   } finally {
+    opts.signals?.off("SIGINT", onInterrupt);
     rl.close();
   }
   write("\n");

@@ -1,6 +1,7 @@
 // The terminal chat over a fake InferenceService: history across turns, Ctrl-C stops only the reply,
 // errors do not end the session, Ctrl-D quits.
 import { describe, expect, test } from "bun:test";
+import { EventEmitter } from "node:events";
 import { PassThrough } from "node:stream";
 import { runChatRepl } from "../../../src/cli/chat-repl.ts";
 import { NodeError } from "../../../src/errors.ts";
@@ -16,13 +17,13 @@ function script(req: GenerateRequest) {
   return echoScript(req);
 }
 
-function session(terminal: boolean) {
+function session(terminal: boolean, signals?: EventEmitter) {
   const input = new PassThrough();
   const output = new PassThrough();
   let shown = "";
   output.on("data", (d: Buffer) => (shown += d.toString()));
   const fake = createFakeInference(script);
-  const done = runChatRepl({ inference: fake.service, template, input, output, terminal, banner: "hi" });
+  const done = runChatRepl({ inference: fake.service, template, input, output, terminal, signals, banner: "hi" });
   return { input, fake, done, shown: () => shown };
 }
 
@@ -45,7 +46,7 @@ describe("runChatRepl", () => {
       { role: "user", content: "second" },
       { role: "assistant", content: "You said: second" },
     ]);
-    expect(s.fake.calls[1]!.request.messages).toEqual(history);
+    expect(s.fake.calls[1]!.request.messages).toEqual(history.slice(0, 3));
     expect(s.fake.calls[1]!.request.sampling.temperature).toBe(0);
     expect(s.shown()).toContain("You said: second\n");
   });
@@ -65,6 +66,18 @@ describe("runChatRepl", () => {
     expect(history.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
     expect(history[1]!.content).toStartWith("la la");
     expect(history[1]!.content.length).toBeLessThan(500 * 3);
+  });
+
+  test("a SIGINT from the process stops the reply when the input is piped", async () => {
+    const signals = new EventEmitter();
+    const s = session(false, signals);
+    s.input.write("long\n");
+    await until(() => s.shown().includes("la la"), "the reply to start");
+    signals.emit("SIGINT");
+    await until(() => s.shown().includes("[stopped]"), "the reply to stop");
+    s.input.end();
+    expect(await s.done).toHaveLength(2);
+    expect(signals.listenerCount("SIGINT")).toBe(0);
   });
 
   test("Ctrl-C at the prompt does not quit", async () => {

@@ -1,0 +1,76 @@
+// What `exo run` does once its node is up: prepare the model on the cluster with visible progress, then
+// answer --prompt once (streamed to stdout) or chat in the terminal. The node itself is started by run.ts.
+import type { GenerateRequest, InferenceService } from "../api/deps.ts";
+import type { StatusFields } from "../cluster/messages.ts";
+import { runChatRepl, streamReply } from "./chat-repl.ts";
+import { makePrepareProgress } from "./prepare-progress.ts";
+
+/** The slice of the node `exo run` needs (the cluster service provides both). */
+export interface RunBackend {
+  inference: InferenceService;
+  prepare(modelId: string, onProgress: (status: StatusFields) => void): Promise<unknown>;
+}
+
+export interface RunOptions {
+  modelId: string;
+  prompt?: string;
+  temperature: number;
+  maxTokens: number;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Progress and notices; keeps stdout for the answer. */
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Where SIGINT comes from (`process`). */
+  signals?: NodeJS.EventEmitter;
+}
+
+/** Exit code when Ctrl-C interrupted a --prompt answer (128 + SIGINT, as shells report it). */
+export const EXIT_INTERRUPTED = 130;
+
+/** Prepare, then answer or chat. Returns the exit code. @throws E_MODEL_UNKNOWN, E_MODEL_TOO_BIG and the service's errors */
+export async function runSession(backend: RunBackend, opts: RunOptions): Promise<number> {
+  const progress = makePrepareProgress(opts.modelId, { write: (t) => opts.stderr.write(t), isTTY: opts.stderr.isTTY });
+  progress.start();
+  try {
+    await backend.prepare(opts.modelId, progress.onProgress);
+  } finally {
+    progress.finish();
+  }
+  const template: Omit<GenerateRequest, "messages" | "prompt"> = {
+    modelId: opts.modelId,
+    sampling: { temperature: opts.temperature, topP: 1, topK: 0 },
+    maxTokens: opts.maxTokens,
+    stop: [],
+  };
+  if (opts.prompt !== undefined) return answerOnce(backend.inference, template, opts);
+  await runChatRepl({
+    inference: backend.inference,
+    template,
+    input: opts.stdin,
+    output: opts.stdout,
+    terminal: opts.stdin.isTTY === true && opts.stdout.isTTY === true,
+    signals: opts.signals,
+    banner: `Chatting with ${opts.modelId}. Ctrl-C stops a reply, Ctrl-D quits.`,
+  });
+  return 0;
+}
+
+// --- internal ---
+
+async function answerOnce(
+  inference: InferenceService,
+  template: Omit<GenerateRequest, "messages" | "prompt">,
+  opts: RunOptions,
+): Promise<number> {
+  const abort = new AbortController();
+  const onInterrupt = () => abort.abort();
+  opts.signals?.on("SIGINT", onInterrupt);
+  try {
+    const write = (text: string) => void opts.stdout.write(text);
+    const { end } = await streamReply({ inference, template, write }, [{ role: "user", content: opts.prompt ?? "" }], abort.signal);
+    write("\n");
+    return end === "interrupted" ? EXIT_INTERRUPTED : 0;
+  } finally {
+    opts.signals?.off("SIGINT", onInterrupt);
+  }
+}

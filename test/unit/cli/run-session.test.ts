@@ -1,0 +1,86 @@
+// `exo run` after its node is up: prepare with progress, then one streamed answer or the chat.
+import { describe, expect, test } from "bun:test";
+import { EventEmitter } from "node:events";
+import { PassThrough } from "node:stream";
+import { EXIT_INTERRUPTED, runSession, type RunBackend } from "../../../src/cli/run-session.ts";
+import { NodeError } from "../../../src/errors.ts";
+import { createFakeInference, echoScript } from "../../helpers/fake-inference.ts";
+import type { GenerateRequest } from "../../../src/api/deps.ts";
+
+function capture() {
+  const stream = new PassThrough();
+  let text = "";
+  stream.on("data", (d: Buffer) => (text += d.toString()));
+  return { stream, text: () => text };
+}
+
+function backend(script = echoScript) {
+  const fake = createFakeInference(script);
+  const prepared: string[] = [];
+  const b: RunBackend = {
+    inference: fake.service,
+    async prepare(modelId, onProgress) {
+      if (modelId === "nope") throw new NodeError("E_MODEL_UNKNOWN", `model "${modelId}" is not in the catalog`);
+      onProgress({ nodeId: "a", modelId, phase: "download", fraction: 0.5 });
+      onProgress({ nodeId: "a", modelId, phase: "ready", fraction: 1 });
+      prepared.push(modelId);
+    },
+  };
+  return { b, fake, prepared };
+}
+
+function options(extra: Partial<Parameters<typeof runSession>[1]> = {}) {
+  const stdout = capture();
+  const stderr = capture();
+  const stdin = new PassThrough();
+  return {
+    opts: { modelId: "tiny-chat", temperature: 0, maxTokens: 32, stdin, stdout: stdout.stream, stderr: stderr.stream, ...extra },
+    stdout,
+    stderr,
+    stdin,
+  };
+}
+
+describe("runSession", () => {
+  test("prepares the model with progress on stderr, then streams the --prompt answer to stdout", async () => {
+    const { b, fake, prepared } = backend();
+    const o = options({ prompt: "what is 2+2" });
+    expect(await runSession(b, o.opts)).toBe(0);
+    expect(prepared).toEqual(["tiny-chat"]);
+    expect(o.stdout.text()).toBe("You said: what is 2+2\n");
+    expect(o.stderr.text()).toContain("preparing tiny-chat: a downloading 50%");
+    expect(o.stderr.text()).toContain("a ready");
+    expect(fake.calls[0]!.request).toMatchObject({ modelId: "tiny-chat", maxTokens: 32, sampling: { temperature: 0 } });
+  });
+
+  test("an unknown model fails before any generation", async () => {
+    const { b, fake } = backend();
+    const o = options({ modelId: "nope", prompt: "x" });
+    await expect(runSession(b, o.opts)).rejects.toMatchObject({ code: "E_MODEL_UNKNOWN" });
+    expect(fake.calls).toHaveLength(0);
+  });
+
+  test("Ctrl-C during a --prompt answer stops it and exits with 130", async () => {
+    const long = (_req: GenerateRequest) => ({ pieces: Array(1000).fill("x"), delayMs: 5 });
+    const { b, fake } = backend(long);
+    const signals = new EventEmitter();
+    const o = options({ prompt: "go", signals });
+    const code = runSession(b, o.opts);
+    const deadline = Date.now() + 2000;
+    while (!o.stdout.text().includes("xx") && Date.now() < deadline) await Bun.sleep(2);
+    signals.emit("SIGINT");
+    expect(await code).toBe(EXIT_INTERRUPTED);
+    expect(fake.calls[0]!.signal.aborted).toBe(true);
+    expect(signals.listenerCount("SIGINT")).toBe(0);
+  });
+
+  test("without --prompt it chats on stdin until end of input", async () => {
+    const { b, fake } = backend();
+    const o = options();
+    o.stdin.end("hello\nagain\n");
+    expect(await runSession(b, o.opts)).toBe(0);
+    expect(o.stdout.text()).toContain("You said: hello");
+    expect(o.stdout.text()).toContain("You said: again");
+    expect(fake.calls[1]!.request.messages).toHaveLength(3);
+  });
+});
