@@ -107,7 +107,7 @@ export function placeModel(model: ModelFootprint, nodes: Iterable<PlacementNode>
   const neededBytes = nLayers * bytesPerLayer;
   if (capacity < nLayers) {
     const availableBytes = fits.reduce((s, f) => s + f.availableBytes, 0);
-    const perNode = fits.map((f) => `${f.nodeId} ${gb(f.availableBytes)} (${f.maxLayers >= 1 ? `${f.maxLayers} layers` : "too small for one layer"})`);
+    const perNode = fits.map((f) => `${f.nodeId} ${gb(f.availableBytes)} (${f.maxLayers >= 1 ? `${f.maxLayers} layer${f.maxLayers === 1 ? "" : "s"}` : "too small for one layer"})`);
     const message =
       `${modelId} does not fit: it needs ${gb(neededBytes)} for ${nLayers} layers (${gb(bytesPerLayer)} per layer with KV headroom), ` +
       `the cluster has ${gb(availableBytes)} usable` + (perNode.length > 0 ? `: ${perNode.join(", ")}` : " (no nodes)");

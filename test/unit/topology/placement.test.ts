@@ -95,7 +95,7 @@ describe("placeModel, memory limits", () => {
     expect(placement.nodes.map((f) => [f.nodeId, f.maxLayers])).toEqual([["mac2", 2], ["test_mac1", 1], ["pi", 0]]);
     expect(placement.message).toBe(
       "big does not fit: it needs 9.0 GB for 8 layers (1.1 GB per layer with KV headroom), the cluster has 5.2 GB usable: " +
-        "mac2 3.2 GB (2 layers), test_mac1 1.6 GB (1 layers), pi 0.4 GB (too small for one layer)",
+        "mac2 3.2 GB (2 layers), test_mac1 1.6 GB (1 layer), pi 0.4 GB (too small for one layer)",
     );
   });
 
