@@ -1,6 +1,7 @@
 // Runner children as processes: the command that starts `exo runner`, the frame pipes, and the node's
 // side of "no orphans" (every live child is killed when the node exits or gets SIGINT/SIGTERM/SIGHUP).
 import type { Subprocess } from "bun";
+import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
 import type { Message } from "../protocol/types.ts";
@@ -33,9 +34,17 @@ export function runnerCommand(): string[] {
   return [process.execPath, Bun.fileURLToPath(new URL("../main.ts", import.meta.url)), "runner"];
 }
 
-/** Starts one runner; `onMessage` gets each decoded frame; a broken stream kills the child. */
+/**
+ * Starts one runner; `onMessage` gets each decoded frame; a broken stream kills the child.
+ * @throws NodeError E_RUNNER when the command cannot be started.
+ */
 export function spawnRunner(argv: string[], onMessage: (msg: Message) => void): RunnerProcess {
-  const child = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  let child: Subprocess<"pipe", "pipe", "inherit">;
+  try {
+    child = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  } catch (err) {
+    throw new NodeError("E_RUNNER", `cannot start the engine runner (${argv.join(" ")}): ${(err as Error).message}`, { cause: err });
+  }
   track(child);
   let alive = true;
   const exited: Promise<RunnerExit> = child.exited.then(() => {
