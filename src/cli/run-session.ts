@@ -1,5 +1,6 @@
 // What `exo run` does once its node is up: prepare the model on the cluster with visible progress, then
 // answer --prompt once (streamed to stdout) or chat in the terminal. The node itself is started by run.ts.
+import { NodeError } from "../errors.ts";
 import type { GenerateRequest, InferenceService } from "../api/deps.ts";
 import type { StatusFields } from "../cluster/messages.ts";
 import { runChatRepl, streamReply } from "./chat-repl.ts";
@@ -22,6 +23,23 @@ export interface RunOptions {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   /** Where SIGINT comes from (`process`). */
   signals?: NodeJS.EventEmitter;
+}
+
+/** Greedy by default: the terminal chat should give the same answer to the same question. */
+export const RUN_DEFAULT_TEMPERATURE = 0;
+export const RUN_DEFAULT_MAX_TOKENS = 1024;
+
+/** Validate `exo run`'s own flags. @throws E_CONFIG_INVALID naming the flag */
+export function parseRunFlags(args: { model?: string; prompt?: string; temperature?: string; "max-tokens"?: string }, defaultModel: string) {
+  const temperature = args.temperature === undefined ? RUN_DEFAULT_TEMPERATURE : Number(args.temperature);
+  if (!Number.isFinite(temperature) || temperature < 0 || temperature > 2) {
+    throw new NodeError("E_CONFIG_INVALID", `--temperature: expected a number from 0 to 2, got "${args.temperature}"`);
+  }
+  const maxTokens = args["max-tokens"] === undefined ? RUN_DEFAULT_MAX_TOKENS : Number(args["max-tokens"]);
+  if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) {
+    throw new NodeError("E_CONFIG_INVALID", `--max-tokens: expected a positive integer, got "${args["max-tokens"]}"`);
+  }
+  return { modelId: args.model || defaultModel, prompt: args.prompt, temperature, maxTokens };
 }
 
 /** Exit code when Ctrl-C interrupted a --prompt answer (128 + SIGINT, as shells report it). */

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { EventEmitter } from "node:events";
 import { PassThrough } from "node:stream";
-import { EXIT_INTERRUPTED, runSession, type RunBackend } from "../../../src/cli/run-session.ts";
+import { EXIT_INTERRUPTED, parseRunFlags, runSession, type RunBackend } from "../../../src/cli/run-session.ts";
 import { NodeError } from "../../../src/errors.ts";
 import { createFakeInference, echoScript } from "../../helpers/fake-inference.ts";
 import type { GenerateRequest } from "../../../src/api/deps.ts";
@@ -82,5 +82,23 @@ describe("runSession", () => {
     expect(o.stdout.text()).toContain("You said: hello");
     expect(o.stdout.text()).toContain("You said: again");
     expect(fake.calls[1]!.request.messages).toHaveLength(3);
+  });
+});
+
+describe("parseRunFlags", () => {
+  test("uses the default model, greedy sampling and 1024 tokens when nothing is given", () => {
+    expect(parseRunFlags({}, "exo-tiny-chat")).toEqual({ modelId: "exo-tiny-chat", prompt: undefined, temperature: 0, maxTokens: 1024 });
+  });
+
+  test("takes the model, prompt, temperature and max tokens", () => {
+    const flags = parseRunFlags({ model: "llama-3.2-1b", prompt: "hi", temperature: "0.7", "max-tokens": "20" }, "d");
+    expect(flags).toEqual({ modelId: "llama-3.2-1b", prompt: "hi", temperature: 0.7, maxTokens: 20 });
+  });
+
+  test("names the flag that is out of range", () => {
+    expect(() => parseRunFlags({ temperature: "3" }, "d")).toThrow("--temperature");
+    expect(() => parseRunFlags({ temperature: "warm" }, "d")).toThrow("--temperature");
+    expect(() => parseRunFlags({ "max-tokens": "0" }, "d")).toThrow("--max-tokens");
+    expect(() => parseRunFlags({ "max-tokens": "1.5" }, "d")).toThrow("--max-tokens");
   });
 });
