@@ -56,6 +56,12 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     requests.clear();
   }
 
+  /** Frees a request's cache; a failed step ends its request too, so nothing leaks after an error. */
+  function dropRequest(requestId: string): void {
+    requests.get(requestId)?.cache.free();
+    requests.delete(requestId);
+  }
+
   function stateFor(requestId: string, m: ShardModel, sampling: SamplingParams): RequestState {
     const found = requests.get(requestId);
     if (found) return found;
@@ -124,7 +130,13 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     async step(requestId, input, sampling): Promise<StageOutput> {
       const m = model;
       if (!m) throw new NodeError("E_RUNNER", "no shard loaded: call load() before step()");
-      const x = inputArray(m, input);
+      let x: mx.array;
+      try {
+        x = inputArray(m, input);
+      } catch (err) {
+        dropRequest(requestId);
+        throw err;
+      }
       const st = stateFor(requestId, m, sampling);
       let out: StageOutput;
       try {
@@ -135,16 +147,14 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
           out = { kind: "hidden", tensor: arrayToTensor(y) };
         }
       } catch (err) {
-        st.cache.free();
-        requests.delete(requestId);
+        dropRequest(requestId);
         throw err;
       }
       if (++steps % gcEvery === 0) await releaseMemory();
       return out;
     },
     async end(requestId) {
-      requests.get(requestId)?.cache.free();
-      requests.delete(requestId);
+      dropRequest(requestId);
     },
     liveRequests: async () => requests.size,
     async close() {

@@ -8,7 +8,9 @@ import type { KVCache } from "./kv-cache.ts";
 export type RopeScaling =
   | { kind: "none" }
   | { kind: "linear"; factor: number }
-  | { kind: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  | { kind: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  /** Phi-3.5 "longrope"/"su": per-frequency long factors and an attention magnitude scale. */
+  | { kind: "longrope"; longFactor: number[]; originalMaxPositions: number; longMscale?: number };
 
 /** mlx-community affine quantization: per-tensor overrides keyed by module path (false = not quantized). */
 export interface QuantizationArgs {
@@ -117,7 +119,12 @@ function parseRopeScaling(raw: unknown): RopeScaling {
       originalMaxPositions: num(r, "original_max_position_embeddings", 8192),
     };
   }
-  throw new NodeError("E_MODEL_UNSUPPORTED", `rope_scaling type "${kind}" is not supported (supported: default, linear, llama3)`);
+  if ((kind === "longrope" || kind === "su") && Array.isArray(r.long_factor)) {
+    const scaling: RopeScaling = { kind: "longrope", longFactor: r.long_factor as number[], originalMaxPositions: num(r, "original_max_position_embeddings", 4096) };
+    if (typeof r.long_mscale === "number") scaling.longMscale = r.long_mscale;
+    return scaling;
+  }
+  throw new NodeError("E_MODEL_UNSUPPORTED", `rope_scaling type "${kind}" is not supported (supported: default, linear, llama3, longrope)`);
 }
 
 function parseQuantization(raw: unknown): QuantizationArgs | undefined {
@@ -192,20 +199,31 @@ export function embed(table: Linear, tokens: mx.array): mx.array {
   return rows;
 }
 
-/** RoPE for one model: fast.rope when frequencies are plain, explicit cos/sin when llama3 scaling reshapes them. */
+/** RoPE for one model: fast.rope when frequencies are plain, explicit cos/sin when llama3/longrope reshape them. */
 export function makeRope(args: ModelArgs, headDim = args.headDim): (x: mx.array, offset: number) => mx.array {
   const dims = Math.round(headDim * args.partialRotaryFactor);
   const s = args.ropeScaling;
-  if (s.kind !== "llama3") {
+  if (s.kind === "none" || s.kind === "linear") {
     const scale = s.kind === "linear" ? 1 / s.factor : 1;
     return (x, offset) => mx.fast.rope(x, dims, args.ropeTraditional, args.ropeTheta, scale, offset);
   }
-  const half = dims / 2;
+  if (s.kind === "longrope") {
+    // As mlx-lm does: long factors at every length (no mid-request switch), magnitudes scaled by mscale.
+    const invFreq = s.longFactor.map((f, i) => 1 / (f * Math.pow(args.ropeTheta, (2 * i) / dims)));
+    const ratio = args.maxPositionEmbeddings / s.originalMaxPositions;
+    const mscale = s.longMscale ?? (ratio <= 1 ? 1 : Math.sqrt(1 + Math.log(ratio) / Math.log(s.originalMaxPositions)));
+    return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset, mscale);
+  }
+  const invFreq = llama3InvFreq(s, args.ropeTheta, dims);
+  return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset);
+}
+
+function llama3InvFreq(s: Extract<RopeScaling, { kind: "llama3" }>, theta: number, dims: number): number[] {
   const invFreq: number[] = [];
   const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
   const highWavelen = s.originalMaxPositions / s.highFreqFactor;
-  for (let i = 0; i < half; i++) {
-    const f = 1 / Math.pow(args.ropeTheta, (2 * i) / dims);
+  for (let i = 0; i < dims / 2; i++) {
+    const f = 1 / Math.pow(theta, (2 * i) / dims);
     const wavelen = (2 * Math.PI) / f;
     if (wavelen < highWavelen) invFreq.push(f);
     else if (wavelen > lowWavelen) invFreq.push(f / s.factor);
@@ -214,18 +232,18 @@ export function makeRope(args: ModelArgs, headDim = args.headDim): (x: mx.array,
       invFreq.push((1 - smooth) * (f / s.factor) + smooth * f);
     }
   }
-  return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset);
+  return invFreq;
 }
 
 /** Non-traditional (rotate-half) RoPE over the first `dims` features with explicit inverse frequencies. */
-export function ropeWithFreqs(x: mx.array, invFreq: number[], dims: number, offset: number): mx.array {
+export function ropeWithFreqs(x: mx.array, invFreq: number[], dims: number, offset: number, mscale = 1): mx.array {
   const L = x.shape[x.ndim - 2]!;
   const D = x.shape[x.ndim - 1]!;
   const half = dims / 2;
   const pos = mx.arange(offset, offset + L, 1, mx.float32).reshape(L, 1);
   const angles = mx.multiply(pos, mx.array(invFreq, mx.float32).reshape(1, half));
-  const cos = mx.cos(angles).astype(x.dtype);
-  const sin = mx.sin(angles).astype(x.dtype);
+  const cos = mx.multiply(mx.cos(angles), mscale).astype(x.dtype);
+  const sin = mx.multiply(mx.sin(angles), mscale).astype(x.dtype);
   const S = mx.Slice;
   const x1 = x.index("...", S(0, half));
   const x2 = x.index("...", S(half, dims));

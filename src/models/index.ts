@@ -1,7 +1,11 @@
 // The model registry: HF `model_type` → architecture. The one barrel-like file allowed (STYLE §2).
 import { NodeError } from "../errors.ts";
 import { stageWantsTensor, type Architecture } from "./base.ts";
+import { createGemma2, gemma2TensorShapes, gemma2WantsTensor } from "./gemma2.ts";
 import { createLlama, llamaTensorShapes } from "./llama.ts";
+import { createPhi3, phi3TensorShapes } from "./phi3.ts";
+import { createQwen2, qwen2TensorShapes } from "./qwen2.ts";
+import { createQwen3, qwen3TensorShapes } from "./qwen3.ts";
 
 const llama: Architecture = {
   create: (args, range, weights) => createLlama(args, range, weights),
@@ -12,6 +16,10 @@ const llama: Architecture = {
 const REGISTRY: Record<string, Architecture> = {
   llama,
   mistral: llama,
+  qwen2: { create: createQwen2, tensorShapes: qwen2TensorShapes, wantsTensor: stageWantsTensor },
+  qwen3: { create: createQwen3, tensorShapes: qwen3TensorShapes, wantsTensor: stageWantsTensor },
+  phi3: { create: createPhi3, tensorShapes: phi3TensorShapes, wantsTensor: stageWantsTensor },
+  gemma2: { create: createGemma2, tensorShapes: gemma2TensorShapes, wantsTensor: gemma2WantsTensor },
 };
 
 /** model_type values this build can run. */

@@ -1,8 +1,12 @@
-// The MLX LocalEngine passes the shared engine contract on a tiny random Llama checkpoint.
+// The MLX LocalEngine: the shared engine contract on a tiny random Llama checkpoint, request lifecycle
+// (no cache outlives its request), capacity, and hidden states between three stages.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLocalEngine } from "../../src/engine/local-engine.ts";
+import { createLocalEngine, type LocalEngine } from "../../src/engine/local-engine.ts";
+import type { StageInput } from "../../src/engine/types.ts";
+import { isNodeError } from "../../src/errors.ts";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
 import { runEngineContract } from "../helpers/engine-contract.ts";
 
@@ -29,4 +33,90 @@ runEngineContract("local MLX", async () => {
     hiddenSize: 64,
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
+});
+
+describe("local engine request lifecycle", () => {
+  const dir = mkdtempSync(join(tmpdir(), "exo-lifecycle-"));
+  const whole = { modelId: "tiny-llama", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 };
+  const GREEDY = { temperature: 0, topP: 1, topK: 0 };
+  let engine: LocalEngine;
+  beforeAll(async () => {
+    await writeRandomCheckpoint(dir, { config: CONFIG, seed: 4 });
+    engine = createLocalEngine({ maxLiveRequests: 8 });
+    await engine.load(whole);
+  });
+  afterAll(async () => {
+    await engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("100 requests cancelled in every phase (before any step, after prefill, mid-decode, after an error) leave no cache", async () => {
+    const phases = ["before-first-step", "after-prefill", "mid-decode", "after-error"] as const;
+    for (let i = 0; i < 100; i++) {
+      const id = `life-${i}`;
+      const phase = phases[i % phases.length]!;
+      if (phase !== "before-first-step") {
+        const first = await engine.step(id, { kind: "tokens", tokens: [1 + (i % 50), 2, 3] }, GREEDY);
+        if (phase === "mid-decode" && first.kind === "token") {
+          await engine.step(id, { kind: "tokens", tokens: [first.token] }, GREEDY);
+        }
+        if (phase === "after-error") {
+          const err = await engine.step(id, { kind: "tokens", tokens: [100000] }, GREEDY).catch((e: unknown) => e);
+          expect(isNodeError(err)).toBe(true);
+        }
+      }
+      // Several requests stay live at once, then are all cancelled.
+      if (i % 7 === 6 || i === 99) {
+        // A failed step ends its request by itself: those ids are deliberately not end()ed.
+        for (let j = i - (i % 7); j <= i; j++) if (phases[j % phases.length] !== "after-error") await engine.end(`life-${j}`);
+        expect(await engine.liveRequests()).toBe(0);
+      }
+    }
+    expect(await engine.liveRequests()).toBe(0);
+  });
+
+  test("a request beyond the limit gets E_CAPACITY naming the limit, and nobody's cache is evicted", async () => {
+    const ids = Array.from({ length: 8 }, (_, i) => `cap-${i}`);
+    const firsts = new Map<string, number>();
+    for (const id of ids) {
+      const out = await engine.step(id, { kind: "tokens", tokens: [5, 6, 7] }, GREEDY);
+      if (out.kind === "token") firsts.set(id, out.token);
+    }
+    const err = await engine.step("cap-over", { kind: "tokens", tokens: [5, 6, 7] }, GREEDY).catch((e: unknown) => e);
+    expect(isNodeError(err) && err.code).toBe("E_CAPACITY");
+    expect(String((err as Error).message)).toContain("limit 8");
+    // Every live request continues from its own cache: its next token equals a fresh run of the same history.
+    const next = await engine.step("cap-0", { kind: "tokens", tokens: [firsts.get("cap-0")!] }, GREEDY);
+    for (const id of ids) await engine.end(id);
+    const replay = await engine.step("cap-replay", { kind: "tokens", tokens: [5, 6, 7, firsts.get("cap-0")!] }, GREEDY);
+    await engine.end("cap-replay");
+    expect(next).toEqual(replay);
+    expect(await engine.liveRequests()).toBe(0);
+  });
+
+  test("hidden states cross stages as float32 bytes and a middle stage runs between first and last", async () => {
+    const stages = await Promise.all(
+      [[0, 1], [1, 3], [3, 4]].map(async ([a, b]) => {
+        const e = createLocalEngine();
+        await e.load({ ...whole, layerStart: a!, layerEnd: b! });
+        return e;
+      }),
+    );
+    let input: StageInput = { kind: "tokens", tokens: [9, 8, 7] };
+    let token = -1;
+    for (const s of stages) {
+      const out = await s.step("mid", input, GREEDY);
+      if (out.kind === "token") token = out.token;
+      else {
+        expect(out.tensor.dtype).toBe("float32");
+        expect(out.tensor.bytes.byteLength).toBe(3 * 64 * 4);
+        input = { kind: "hidden", tensor: out.tensor };
+      }
+    }
+    const ref = await engine.step("mid-ref", { kind: "tokens", tokens: [9, 8, 7] }, GREEDY);
+    await engine.end("mid-ref");
+    expect(ref).toEqual({ kind: "token", token });
+    expect(stages[1]!.lastLoad()!.tensorsRead.every((n) => /^model\.layers\.[12]\./.test(n))).toBe(true);
+    await Promise.all(stages.map((s) => s.close()));
+  });
 });

@@ -1,0 +1,146 @@
+// Gemma 2: embeddings scaled by sqrt(hidden), (1+w) RMSNorm, norms before and after attention and MLP,
+// GELU(tanh) gated MLP, attention and final-logit soft-capping, sliding-window attention on even layers.
+import { core as mx } from "@frost-beta/mlx";
+import {
+  attentionMask,
+  embed,
+  getLinear,
+  lastPosition,
+  linear,
+  makeRope,
+  mergeHeads,
+  need,
+  splitHeads,
+  stageWantsTensor,
+  type Linear,
+  type ModelArgs,
+  type ShardModel,
+  type ShardRange,
+  type Weights,
+} from "./base.ts";
+import type { KVCache } from "./kv-cache.ts";
+
+interface Layer {
+  index: number;
+  inputNorm: mx.array;
+  postAttnNorm: mx.array;
+  preFfnNorm: mx.array;
+  postFfnNorm: mx.array;
+  q: Linear;
+  k: Linear;
+  v: Linear;
+  o: Linear;
+  gate: Linear;
+  up: Linear;
+  down: Linear;
+}
+
+/** Gemma always ties the head to the embedding. */
+const tied = (args: ModelArgs): ModelArgs => ({ ...args, tieWordEmbeddings: true });
+
+/** Gemma's norm scales by (1 + w); precomputed once at load. */
+const onePlus = (w: mx.array) => mx.add(w, 1);
+
+function softcap(x: mx.array, cap: number | undefined): mx.array {
+  return cap ? mx.multiply(mx.tanh(mx.divide(x, cap)), cap) : x;
+}
+
+function geluTanh(x: mx.array): mx.array {
+  const inner = mx.multiply(mx.add(x, mx.multiply(mx.power(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+  return mx.multiply(mx.multiply(x, 0.5), mx.add(mx.tanh(inner), 1));
+}
+
+/** Creates one stage of a Gemma 2 model. @throws E_WEIGHTS when a tensor is missing. */
+export function createGemma2(rawArgs: ModelArgs, range: ShardRange, w: Weights): ShardModel {
+  const args = tied(rawArgs);
+  const gs = args.quantization?.groupSize ?? 64;
+  const isFirst = range.layerStart === 0;
+  const isLast = range.layerEnd === range.nLayers;
+  const layers: Layer[] = [];
+  for (let i = range.layerStart; i < range.layerEnd; i++) {
+    const p = `model.layers.${i}`;
+    layers.push({
+      index: i,
+      inputNorm: onePlus(need(w, `${p}.input_layernorm.weight`)),
+      postAttnNorm: onePlus(need(w, `${p}.post_attention_layernorm.weight`)),
+      preFfnNorm: onePlus(need(w, `${p}.pre_feedforward_layernorm.weight`)),
+      postFfnNorm: onePlus(need(w, `${p}.post_feedforward_layernorm.weight`)),
+      q: getLinear(w, `${p}.self_attn.q_proj`, gs),
+      k: getLinear(w, `${p}.self_attn.k_proj`, gs),
+      v: getLinear(w, `${p}.self_attn.v_proj`, gs),
+      o: getLinear(w, `${p}.self_attn.o_proj`, gs),
+      gate: getLinear(w, `${p}.mlp.gate_proj`, gs),
+      up: getLinear(w, `${p}.mlp.up_proj`, gs),
+      down: getLinear(w, `${p}.mlp.down_proj`, gs),
+    });
+  }
+  const embedTable = isFirst || isLast ? getLinear(w, "model.embed_tokens", gs) : undefined;
+  const finalNorm = isLast ? onePlus(need(w, "model.norm.weight")) : undefined;
+  const rope = makeRope(args);
+  const { numAttentionHeads: nH, numKeyValueHeads: nKv, headDim: D, rmsNormEps: eps } = args;
+  const scale = Math.pow(args.queryPreAttnScalar ?? D, -0.5);
+  const rep = nH / nKv;
+
+  function attention(layer: Layer, x: mx.array, mask: mx.array | undefined, cache: KVCache, idx: number): mx.array {
+    const [B, L] = x.shape as [number, number];
+    const offset = cache.offset(idx);
+    const q = rope(splitHeads(linear(layer.q, x), nH, D), offset);
+    const [keys, values] = cache.update(idx, rope(splitHeads(linear(layer.k, x), nKv, D), offset), splitHeads(linear(layer.v, x), nKv, D));
+    // Soft-capping sits between the scores and the softmax, so fast SDPA cannot be used here.
+    const q5 = mx.multiply(q, scale).reshape(B, nKv, rep, L, D);
+    let scores = softcap(mx.matmul(q5, mx.expandDims(keys, 2).swapaxes(-1, -2)), args.attnLogitSoftcapping);
+    if (mask) scores = mx.add(scores, mask);
+    const out = mx.matmul(mx.softmax(scores, -1, true), mx.expandDims(values, 2));
+    return linear(layer.o, mergeHeads(out.reshape(B, nH, L, D)));
+  }
+
+  return {
+    args,
+    range,
+    cacheSpec: { nLayers: layers.length, nKvHeads: nKv, headDim: D },
+    forward(input, cache) {
+      let h = isFirst ? mx.multiply(embed(embedTable!, input), Math.sqrt(args.hiddenSize)) : input;
+      const L = h.shape[1]!;
+      const offset = cache.offset(0);
+      const fullMask = attentionMask(L, offset);
+      const windowMask = args.slidingWindow ? attentionMask(L, offset, args.slidingWindow) : fullMask;
+      layers.forEach((layer, idx) => {
+        const mask = layer.index % 2 === 0 ? windowMask : fullMask;
+        const r = attention(layer, mx.fast.rmsNorm(h, layer.inputNorm, eps), mask, cache, idx);
+        h = mx.add(h, mx.fast.rmsNorm(r, layer.postAttnNorm, eps));
+        const m = mx.fast.rmsNorm(h, layer.preFfnNorm, eps);
+        const f = linear(layer.down, mx.multiply(geluTanh(linear(layer.gate, m)), linear(layer.up, m)));
+        h = mx.add(h, mx.fast.rmsNorm(f, layer.postFfnNorm, eps));
+      });
+      if (!isLast) return h;
+      const logits = softcap(linear(embedTable!, mx.fast.rmsNorm(lastPosition(h), finalNorm!, eps)), args.finalLogitSoftcapping);
+      return logits.reshape(logits.shape[0]!, args.vocabSize);
+    },
+  };
+}
+
+export function gemma2TensorShapes(args: ModelArgs): Record<string, number[]> {
+  const { hiddenSize: H, headDim: D, numAttentionHeads: nH, numKeyValueHeads: nKv, intermediateSize: I, vocabSize: V } = args;
+  const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
+  for (let i = 0; i < args.numHiddenLayers; i++) {
+    const p = `model.layers.${i}`;
+    for (const n of ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"]) {
+      out[`${p}.${n}.weight`] = [H];
+    }
+    Object.assign(out, {
+      [`${p}.self_attn.q_proj.weight`]: [nH * D, H],
+      [`${p}.self_attn.k_proj.weight`]: [nKv * D, H],
+      [`${p}.self_attn.v_proj.weight`]: [nKv * D, H],
+      [`${p}.self_attn.o_proj.weight`]: [H, nH * D],
+      [`${p}.mlp.gate_proj.weight`]: [I, H],
+      [`${p}.mlp.up_proj.weight`]: [I, H],
+      [`${p}.mlp.down_proj.weight`]: [H, I],
+    });
+  }
+  return out;
+}
+
+/** The last stage reads the embedding too (tied head), whatever config.json says. */
+export function gemma2WantsTensor(args: ModelArgs, range: ShardRange): (name: string) => boolean {
+  return stageWantsTensor(tied(args), range);
+}

@@ -1,0 +1,97 @@
+// Phi-3 / Phi-3.5 / Phi-4: a Llama-like block with fused qkv_proj and gate_up_proj (split after the matmul),
+// optional partial rotary and longrope scaling (handled by makeRope).
+import { core as mx } from "@frost-beta/mlx";
+import {
+  attentionMask,
+  cachedAttention,
+  embed,
+  getLinear,
+  lastPosition,
+  linear,
+  makeRope,
+  mergeHeads,
+  need,
+  splitHeads,
+  swiglu,
+  type Linear,
+  type ModelArgs,
+  type ShardModel,
+  type ShardRange,
+  type Weights,
+} from "./base.ts";
+
+interface Layer {
+  inputNorm: mx.array;
+  postNorm: mx.array;
+  qkv: Linear;
+  o: Linear;
+  gateUp: Linear;
+  down: Linear;
+}
+
+/** Creates one stage of a Phi-3 model. @throws E_WEIGHTS when a tensor is missing. */
+export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): ShardModel {
+  const gs = args.quantization?.groupSize ?? 64;
+  const isFirst = range.layerStart === 0;
+  const isLast = range.layerEnd === range.nLayers;
+  const layers: Layer[] = [];
+  for (let i = range.layerStart; i < range.layerEnd; i++) {
+    const p = `model.layers.${i}`;
+    layers.push({
+      inputNorm: need(w, `${p}.input_layernorm.weight`),
+      postNorm: need(w, `${p}.post_attention_layernorm.weight`),
+      qkv: getLinear(w, `${p}.self_attn.qkv_proj`, gs),
+      o: getLinear(w, `${p}.self_attn.o_proj`, gs),
+      gateUp: getLinear(w, `${p}.mlp.gate_up_proj`, gs),
+      down: getLinear(w, `${p}.mlp.down_proj`, gs),
+    });
+  }
+  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", gs) : undefined;
+  const finalNorm = isLast ? need(w, "model.norm.weight") : undefined;
+  const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", gs)) : undefined;
+  const rope = makeRope(args);
+  const { numAttentionHeads: nH, numKeyValueHeads: nKv, headDim: D, intermediateSize: I, rmsNormEps: eps } = args;
+  const scale = 1 / Math.sqrt(D);
+  const S = mx.Slice;
+
+  return {
+    args,
+    range,
+    cacheSpec: { nLayers: layers.length, nKvHeads: nKv, headDim: D },
+    forward(input, cache) {
+      let h = isFirst ? embed(embedTable!, input) : input;
+      const mask = attentionMask(h.shape[1]!, cache.offset(0));
+      layers.forEach((layer, idx) => {
+        const qkv = linear(layer.qkv, mx.fast.rmsNorm(h, layer.inputNorm, eps));
+        const q = splitHeads(qkv.index("...", S(0, nH * D)), nH, D);
+        const k = splitHeads(qkv.index("...", S(nH * D, (nH + nKv) * D)), nKv, D);
+        const v = splitHeads(qkv.index("...", S((nH + nKv) * D, (nH + 2 * nKv) * D)), nKv, D);
+        const attn = cachedAttention(q, k, v, { cache, layer: idx, rope, scale, mask });
+        h = mx.add(h, linear(layer.o, mergeHeads(attn)));
+        const gu = linear(layer.gateUp, mx.fast.rmsNorm(h, layer.postNorm, eps));
+        h = mx.add(h, linear(layer.down, swiglu(gu.index("...", S(0, I)), gu.index("...", S(I, 2 * I)))));
+      });
+      if (!isLast) return h;
+      const logits = linear(head!, mx.fast.rmsNorm(lastPosition(h), finalNorm!, eps));
+      return logits.reshape(logits.shape[0]!, args.vocabSize);
+    },
+  };
+}
+
+export function phi3TensorShapes(args: ModelArgs): Record<string, number[]> {
+  const { hiddenSize: H, headDim: D, numAttentionHeads: nH, numKeyValueHeads: nKv, intermediateSize: I, vocabSize: V } = args;
+  const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
+  if (!args.tieWordEmbeddings) out["lm_head.weight"] = [V, H];
+  for (let i = 0; i < args.numHiddenLayers; i++) {
+    const p = `model.layers.${i}`;
+    Object.assign(out, {
+      [`${p}.input_layernorm.weight`]: [H],
+      [`${p}.post_attention_layernorm.weight`]: [H],
+      [`${p}.self_attn.qkv_proj.weight`]: [(nH + 2 * nKv) * D, H],
+      [`${p}.self_attn.o_proj.weight`]: [H, nH * D],
+      [`${p}.mlp.gate_up_proj.weight`]: [2 * I, H],
+      [`${p}.mlp.down_proj.weight`]: [H, I],
+    });
+  }
+  return out;
+}
