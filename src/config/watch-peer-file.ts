@@ -22,6 +22,7 @@ export interface WatchOptions {
 /**
  * Watch `path` for changes; returns stop(). The file is re-read once right away, so an edit made
  * between the caller's first load and this call is not lost.
+ * @throws NodeError E_CONFIG_READ when the file's directory cannot be watched
  */
 export function watchPeerFile(path: string, handlers: PeerFileHandlers, opts: WatchOptions = {}): () => void {
   const full = resolve(path);

@@ -100,13 +100,17 @@ export function topologyToJson(topology: Topology): TopologyJson {
 }
 
 function fail(path: string, expected: string): never {
-  throw new NodeError("E_PROTOCOL_PAYLOAD", `topology ${path}: expected ${expected}`);
+  throw new NodeError("E_PROTOCOL_PAYLOAD", `${path}: expected ${expected}`);
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
-function parseCaps(v: unknown, path: string): DeviceCapabilities {
+/**
+ * Read capabilities received from a peer (HELLO, TOPOLOGY), in exo's shape.
+ * @throws NodeError E_PROTOCOL_PAYLOAD naming the bad key path
+ */
+export function parseCapabilities(v: unknown, path = "capabilities"): DeviceCapabilities {
   if (!isRecord(v) || typeof v.model !== "string" || typeof v.chip !== "string") fail(path, "{model, chip, memory, flops}");
   if (!isNum(v.memory) || v.memory < 0) fail(`${path}.memory`, "a number >= 0");
   const f = v.flops;
@@ -119,14 +123,14 @@ function parseCaps(v: unknown, path: string): DeviceCapabilities {
  * @throws NodeError E_PROTOCOL_PAYLOAD naming the bad key path
  */
 export function parseTopologyJson(value: unknown): Topology {
-  if (!isRecord(value) || !isRecord(value.nodes) || !isRecord(value.peer_graph)) fail("(root)", "{nodes, peer_graph}");
-  const nodes = Object.entries(value.nodes).map(([id, caps]) => [id, parseCaps(caps, `nodes.${id}`)] as const);
+  if (!isRecord(value) || !isRecord(value.nodes) || !isRecord(value.peer_graph)) fail("topology", "{nodes, peer_graph}");
+  const nodes = Object.entries(value.nodes).map(([id, caps]) => [id, parseCapabilities(caps, `topology.nodes.${id}`)] as const);
   const links: TopologyLink[] = [];
   for (const [id, list] of Object.entries(value.peer_graph)) {
-    if (!Array.isArray(list)) fail(`peer_graph.${id}`, "a list of links");
+    if (!Array.isArray(list)) fail(`topology.peer_graph.${id}`, "a list of links");
     list.forEach((l: unknown, i) => {
       const ok = isRecord(l) && typeof l.from_id === "string" && typeof l.to_id === "string";
-      if (!ok) fail(`peer_graph.${id}[${i}]`, "{from_id, to_id, description}");
+      if (!ok) fail(`topology.peer_graph.${id}[${i}]`, "{from_id, to_id, description}");
       links.push({ fromId: l.from_id as string, toId: l.to_id as string, description: typeof l.description === "string" ? l.description : "" });
     });
   }

@@ -5,6 +5,7 @@ import {
   MANUAL_LINK,
   buildTopology,
   mergeTopologies,
+  parseCapabilities,
   parseTopologyJson,
   reachableFrom,
   renderTopology,
@@ -89,6 +90,11 @@ describe("exo's /topology JSON", () => {
     });
   });
 
+  test("reads capabilities on their own, naming the bad key", () => {
+    expect(parseCapabilities(JSON.parse(JSON.stringify(mac2)))).toEqual(mac2);
+    expect(() => parseCapabilities({ ...mac2, memory: -1 }, "hello.capabilities")).toThrow("hello.capabilities.memory: expected a number >= 0");
+  });
+
   test("round-trips through parseTopologyJson (JSON text included)", () => {
     const t = mergeTopologies(viewOfMac2, viewOfMac1);
     const back = parseTopologyJson(JSON.parse(JSON.stringify(topologyToJson(t))));
@@ -96,8 +102,8 @@ describe("exo's /topology JSON", () => {
   });
 
   const bad: Array<[string, unknown, string]> = [
-    ["a list", [], "topology (root)"],
-    ["a node without memory", { nodes: { a: { model: "m", chip: "c", flops: { fp32: 0, fp16: 0, int8: 0 } } }, peer_graph: {} }, "nodes.a.memory"],
+    ["a list", [], "topology: expected {nodes, peer_graph}"],
+    ["a node without memory", { nodes: { a: { model: "m", chip: "c", flops: { fp32: 0, fp16: 0, int8: 0 } } }, peer_graph: {} }, "topology.nodes.a.memory"],
     ["flops as strings", { nodes: { a: { ...mac2, flops: { fp32: "1", fp16: 0, int8: 0 } } }, peer_graph: {} }, "nodes.a.flops"],
     ["a link without to_id", { nodes: {}, peer_graph: { a: [{ from_id: "a" }] } }, "peer_graph.a[0]"],
     ["peer_graph entries that are not lists", { nodes: {}, peer_graph: { a: {} } }, "peer_graph.a"],
