@@ -25,6 +25,7 @@ export interface TopologyJson {
   active_node_id: string | null;
 }
 
+/** Description of a link made from the peer file (exo manual discovery). */
 export const MANUAL_LINK = "MAN";
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
