@@ -2,20 +2,10 @@
 // their parsers: untrusted JSON from a peer → typed values (NodeError E_PROTOCOL_PAYLOAD when malformed).
 import { NodeError, type ErrorCode } from "../errors.ts";
 import type { SamplingParams } from "../engine/types.ts";
+import { parsePlan, type Plan } from "../topology/placement.ts";
 
-/** One stage of a plan: a node and its half-open layer range [layerStart, layerEnd). */
-export interface PlanStage {
-  nodeId: string;
-  layerStart: number;
-  layerEnd: number;
-}
-
-/** Which node runs which layers of a model, in pipeline order. */
-export interface Plan {
-  modelId: string;
-  nLayers: number;
-  stages: PlanStage[];
-}
+export type { Plan, Stage as PlanStage } from "../topology/placement.ts";
+export { parsePlan };
 
 /** What every stage needs to route one request; carried by PROMPT and every TENSOR. */
 export interface RouteContext {
@@ -74,27 +64,6 @@ function obj(v: unknown, name: string): Record<string, unknown> {
 function intArray(v: unknown, name: string): number[] {
   if (!Array.isArray(v)) bad(`${name} must be an array`);
   return v.map((x, i) => int(x, `${name}[${i}]`));
-}
-
-export function parsePlan(v: unknown): Plan {
-  const o = obj(v, "plan");
-  const nLayers = int(o.nLayers, "plan.nLayers");
-  if (!Array.isArray(o.stages) || o.stages.length === 0) bad("plan.stages must be a non-empty array");
-  let next = 0;
-  const stages = o.stages.map((s, i): PlanStage => {
-    const st = obj(s, `plan.stages[${i}]`);
-    const stage = {
-      nodeId: str(st.nodeId, `plan.stages[${i}].nodeId`),
-      layerStart: int(st.layerStart, `plan.stages[${i}].layerStart`),
-      layerEnd: int(st.layerEnd, `plan.stages[${i}].layerEnd`),
-    };
-    // Contiguous, non-empty ranges covering [0, nLayers): anything else would compute garbage silently.
-    if (stage.layerStart !== next || stage.layerEnd <= stage.layerStart) bad(`plan.stages[${i}] range is not contiguous`);
-    next = stage.layerEnd;
-    return stage;
-  });
-  if (next !== nLayers) bad("plan.stages do not cover every layer");
-  return { modelId: str(o.modelId, "plan.modelId"), nLayers, stages };
 }
 
 export function parseSampling(v: unknown): SamplingParams {
