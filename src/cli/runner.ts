@@ -14,11 +14,12 @@ export default defineCommand({
     fault: { type: "string", description: "test-only fault: abort-on-request:<prefix> | abort-on-token:<id>" },
   },
   async run({ args }) {
-    const { runRunner } = await import("../engine/runner-main.ts");
-    const { parseRunnerFault } = await import("../engine/runner-fault.ts");
+    // Tagged loggers copy the level when their module loads: set it before importing the engine.
     const { rootLogger } = await import("../log.ts");
     const level = optionalInt(args["log-level"], "--log-level");
     if (level !== undefined) rootLogger.level = level;
+    const { runRunner } = await import("../engine/runner-main.ts");
+    const { parseRunnerFault } = await import("../engine/runner-fault.ts");
     if (args.engine !== "mlx" && args.engine !== "fake") {
       throw new NodeError("E_CONFIG_INVALID", `--engine must be mlx or fake, got ${args.engine}`);
     }

@@ -69,6 +69,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     if (!pending) return;
     if (reply.kind === "progress") return pending.onProgress?.(reply.fraction, reply.detail);
     runner.pending.delete(reply.id);
+    if (runner.pending.size === 0) runner.proc.hold(false);
     pending.resolve(reply);
   }
 
@@ -125,6 +126,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     const frame = encodeFrame(encodeRunnerCall({ ...call, id }));
     return new Promise((resolve, reject) => {
       runner.pending.set(id, { resolve, reject, onProgress });
+      runner.proc.hold(true);
       runner.proc.write(frame);
     });
   }

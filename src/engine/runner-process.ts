@@ -22,6 +22,8 @@ export interface RunnerProcess {
   /** Closes stdin (the runner finishes and exits), then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<RunnerExit>;
   kill(): void;
+  /** While true, the child keeps this process alive (calls are waiting for it). */
+  hold(busy: boolean): void;
 }
 
 /**
@@ -46,6 +48,8 @@ export function spawnRunner(argv: string[], onMessage: (msg: Message) => void): 
     throw new NodeError("E_RUNNER", `cannot start the engine runner (${argv.join(" ")}): ${(err as Error).message}`, { cause: err });
   }
   track(child);
+  // An idle runner must not keep the node alive; the client refs it while calls are pending.
+  child.unref();
   let alive = true;
   const exited: Promise<RunnerExit> = child.exited.then(() => {
     alive = false;
@@ -61,6 +65,7 @@ export function spawnRunner(argv: string[], onMessage: (msg: Message) => void): 
     pid: child.pid,
     exited,
     kill,
+    hold: (busy) => (busy ? child.ref() : child.unref()),
     write(frame) {
       if (!alive) return;
       try {

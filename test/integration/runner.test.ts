@@ -100,6 +100,19 @@ describe("runner child process", () => {
     expect(ticks).toBeGreaterThan(20);
   });
 
+  test("a parent that ends without closing its engine exits and leaves no runner process", async () => {
+    const fixture = new URL("../helpers/runner-parent.ts", import.meta.url).pathname;
+    const parent = Bun.spawn([process.execPath, fixture, JSON.stringify({ finish: true })], { stdout: "pipe", stderr: "inherit" });
+    try {
+      const text = await new Response(parent.stdout).text();
+      expect(await parent.exited).toBe(0);
+      const runnerPid = (JSON.parse(text) as { runnerPid: number }).runnerPid;
+      await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit with its parent` });
+    } finally {
+      parent.kill("SIGKILL");
+    }
+  });
+
   for (const [signal, busy] of [["SIGKILL", false], ["SIGTERM", false], ["SIGKILL", true]] as const) {
     test(`a parent killed with ${signal}${busy ? " while its runner is blocked in a step" : ""} leaves no runner process`, async () => {
       const fixture = new URL("../helpers/runner-parent.ts", import.meta.url).pathname;
