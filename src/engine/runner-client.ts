@@ -74,7 +74,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
   }
 
   function onExit(runner: Runner, exit: RunnerExit): void {
-    const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+    const how = (exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`) + (exit.reason ? ` (${exit.reason})` : "");
     const inflight = runner.pending.size;
     const err = closed
       ? new NodeError("E_RUNNER", "engine runner was closed")

@@ -11,6 +11,8 @@ const log = logger("engine");
 export interface RunnerExit {
   code: number | null;
   signal: string | null;
+  /** Why it died, when its last stderr output says so (e.g. MLX's "what(): ..." before an abort). */
+  reason?: string;
 }
 
 export interface RunnerProcess {
@@ -41,9 +43,9 @@ export function runnerCommand(): string[] {
  * @throws NodeError E_RUNNER when the command cannot be started.
  */
 export function spawnRunner(argv: string[], onMessage: (msg: Message) => void): RunnerProcess {
-  let child: Subprocess<"pipe", "pipe", "inherit">;
+  let child: Subprocess<"pipe", "pipe", "pipe">;
   try {
-    child = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+    child = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   } catch (err) {
     throw new NodeError("E_RUNNER", `cannot start the engine runner (${argv.join(" ")}): ${(err as Error).message}`, { cause: err });
   }
@@ -51,10 +53,14 @@ export function spawnRunner(argv: string[], onMessage: (msg: Message) => void): 
   // An idle runner must not keep the node alive; the client refs it while calls are pending.
   child.unref();
   let alive = true;
-  const exited: Promise<RunnerExit> = child.exited.then(() => {
+  const stderr = relayStderr(child.stderr);
+  const exited: Promise<RunnerExit> = child.exited.then(async () => {
     alive = false;
     children.delete(child);
-    return { code: child.exitCode, signal: child.signalCode === null ? null : String(child.signalCode) };
+    // The last stderr bytes may still be in the pipe when the exit is seen.
+    await Promise.race([stderr.done, Bun.sleep(500)]);
+    const signal = child.signalCode === null ? null : String(child.signalCode);
+    return { code: child.exitCode, signal, reason: crashReason(stderr.tail()) };
   });
   void readFrames(child, onMessage);
 
@@ -86,9 +92,33 @@ export function spawnRunner(argv: string[], onMessage: (msg: Message) => void): 
   };
 }
 
+/** The one line of a dying runner's stderr that says why: a C++ exception's what(), a panic, an error. */
+export function crashReason(stderrTail: string): string | undefined {
+  const lines = stderrTail.split("\n").map((l) => l.trim());
+  const what = lines.find((l) => l.startsWith("what():"));
+  if (what) return what.slice("what():".length).trim();
+  const error = lines.findLast((l) => /^(error|panic|RangeError|TypeError|NodeError)\b/.test(l));
+  return error || undefined;
+}
+
 // --- internal ---
 
-async function readFrames(child: Subprocess<"pipe", "pipe", "inherit">, onMessage: (msg: Message) => void): Promise<void> {
+const STDERR_TAIL_BYTES = 4096;
+
+/** Copies the runner's stderr to ours (its logs join the node's) and keeps the last few KiB. */
+function relayStderr(stream: ReadableStream<Uint8Array>): { done: Promise<void>; tail(): string } {
+  let tail = "";
+  const decoder = new TextDecoder();
+  const done = (async () => {
+    for await (const chunk of stream) {
+      process.stderr.write(chunk);
+      tail = (tail + decoder.decode(chunk, { stream: true })).slice(-STDERR_TAIL_BYTES);
+    }
+  })();
+  return { done, tail: () => tail };
+}
+
+async function readFrames(child: Subprocess<"pipe", "pipe", "pipe">, onMessage: (msg: Message) => void): Promise<void> {
   const decoder = new FrameDecoder();
   try {
     for await (const chunk of child.stdout) {
