@@ -72,4 +72,19 @@ describe("runner(mlx)", () => {
     }
     expect(got).toEqual(expected);
   });
+
+  test("after a native abort mid-request, the restarted MLX runner reloads the shard and answers as before", async () => {
+    const engine = createRunnerEngine({ engine: "mlx", fault: "abort-on-request:crash-" });
+    engines.push(engine);
+    const shard: ShardSpec = { modelId: "tiny-llama", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 };
+    await engine.load(shard);
+    const before = await engine.step("before", { kind: "tokens", tokens: [2, 7, 1, 8] }, GREEDY);
+    const err = await engine.step("crash-1", { kind: "tokens", tokens: [2, 7, 1, 8] }, GREEDY).catch((e: unknown) => e);
+    expect(String(err)).toContain("died with signal SIGABRT");
+    const after = await engine.step("after", { kind: "tokens", tokens: [2, 7, 1, 8] }, GREEDY);
+    expect(after).toEqual(before);
+    await engine.end("before");
+    await engine.end("after");
+    expect(await engine.liveRequests()).toBe(0);
+  });
 });
