@@ -90,7 +90,7 @@ describe("runner child process", () => {
   });
 
   test("the parent's event loop keeps ticking while the runner's thread is blocked in a step", async () => {
-    const engine = make({ stepBusyMs: 400 });
+    const engine = make({ stepBusyMs: 1000 });
     await engine.load(SHARD);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
