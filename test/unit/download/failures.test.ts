@@ -21,7 +21,8 @@ const opts = (extra: Partial<DownloadOptions> = {}): DownloadOptions => ({
   policy: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5, stallTimeoutMs: 5_000 },
   ...extra,
 });
-const failure = (p: Promise<unknown>) => p.then(() => new Error("expected a failure"), (e: unknown) => e as Error & { code: string });
+type CodedError = Error & { code?: string };
+const failure = (p: Promise<unknown>): Promise<CodedError> => p.then(() => new Error("expected a failure"), (e: unknown) => e as CodedError);
 
 beforeAll(async () => {
   hub = await startFakeHub([singleFileRepo(REPO, SINGLE_DIMS), shardedRepo(SHARDED, SHARDED_DIMS, SHARDED_FILES)]);
