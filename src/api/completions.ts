@@ -2,7 +2,7 @@
 // answer as JSON or SSE. The client's disconnect aborts the generation (and so frees it on every stage).
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { ApiDeps } from "./deps.ts";
+import type { ApiDeps, GenerationEvent } from "./deps.ts";
 import { errorResponse } from "./errors.ts";
 import { readJsonBody } from "./body.ts";
 import { parseChatBody, parseCompletionBody } from "./openai.ts";
@@ -35,7 +35,7 @@ export async function handleGenerate(
   req.signal.addEventListener("abort", onClientGone, { once: true });
   const meta = createMeta(kind, request.modelId);
   log.debug(`${meta.id}: ${kind} model=${request.modelId} stream=${stream} max_tokens=${request.maxTokens}`);
-  const events = deps.inference.generate(request, abort.signal);
+  const events = logDone(deps.inference.generate(request, abort.signal), meta.id, request.modelId);
 
   if (!stream) {
     try {
@@ -66,4 +66,18 @@ export async function handleGenerate(
   }
   const sse = sseStream(chunks, { keepAliveMs: opts.keepAliveMs, onCancel: onClientGone }, first);
   return new Response(sse, { headers: SSE_HEADERS });
+}
+
+// --- internal ---
+
+/** Pass events through and log one line per finished request (the request's lifecycle, not its tokens). */
+async function* logDone(events: AsyncIterable<GenerationEvent>, id: string, model: string): AsyncGenerator<GenerationEvent> {
+  const started = performance.now();
+  for await (const event of events) {
+    if (event.kind === "done") {
+      const ms = Math.round(performance.now() - started);
+      log.info(`${id} ${model}: ${event.finishReason}, ${event.usage.promptTokens} prompt + ${event.usage.completionTokens} completion tokens in ${ms} ms`);
+    }
+    yield event;
+  }
 }
