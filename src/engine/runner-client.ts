@@ -5,7 +5,7 @@ import { logger, rootLogger } from "../log.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { FakeEngineOptions } from "./fake-engine.ts";
 import { runnerCommand, spawnRunner, type RunnerExit, type RunnerProcess } from "./runner-process.ts";
-import { decodeRunnerReply, encodeRunnerCall, type RunnerCall, type RunnerReply } from "./runner-wire.ts";
+import { decodeRunnerReply, encodeRunnerCall, type RunnerCall, type RunnerCallBody, type RunnerReply } from "./runner-wire.ts";
 import type { LoadProgress, ShardEngine, ShardSpec } from "./types.ts";
 
 const log = logger("engine");
@@ -102,7 +102,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     try {
       await runner.hello.promise;
       log.info(`engine runner ${runner.proc.pid} started (${opts.engine})`);
-      if (shard) expectReply(await send(runner, { op: "load", id: 0, shard }), "ok");
+      if (shard) expectReply(await send(runner, { op: "load", shard }), "ok");
       crashStreak = 0;
       return runner;
     } catch (err) {
@@ -121,9 +121,9 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     return starting;
   }
 
-  function send(runner: Runner, call: RunnerCall, onProgress?: LoadProgress): Promise<RunnerReply> {
+  function send(runner: Runner, call: RunnerCallBody, onProgress?: LoadProgress): Promise<RunnerReply> {
     const id = nextId++;
-    const frame = encodeFrame(encodeRunnerCall({ ...call, id }));
+    const frame = encodeFrame(encodeRunnerCall({ ...call, id } as RunnerCall));
     return new Promise((resolve, reject) => {
       runner.pending.set(id, { resolve, reject, onProgress });
       runner.proc.hold(true);
@@ -131,13 +131,13 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     });
   }
 
-  async function call(c: RunnerCall, onProgress?: LoadProgress): Promise<RunnerReply> {
+  async function call(c: RunnerCallBody, onProgress?: LoadProgress): Promise<RunnerReply> {
     return send(await ensure(), c, onProgress);
   }
 
   return {
     async load(spec, onProgress) {
-      expectReply(await call({ op: "load", id: 0, shard: spec }, onProgress), "ok");
+      expectReply(await call({ op: "load", shard: spec }, onProgress), "ok");
       shard = { ...spec };
       live.clear();
       lost.clear();
@@ -150,7 +150,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
       const wasLive = live.has(requestId);
       live.add(requestId);
       try {
-        const reply = expectReply(await call({ op: "step", id: 0, requestId, input, sampling }), "output");
+        const reply = expectReply(await call({ op: "step", requestId, input, sampling }), "output");
         return reply.output;
       } catch (err) {
         if (!wasLive && (err as NodeError).code !== "E_RUNNER_CRASHED") live.delete(requestId);
@@ -160,11 +160,11 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     async end(requestId) {
       live.delete(requestId);
       if (lost.delete(requestId) || closed || (!current && !starting)) return;
-      expectReply(await call({ op: "end", id: 0, requestId }), "ok");
+      expectReply(await call({ op: "end", requestId }), "ok");
     },
     async liveRequests() {
       if (closed) return 0;
-      return expectReply(await call({ op: "health", id: 0 }), "health").liveRequests;
+      return expectReply(await call({ op: "health" }), "health").liveRequests;
     },
     async close() {
       closed = true;

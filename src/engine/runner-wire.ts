@@ -13,6 +13,9 @@ export type RunnerCall =
   | { op: "end"; id: number; requestId: string }
   | { op: "health"; id: number };
 
+/** A call before the client numbers it. */
+export type RunnerCallBody = RunnerCall extends infer C ? (C extends RunnerCall ? Omit<C, "id"> : never) : never;
+
 /** What the runner sends back; `hello` is unsolicited, once, when the runner is ready. */
 export type RunnerReply =
   | { kind: "hello"; pid: number; engine: string }
