@@ -35,7 +35,8 @@ export type ErrorCode =
   | "E_INVALID_REQUEST"
   | "E_UNAUTHORIZED"
   | "E_BODY_TOO_LARGE"
-  | "E_NOT_FOUND";
+  | "E_NOT_FOUND"
+  | "E_MLX_UNAVAILABLE";
 
 /** An error with a stable `code`; add context by wrapping with `{ cause }`. */
 export class NodeError extends Error {

@@ -8,6 +8,7 @@ import { logger } from "../log.ts";
 import { parseModelArgs, type ShardModel } from "../models/base.ts";
 import { getArchitecture } from "../models/index.ts";
 import { createKVCache, type KVCache } from "../models/kv-cache.ts";
+import { modelDirForMlx } from "./embedded-assets.ts";
 import { releaseMemory } from "./memory.ts";
 import { makeSampler, type Sampler } from "./sampler.ts";
 import { arrayToTensor, tensorToArray } from "./tensor-bytes.ts";
@@ -115,7 +116,7 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
       model = undefined;
       shard = undefined;
       await releaseMemory();
-      const loaded = await loadShardWeights(spec.modelDir, arch.wantsTensor(args, range), {
+      const loaded = await loadShardWeights(modelDirForMlx(spec.modelDir), arch.wantsTensor(args, range), {
         native: opts.native,
         quantization: args.quantization,
         onProgress: (f) => onProgress?.(f * 0.99, "loading weights"),
