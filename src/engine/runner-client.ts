@@ -4,7 +4,7 @@ import { NodeError } from "../errors.ts";
 import { logger, rootLogger } from "../log.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { FakeEngineOptions } from "./fake-engine.ts";
-import { runnerCommand, spawnRunner, type RunnerExit, type RunnerProcess } from "./runner-process.ts";
+import { isShuttingDown, runnerCommand, spawnRunner, type RunnerExit, type RunnerProcess } from "./runner-process.ts";
 import { decodeRunnerReply, encodeRunnerCall, type RunnerCall, type RunnerCallBody, type RunnerReply } from "./runner-wire.ts";
 import type { LoadProgress, ShardEngine, ShardSpec } from "./types.ts";
 
@@ -86,7 +86,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     current = undefined;
     for (const id of live) lost.add(id);
     live.clear();
-    if (closed) return;
+    if (closed || isShuttingDown()) return;
     crashStreak++;
     log.warn(err.message);
     opts.onCrash?.({ pid: runner.proc.pid, exit, inflight });

@@ -1,5 +1,5 @@
 // Runner children as processes: the command that starts `exo runner`, the frame pipes, and the node's
-// side of "no orphans" (every live child is killed when the node exits or gets SIGINT/SIGTERM/SIGHUP).
+// side of "no orphans" (every live child is killed when the node exits or a signal terminates it).
 import type { Subprocess } from "bun";
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -43,6 +43,7 @@ export function runnerCommand(): string[] {
  * @throws NodeError E_RUNNER when the command cannot be started.
  */
 export function spawnRunner(argv: string[], onMessage: (msg: Message) => void): RunnerProcess {
+  if (shuttingDown) throw new NodeError("E_RUNNER", "not starting an engine runner: this process is shutting down");
   let child: Subprocess<"pipe", "pipe", "pipe">;
   try {
     child = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
@@ -132,6 +133,7 @@ async function readFrames(child: Subprocess<"pipe", "pipe", "pipe">, onMessage: 
 
 const children = new Set<Subprocess>();
 let hooksInstalled = false;
+let shuttingDown = false;
 
 function track(child: Subprocess): void {
   children.add(child);
@@ -139,19 +141,26 @@ function track(child: Subprocess): void {
   hooksInstalled = true;
   process.on("exit", killAll);
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    // Alone on this signal, we keep its default meaning (terminate) after killing the runners. When the
+    // node listens too, the signal is its to interpret (Ctrl-C in the chat stops a reply), and the exit hook
+    // still cleans up if it ends the process.
     const onSignal = () => {
+      if (process.listenerCount(signal) > 1) return;
       killAll();
-      // Alone on this signal, we keep its default meaning (terminate) by re-raising it.
-      if (process.listenerCount(signal) === 1) {
-        process.off(signal, onSignal);
-        process.kill(process.pid, signal);
-      }
+      process.off(signal, onSignal);
+      process.kill(process.pid, signal);
     };
     process.on(signal, onSignal);
   }
 }
 
+/** True once this process is ending (exit, or a terminating signal): crashed runners are not restarted. */
+export function isShuttingDown(): boolean {
+  return shuttingDown;
+}
+
 function killAll(): void {
+  shuttingDown = true;
   for (const child of children) child.kill("SIGKILL");
   children.clear();
 }

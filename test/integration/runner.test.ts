@@ -1,5 +1,6 @@
 // The runner child with the fake engine: contract, crash and restart, no orphans, a free event loop.
 import { afterAll, describe, expect, test } from "bun:test";
+import type { Subprocess } from "bun";
 import { existsSync, readFileSync } from "node:fs";
 import { createRunnerEngine, type RunnerEngine } from "../../src/engine/runner-client.ts";
 import type { SamplingParams, ShardSpec } from "../../src/engine/types.ts";
@@ -100,42 +101,70 @@ describe("runner child process", () => {
     expect(ticks).toBeGreaterThan(20);
   });
 
-  test("a parent that ends without closing its engine exits and leaves no runner process", async () => {
-    const fixture = new URL("../helpers/runner-parent.ts", import.meta.url).pathname;
-    const parent = Bun.spawn([process.execPath, fixture, JSON.stringify({ finish: true })], { stdout: "pipe", stderr: "inherit" });
-    try {
-      const text = await new Response(parent.stdout).text();
-      expect(await parent.exited).toBe(0);
-      const runnerPid = (JSON.parse(text) as { runnerPid: number }).runnerPid;
-      await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit with its parent` });
-    } finally {
-      parent.kill("SIGKILL");
-    }
+  test("SIGINT sent to the runner (Ctrl-C reaches the whole process group) does not stop it", async () => {
+    const crashes: number[] = [];
+    const engine = createRunnerEngine({ engine: "fake", onCrash: (c) => crashes.push(c.pid) });
+    engines.push(engine);
+    await engine.load(SHARD);
+    const pid = engine.pid()!;
+    process.kill(pid, "SIGINT");
+    process.kill(pid, "SIGHUP");
+    for (const id of ["i1", "i2"]) expect((await engine.step(id, { kind: "tokens", tokens: [1] }, GREEDY)).kind).toBe("token");
+    expect(engine.pid()).toBe(pid);
+    expect(processGone(pid)).toBe(false);
+    expect(crashes).toEqual([]);
   });
 
-  for (const [signal, busy] of [["SIGKILL", false], ["SIGTERM", false], ["SIGKILL", true]] as const) {
+  test("a parent that ends without closing its engine exits and leaves no runner process", async () => {
+    const { parent, runnerPid } = await startParent({ finish: true });
+    expect(await parent.exited).toBe(0);
+    await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit with its parent` });
+  });
+
+  test("a parent that handles SIGINT itself keeps its runner, which still answers", async () => {
+    const { parent, runnerPid, nextLine } = await startParent({ handleSigint: true });
+    parent.kill("SIGINT");
+    expect(JSON.parse(await nextLine())).toEqual({ afterSigint: "token", runnerPid });
+    parent.kill("SIGKILL");
+    await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit after its parent` });
+  });
+
+  for (const [signal, busy] of [["SIGKILL", false], ["SIGTERM", false], ["SIGINT", false], ["SIGKILL", true]] as const) {
     test(`a parent killed with ${signal}${busy ? " while its runner is blocked in a step" : ""} leaves no runner process`, async () => {
-      const fixture = new URL("../helpers/runner-parent.ts", import.meta.url).pathname;
-      const opts = busy ? { stepBusyMs: 60_000, stepInFlight: true } : {};
-      const parent = Bun.spawn([process.execPath, fixture, JSON.stringify(opts)], { stdout: "pipe", stderr: "inherit" });
-      try {
-        const reader = parent.stdout.getReader();
-        let text = "";
-        while (!text.includes("\n")) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          text += new TextDecoder().decode(value);
-        }
-        const runnerPid = (JSON.parse(text) as { runnerPid: number }).runnerPid;
-        expect(processGone(runnerPid)).toBe(false);
-        // A busy runner must be inside its step (burning CPU) before the parent dies.
-        if (busy) await waitFor(() => cpuTicks(runnerPid) > 20, { what: `runner ${runnerPid} to be computing` });
-        parent.kill(signal);
-        await parent.exited;
-        await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit after its parent` });
-      } finally {
-        parent.kill("SIGKILL");
-      }
+      const { parent, runnerPid } = await startParent(busy ? { stepBusyMs: 60_000, stepInFlight: true } : {});
+      expect(processGone(runnerPid)).toBe(false);
+      // A busy runner must be inside its step (burning CPU) before the parent dies.
+      if (busy) await waitFor(() => cpuTicks(runnerPid) > 20, { what: `runner ${runnerPid} to be computing` });
+      parent.kill(signal);
+      await parent.exited;
+      await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit after its parent` });
     });
   }
 });
+
+const parents: Subprocess[] = [];
+afterAll(() => {
+  for (const p of parents) p.kill("SIGKILL");
+});
+
+/** Starts test/helpers/runner-parent.ts (a stand-in node) and reads its runner's pid. */
+async function startParent(opts: Record<string, unknown>) {
+  const fixture = new URL("../helpers/runner-parent.ts", import.meta.url).pathname;
+  const parent = Bun.spawn([process.execPath, fixture, JSON.stringify(opts)], { stdout: "pipe", stderr: "inherit" });
+  parents.push(parent);
+  const reader = parent.stdout.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  const nextLine = async (): Promise<string> => {
+    while (!buffered.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("the stand-in node closed its stdout");
+      buffered += decoder.decode(value, { stream: true });
+    }
+    const line = buffered.slice(0, buffered.indexOf("\n"));
+    buffered = buffered.slice(line.length + 1);
+    return line;
+  };
+  const runnerPid = (JSON.parse(await nextLine()) as { runnerPid: number }).runnerPid;
+  return { parent, runnerPid, nextLine };
+}
