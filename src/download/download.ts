@@ -33,6 +33,8 @@ export interface RepoRequest {
   revision?: string;
   /** Undefined = the whole model. */
   range?: LayerRange;
+  /** Only configs and tokenizer (to learn a model's shape before placing it). */
+  supportOnly?: boolean;
 }
 
 export interface DownloadResult {
@@ -68,6 +70,7 @@ export async function downloadRepo(req: RepoRequest, opts: DownloadOptions, onPr
   const support = listing.filter((f) => isSupportFile(f.path));
   await fetchAll(support, req, commit, cache, opts, () => {});
   const { nLayers, tied } = await readModelShape(cache, commit, req.repo);
+  if (req.supportOnly) return { dir: cache.snapshotDir(commit), commit, nLayers, files: support.map((f) => f.path), offline: false };
   const range = req.range ?? { layerStart: 0, layerEnd: nLayers };
   checkRange(range, nLayers, req.modelId);
   const weightMap = byPath.has(INDEX) ? await readWeightMap(cache, commit) : undefined;
@@ -168,6 +171,7 @@ async function fromCache(req: RepoRequest, cache: RepoCache, revision: string, w
   const offlineError = (detail: string) => new NodeError("E_DOWNLOAD_OFFLINE", `${why}, and ${req.repo} ${detail} in ${cache.dir}; pull it once while online`);
   if (!commit || (await cache.snapshotFileSize(commit, "config.json")) === undefined) throw offlineError("is not cached");
   const { nLayers, tied } = await readModelShape(cache, commit, req.repo);
+  if (req.supportOnly) return { dir: cache.snapshotDir(commit), commit, nLayers, files: [], offline: true };
   const range = req.range ?? { layerStart: 0, layerEnd: nLayers };
   checkRange(range, nLayers, req.modelId);
   const weightMap = await readWeightMap(cache, commit).catch(() => undefined);

@@ -1,0 +1,173 @@
+// The node's models on disk: resolve a model (filling in the shape of repos outside the catalog), fetch a
+// stage's files (ensureShardFiles, used by the cluster during PREPARE), and exo's /modelpool, /download,
+// /v1/download/progress and DELETE /models shapes for the API (src/api/deps.ts ModelStore).
+import type { ModelStore } from "../api/deps.ts";
+import { loadCatalog, type Catalog, type CatalogEntry } from "../catalog/catalog.ts";
+import { describeConfig, resolveModelRef, type ResolvedModel } from "../catalog/resolve.ts";
+import { loadHfEnv } from "../config/hf-env.ts";
+import { NodeError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { cachedModelState, downloadRepo, type DownloadOptions } from "./download.ts";
+import { repoCache } from "./hf-cache.ts";
+import { toExoProgress, type DownloadProgress, type ProgressListener } from "./progress.ts";
+import type { LayerRange } from "./select-files.ts";
+
+const log = logger("download");
+
+export interface ModelStoreOptions extends Omit<DownloadOptions, "signal"> {
+  nodeId: string;
+  catalog?: Catalog;
+}
+
+/** A model's files on this node. */
+export interface LocalModelState {
+  id: string;
+  name: string;
+  layers?: number;
+  downloaded: boolean;
+  downloadedBytes: number;
+  /** Exact when the model is complete; otherwise the catalog's estimate (or what is on disk, if larger). */
+  totalBytes: number;
+  percentage: number;
+  /** Snapshot or local directory, when anything is on disk. */
+  dir?: string;
+}
+
+/** A model whose layer count is known. */
+export type ShapedModel = ResolvedModel & { layers: number };
+
+export interface NodeModelStore extends ModelStore {
+  /** Resolves a reference; for a hub repo outside the catalog, fetches its config to learn the layer count. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_* */
+  resolveModel(ref: string): Promise<ShapedModel>;
+  /** The directory holding config, tokenizer and the weight files of `range`, downloading what is missing. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_* */
+  ensureShardFiles(model: string | ResolvedModel, range: LayerRange, onProgress?: ProgressListener): Promise<string>;
+  localState(entry: CatalogEntry): Promise<LocalModelState>;
+  /** Every progress event of this node's downloads (the cluster broadcasts them as STATUS). */
+  onProgress(listener: ProgressListener): () => void;
+  /** A peer's progress (exo's RepoProgressEvent dict) so /v1/download/progress shows the whole cluster. */
+  recordPeerProgress(nodeId: string, progress: Record<string, unknown>): void;
+}
+
+/** A store over an explicit cache and hub (tests, or callers that have read the environment). */
+export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
+  const catalog = opts.catalog ?? loadCatalog();
+  const listeners = new Set<ProgressListener>();
+  const latest = new Map<string, DownloadProgress>();
+  const peers = new Map<string, Record<string, unknown>>();
+
+  const record = (p: DownloadProgress) => {
+    latest.set(`${p.modelId}:${p.layerStart}:${p.layerEnd}`, p);
+    for (const l of listeners) l(p);
+  };
+
+  const resolveModel = async (ref: string): Promise<ShapedModel> => {
+    const model = await resolveModelRef(ref, catalog);
+    if (model.layers !== undefined) return model as ShapedModel;
+    if (model.source.kind !== "hub") throw new NodeError("E_WEIGHTS", `${ref}: config.json has no num_hidden_layers`);
+    const res = await downloadRepo({ modelId: model.id, repo: model.source.repo, supportOnly: true }, opts);
+    const config = (await Bun.file(`${res.dir}/config.json`).json()) as Record<string, unknown>;
+    return { ...model, ...describeConfig(config), layers: res.nLayers };
+  };
+
+  const ensureShardFiles = async (ref: string | ResolvedModel, range: LayerRange, onProgress?: ProgressListener): Promise<string> => {
+    const model = typeof ref === "string" ? await resolveModelRef(ref, catalog) : ref;
+    if (model.source.kind === "local") return model.source.dir;
+    const report = (p: DownloadProgress) => {
+      record(p);
+      onProgress?.(p);
+    };
+    try {
+      return (await downloadRepo({ modelId: model.id, repo: model.source.repo, range }, opts, report)).dir;
+    } catch (err) {
+      // Failures before the file list is known have no tracker: report them in the same shape.
+      const last = latest.get(`${model.id}:${range.layerStart}:${range.layerEnd}`);
+      if (last?.status !== "failed") report(failedProgress(model, model.source.repo, range, (err as Error).message, last));
+      throw err;
+    }
+  };
+
+  const localState = async (entry: CatalogEntry): Promise<LocalModelState> => {
+    const base = { id: entry.id, name: entry.name, layers: entry.layers };
+    if (!entry.repo) return { ...base, downloaded: true, downloadedBytes: entry.sizeBytes, totalBytes: entry.sizeBytes, percentage: 100 };
+    const cached = await cachedModelState(opts.hubCacheDir, entry.repo);
+    if (!cached) return { ...base, downloaded: false, downloadedBytes: 0, totalBytes: entry.sizeBytes, percentage: 0 };
+    const complete = cached.missing.length === 0;
+    const total = complete ? cached.presentBytes : Math.max(entry.sizeBytes, cached.presentBytes);
+    const percentage = total > 0 ? (100 * cached.presentBytes) / total : 0;
+    return { ...base, downloaded: complete, downloadedBytes: cached.presentBytes, totalBytes: total, percentage, dir: cached.dir };
+  };
+
+  return {
+    resolveModel,
+    ensureShardFiles,
+    localState,
+    onProgress(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    recordPeerProgress(nodeId, progress) {
+      peers.set(nodeId, progress);
+    },
+
+    async modelPool() {
+      const pool: Record<string, unknown> = {};
+      for (const entry of catalog.entries) {
+        const s = await localState(entry);
+        pool[entry.id] = { downloaded: s.downloaded, download_percentage: s.percentage, total_size: s.totalBytes, total_downloaded: s.downloadedBytes };
+      }
+      return pool;
+    },
+
+    downloadProgress() {
+      // exo keeps one event per node and shows only downloads still running.
+      const out: Record<string, unknown> = {};
+      for (const [nodeId, p] of peers) if (p.status === "in_progress") out[nodeId] = p;
+      const mine = [...latest.values()].filter((p) => p.status === "in_progress").at(-1);
+      if (mine) out[opts.nodeId] = toExoProgress(mine);
+      return out;
+    },
+
+    async startDownload(modelId) {
+      const model = await resolveModelRef(modelId, catalog);
+      if (model.source.kind === "local") return;
+      void resolveModel(modelId)
+        .then((m) => ensureShardFiles(m, { layerStart: 0, layerEnd: m.layers }))
+        .catch((err: unknown) => log.error(`download of ${modelId} failed: ${(err as Error).message}`));
+    },
+
+    async deleteModel(modelId) {
+      const model = await resolveModelRef(modelId, catalog);
+      // Local directories (and the embedded model) belong to the user: never deleted from here.
+      if (model.source.kind === "local") return { deleted: false };
+      for (const key of latest.keys()) if (key.startsWith(`${model.id}:`)) latest.delete(key);
+      return { deleted: await repoCache(opts.hubCacheDir, model.source.repo).remove() };
+    },
+  };
+}
+
+function failedProgress(model: ResolvedModel, repo: string, range: LayerRange, error: string, last?: DownloadProgress): DownloadProgress {
+  const empty = { revision: "main", files: [], completedFiles: 0, totalFiles: 0, downloadedBytes: 0, sessionBytes: 0, totalBytes: 0 };
+  return { ...empty, ...last, modelId: model.id, repo, ...range, nLayers: model.layers ?? range.layerEnd, speedBytesPerSec: 0, etaSec: 0, status: "failed", error };
+}
+
+/** A store configured from the environment (HF_*), with `modelsDir` (--models-dir) overriding the hub cache. */
+export async function createDefaultModelStore(opts: { nodeId: string; modelsDir?: string }): Promise<NodeModelStore> {
+  const env = await loadHfEnv();
+  return createModelStore({
+    nodeId: opts.nodeId,
+    hub: { endpoint: env.endpoint, ...(env.token ? { token: env.token } : {}) },
+    hubCacheDir: opts.modelsDir ?? env.hubCacheDir,
+    offline: env.offline,
+  });
+}
+
+let defaultStore: Promise<NodeModelStore> | undefined;
+
+/**
+ * The stage's files on this node (a store from the environment, shared by every caller in the process).
+ * @throws E_MODEL_UNKNOWN, E_DOWNLOAD_AUTH, E_DOWNLOAD_NOT_FOUND, E_DOWNLOAD_DISK_FULL, E_DOWNLOAD_VERIFY, E_DOWNLOAD_OFFLINE, E_DOWNLOAD
+ */
+export async function ensureShardFiles(model: string | ResolvedModel, range: LayerRange, onProgress?: ProgressListener): Promise<string> {
+  defaultStore ??= createDefaultModelStore({ nodeId: "local" });
+  return (await defaultStore).ensureShardFiles(model, range, onProgress);
+}
