@@ -137,10 +137,15 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
 
   return {
     async load(spec, onProgress) {
-      expectReply(await call({ op: "load", shard: spec }, onProgress), "ok");
-      shard = { ...spec };
-      live.clear();
-      lost.clear();
+      const reply = await call({ op: "load", shard: spec }, onProgress);
+      // A load that failed half-way may have dropped the old shard: mirror what the runner holds now.
+      const now = reply.kind === "error" ? (expectReply(await call({ op: "health" }), "health").loaded ?? undefined) : { ...spec };
+      if (reply.kind !== "error" || JSON.stringify(now) !== JSON.stringify(shard)) {
+        live.clear();
+        lost.clear();
+      }
+      shard = now;
+      expectReply(reply, "ok");
     },
     loaded: () => (shard ? { ...shard } : undefined),
     async step(requestId, input, sampling) {

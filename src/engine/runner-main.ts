@@ -98,7 +98,7 @@ async function serve(engine: ShardEngine, call: RunnerCall, send: (r: RunnerRepl
         await engine.end(call.requestId);
         return send({ kind: "ok", id: call.id });
       case "health":
-        return send({ kind: "health", id: call.id, liveRequests: await engine.liveRequests() });
+        return send({ kind: "health", id: call.id, liveRequests: await engine.liveRequests(), loaded: engine.loaded() ?? null });
     }
   } catch (err) {
     send({ kind: "error", id: call.id, code: errorCode(err), message: (err as Error)?.message ?? String(err) });

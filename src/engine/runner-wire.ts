@@ -22,7 +22,7 @@ export type RunnerReply =
   | { kind: "progress"; id: number; fraction: number; detail?: string }
   | { kind: "ok"; id: number }
   | { kind: "output"; id: number; output: StageOutput }
-  | { kind: "health"; id: number; liveRequests: number }
+  | { kind: "health"; id: number; liveRequests: number; loaded: ShardSpec | null }
   | { kind: "error"; id: number; code: ErrorCode; message: string };
 
 export function encodeRunnerCall(call: RunnerCall): OutgoingMessage {
@@ -75,7 +75,7 @@ export function encodeRunnerReply(reply: RunnerReply): OutgoingMessage {
     case "ok":
       return { type: "OK", fields: { id: reply.id } };
     case "health":
-      return { type: "HEALTH_OK", fields: { id: reply.id, liveRequests: reply.liveRequests } };
+      return { type: "HEALTH_OK", fields: { id: reply.id, liveRequests: reply.liveRequests, loaded: reply.loaded } };
     case "error":
       return { type: "ERROR", fields: { id: reply.id, code: reply.code, message: reply.message } };
     case "output": {
@@ -97,7 +97,7 @@ export function decodeRunnerReply(msg: Message): RunnerReply {
     case "OK":
       return { kind: "ok", id };
     case "HEALTH_OK":
-      return { kind: "health", id, liveRequests: int(f.liveRequests, "liveRequests") };
+      return { kind: "health", id, liveRequests: int(f.liveRequests, "liveRequests"), loaded: f.loaded === null ? null : shardOf(f.loaded) };
     case "ERROR":
       return { kind: "error", id, code: str(f.code, "code") as ErrorCode, message: str(f.message, "message") };
     case "TOKEN":

@@ -1,13 +1,14 @@
 // The runner child hosting the MLX LocalEngine passes the shared engine contract on a tiny random Llama,
 // and its greedy tokens equal those of the same engine in-process.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLocalEngine } from "../../src/engine/local-engine.ts";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
 import { createRunnerEngine } from "../../src/engine/runner-client.ts";
 import type { SamplingParams, ShardEngine, ShardSpec } from "../../src/engine/types.ts";
+import { isNodeError } from "../../src/errors.ts";
 import { runEngineContract } from "../helpers/engine-contract.ts";
 
 const CONFIG = {
@@ -71,6 +72,27 @@ describe("runner(mlx)", () => {
       b = [t.token];
     }
     expect(got).toEqual(expected);
+  });
+
+  test("after a load that fails half-way, loaded() reports what the runner holds, as the in-process engine does", async () => {
+    const broken = mkdtempSync(join(tmpdir(), "exo-runner-broken-"));
+    try {
+      writeFileSync(join(broken, "config.json"), readFileSync(join(dir, "config.json")));
+      writeFileSync(join(broken, "model.safetensors"), "this is not a safetensors file");
+      const good: ShardSpec = { modelId: "tiny-llama", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 };
+      const bad: ShardSpec = { ...good, modelId: "broken", modelDir: broken };
+      const local = createLocalEngine();
+      const runner = createRunnerEngine({ engine: "mlx" });
+      engines.push(local, runner);
+      for (const engine of [local, runner]) {
+        await engine.load(good);
+        const err = await engine.load(bad).catch((e: unknown) => e);
+        expect(isNodeError(err)).toBe(true);
+      }
+      expect(runner.loaded()).toEqual(local.loaded());
+    } finally {
+      rmSync(broken, { recursive: true, force: true });
+    }
   });
 
   test("after a native abort mid-request, the restarted MLX runner reloads the shard and answers as before", async () => {

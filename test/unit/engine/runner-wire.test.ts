@@ -34,7 +34,8 @@ describe("runner wire", () => {
     { kind: "ok", id: 1 },
     { kind: "output", id: 2, output: { kind: "token", token: 9 } },
     { kind: "output", id: 3, output: { kind: "hidden", tensor } },
-    { kind: "health", id: 5, liveRequests: 3 },
+    { kind: "health", id: 5, liveRequests: 3, loaded: null },
+    { kind: "health", id: 6, liveRequests: 0, loaded: { modelId: "m", modelDir: "/d", layerStart: 0, layerEnd: 2, nLayers: 2 } },
     { kind: "error", id: 6, code: "E_CAPACITY", message: "full" },
   ];
   for (const reply of replies) {
