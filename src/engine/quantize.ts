@@ -73,3 +73,22 @@ export function quantizeAffine(w: mx.array, groupSize: number, bits: number): [m
   );
   return [words.reshape(rows, (inFeatures * bits) / 32), scale.squeeze(-1), wmin.squeeze(-1)];
 }
+
+/** Weights per evaluated chunk: small buffers come from MLX's cache, big ones cost fresh pages (~5x slower). */
+const CHUNK_WEIGHTS = 1 << 17;
+
+/** dequantizeAffine over row chunks, each evaluated at once: the load-time path for big matrices. */
+export function dequantizeRows(w: mx.array, scales: mx.array, biases: mx.array, groupSize: number, bits: number): mx.array {
+  const rows = w.shape[0]!;
+  const inFeatures = (w.shape[w.ndim - 1]! * 32) / bits;
+  const per = Math.max(1, Math.floor(CHUNK_WEIGHTS / inFeatures));
+  if (w.ndim !== 2 || rows <= per) return dequantizeAffine(w, scales, biases, groupSize, bits);
+  const parts: mx.array[] = [];
+  for (let r = 0; r < rows; r += per) {
+    const S = mx.Slice(r, Math.min(rows, r + per));
+    const part = dequantizeAffine(w.index(S), scales.index(S), biases.index(S), groupSize, bits);
+    mx.eval(part);
+    parts.push(part);
+  }
+  return mx.concatenate(parts, 0);
+}

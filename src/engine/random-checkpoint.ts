@@ -56,13 +56,10 @@ export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointO
   for (const [i, name] of names.entries()) {
     const shape = shapes[name]!;
     const key = keys.index(i);
-    let t: mx.array;
-    if (shape.length === 1) {
-      const noise = mx.random.normal(shape, mx.float32, 0, 0.1, key);
-      t = name.endsWith("norm.weight") && !gemmaNorm ? mx.add(noise, 1) : noise;
-    } else {
-      t = mx.random.normal(shape, mx.float32, 0, 1 / Math.sqrt(shape[shape.length - 1]!), key);
-    }
+    // Uniform noise with the wanted std: 5x faster than random.normal on this CPU (1.2B params in ~15 s).
+    const std = shape.length === 1 ? 0.1 : 1 / Math.sqrt(shape[shape.length - 1]!);
+    const noise = mx.random.uniform(-std * Math.sqrt(3), std * Math.sqrt(3), shape, mx.float32, key);
+    const t = shape.length === 1 && name.endsWith("norm.weight") && !gemmaNorm ? mx.add(noise, 1) : noise;
     const out: Record<string, mx.array> = {};
     const prefix = name.replace(/\.weight$/, "");
     if (opts.quantize && shape.length === 2 && name.endsWith(".weight")) {

@@ -7,12 +7,13 @@ import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { QuantizationArgs, Weights } from "../models/base.ts";
 import { releaseMemory } from "./memory.ts";
-import { dequantizeAffine } from "./quantize.ts";
+import { dequantizeRows } from "./quantize.ts";
 import { readSafetensorsHeader } from "./tensor-bytes.ts";
 
 const log = logger("engine");
 /** Evaluate about this many bytes between event-loop turns so transient copies are freed as we go. */
 const BATCH_BYTES = 256 * 1024 * 1024;
+const NATIVE_QUANT_BITS = new Set([2, 4, 8]);
 
 export interface LoadWeightsOptions {
   /** Keep checkpoint dtypes and packed quantized weights (Metal). Default: true only when Metal is available. */
@@ -89,23 +90,28 @@ export async function loadShardWeights(modelDir: string, wants: (name: string) =
     if (pendingBytes >= BATCH_BYTES) await flush();
   };
 
+  const dequantized = new Set<string>();
   for (const name of names) {
     const t = raw.get(name)!;
     const prefix = name.replace(/\.(weight|scales|biases|bias)$/, "");
-    const quantized = raw.has(`${prefix}.scales`) && (name.endsWith(".weight") || name.endsWith(".scales") || name.endsWith(".biases"));
-    if (quantized && !native) {
-      if (!name.endsWith(".weight")) continue;
+    const quantized = raw.has(`${prefix}.scales`) && /\.(weight|scales|biases)$/.test(name);
+    if (quantized && dequantized.has(prefix)) continue;
+    if (quantized) {
+      const w = raw.get(`${prefix}.weight`);
       const scales = raw.get(`${prefix}.scales`)!;
       const biases = raw.get(`${prefix}.biases`);
-      if (!biases) throw new NodeError("E_WEIGHTS", `${prefix}: has scales but no biases`);
-      const { groupSize, bits } = quantParams(prefix, t, scales, opts.quantization);
-      const bytes = byteSize(t) + byteSize(scales) + byteSize(biases);
-      await put(name, dequantizeAffine(t, scales, biases, groupSize, bits), bytes);
-    } else if (!native && isFloat(t.dtype) && t.dtype !== mx.float32) {
-      await put(name, t.astype(mx.float32), byteSize(t));
-    } else {
-      await put(name, t, byteSize(t));
+      if (!w || !biases) throw new NodeError("E_WEIGHTS", `${prefix}: quantized but its weight or biases are missing`);
+      const { groupSize, bits } = quantParams(prefix, w, scales, opts.quantization);
+      // Metal runs 2/4/8-bit natively; every other case becomes plain floats once, at load.
+      if (!native || !NATIVE_QUANT_BITS.has(bits)) {
+        dequantized.add(prefix);
+        const full = dequantizeRows(w, scales, biases, groupSize, bits);
+        await put(`${prefix}.weight`, native ? full.astype(scales.dtype) : full, byteSize(w) + byteSize(scales) + byteSize(biases));
+        continue;
+      }
     }
+    if (!native && isFloat(t.dtype) && t.dtype !== mx.float32) await put(name, t.astype(mx.float32), byteSize(t));
+    else await put(name, t, byteSize(t));
   }
   await flush();
   if (!native) guardCpuDtypes(weights);

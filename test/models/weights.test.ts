@@ -1,0 +1,105 @@
+// The shard-aware loader: sharded checkpoints with an index, 3/6-bit and float16 checkpoints, the CPU dtype
+// guard, and clear errors for unsupported architectures and broken checkpoints.
+import { afterAll, describe, expect, test } from "bun:test";
+import { core as mx } from "@frost-beta/mlx";
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
+import { guardCpuDtypes, loadShardWeights } from "../../src/engine/weights.ts";
+import { createLocalEngine } from "../../src/engine/local-engine.ts";
+import { getArchitecture } from "../../src/models/index.ts";
+import { createKVCache } from "../../src/models/kv-cache.ts";
+import { isNodeError } from "../../src/errors.ts";
+import { loadStage, TINY_CONFIGS } from "../helpers/tiny-models.ts";
+
+const root = mkdtempSync(join(tmpdir(), "exo-weights-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const PROMPT = [1, 5, 9, 33, 70];
+const logitsOf = async (dir: string) => {
+  const { model } = await loadStage(dir, 0, 4);
+  const out = model.forward(mx.array([PROMPT], mx.int32), createKVCache(model.cacheSpec));
+  mx.eval(out);
+  return out;
+};
+const relErr = (a: mx.array, b: mx.array) =>
+  Number(mx.divide(mx.sqrt(mx.sum(mx.square(mx.subtract(a, b)))), mx.sqrt(mx.sum(mx.square(b)))).item());
+
+describe("loadShardWeights", () => {
+  test("with an index over several files, a stage opens only the files holding its tensors", async () => {
+    const dir = join(root, "multi");
+    const { files } = await writeRandomCheckpoint(dir, { config: TINY_CONFIGS.llama!, seed: 1, maxFileBytes: 40_000 });
+    expect(files.length).toBeGreaterThan(3);
+    const index = JSON.parse(readFileSync(join(dir, "model.safetensors.index.json"), "utf8")) as { weight_map: Record<string, string> };
+    const middle = await loadStage(dir, 1, 3);
+    const expected = new Set(Object.entries(index.weight_map).filter(([n]) => /^model\.layers\.[12]\./.test(n)).map(([, f]) => f));
+    expect(new Set(middle.files)).toEqual(expected);
+    expect(middle.files.length).toBeLessThan(files.length);
+    const single = join(root, "single");
+    await writeRandomCheckpoint(single, { config: TINY_CONFIGS.llama!, seed: 1 });
+    expect(Number(mx.max(mx.abs(mx.subtract(await logitsOf(dir), await logitsOf(single)))).item())).toBe(0);
+  });
+
+  test("3-bit and 6-bit checkpoints (as mlx-community ships) load and track the float32 model", async () => {
+    const f32 = join(root, "q-ref");
+    await writeRandomCheckpoint(f32, { config: TINY_CONFIGS.qwen2!, seed: 2 });
+    const reference = await logitsOf(f32);
+    const errs: number[] = [];
+    for (const bits of [3, 6]) {
+      const dir = join(root, `q${bits}`);
+      await writeRandomCheckpoint(dir, { config: TINY_CONFIGS.qwen2!, seed: 2, quantize: { bits, groupSize: 64 } });
+      errs.push(relErr(await logitsOf(dir), reference));
+    }
+    expect(errs[1]!).toBeLessThan(0.2);
+    expect(errs[0]!).toBeLessThan(1);
+    expect(errs[0]! / errs[1]!).toBeGreaterThan(2);
+  });
+
+  test("a float16 checkpoint is upcast to float32 on CPU", async () => {
+    const dir = join(root, "f16");
+    await writeRandomCheckpoint(dir, { config: TINY_CONFIGS.phi3!, seed: 3, dtype: "float16" });
+    const args = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    expect(args.model_type).toBe("phi3");
+    const { weights } = await loadShardWeights(dir, () => true, { native: false });
+    for (const t of weights.values()) expect(t.dtype).toBe(mx.float32);
+    const f32 = join(root, "f16-ref");
+    await writeRandomCheckpoint(f32, { config: TINY_CONFIGS.phi3!, seed: 3 });
+    expect(relErr(await logitsOf(dir), await logitsOf(f32))).toBeLessThan(0.01);
+  });
+
+  test("the CPU dtype guard refuses any tensor that is not float32, naming it", () => {
+    const weights = new Map([
+      ["ok.weight", mx.zeros([2, 2], mx.float32)],
+      ["bad.weight", mx.zeros([2, 2], mx.float16)],
+    ]);
+    expect(() => guardCpuDtypes(weights)).toThrow(/bad\.weight is float16/);
+  });
+
+  test("an unknown model_type is refused with E_MODEL_UNSUPPORTED naming it", async () => {
+    const err = (() => {
+      try {
+        getArchitecture("mamba");
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(isNodeError(err) && err.code).toBe("E_MODEL_UNSUPPORTED");
+    expect(String((err as Error).message)).toContain('"mamba"');
+  });
+
+  test("a missing tensor or missing safetensors file fails the load with E_WEIGHTS", async () => {
+    const dir = join(root, "broken");
+    await writeRandomCheckpoint(dir, { config: TINY_CONFIGS.llama!, seed: 4 });
+    const shard = { modelId: "broken", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 };
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 5 }));
+    const engine = createLocalEngine();
+    const wrongLayers = await engine.load({ ...shard, nLayers: 5, layerEnd: 5 }).catch((e: unknown) => e);
+    expect(isNodeError(wrongLayers) && wrongLayers.code).toBe("E_WEIGHTS");
+    expect(String((wrongLayers as Error).message)).toContain("model.layers.4.");
+    unlinkSync(join(dir, "model.safetensors"));
+    const noFile = await engine.load({ ...shard, nLayers: 5 }).catch((e: unknown) => e);
+    expect(isNodeError(noFile) && noFile.code).toBe("E_WEIGHTS");
+    expect(engine.loaded()).toBeUndefined();
+  });
+});
