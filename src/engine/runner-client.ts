@@ -22,6 +22,8 @@ export interface RunnerEngineOptions {
   fault?: string;
   /** Spawn → HELLO deadline. Default 30 s. */
   startTimeoutMs?: number;
+  /** A call unanswered for this long means a hung runner: it is killed and restarted. Default: no limit. */
+  callTimeoutMs?: number;
   /** Told about every unexpected runner exit, after the calls in flight were rejected. */
   onCrash?: (info: { pid: number; exit: RunnerExit; inflight: number }) => void;
 }
@@ -35,12 +37,15 @@ interface Pending {
   resolve(reply: RunnerReply): void;
   reject(err: Error): void;
   onProgress?: LoadProgress;
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 interface Runner {
   proc: RunnerProcess;
   pending: Map<number, Pending>;
   hello: PromiseWithResolvers<void>;
+  /** Set when the client itself killed this runner, so the error says why. */
+  killedBecause?: string;
 }
 
 /** Creates the engine; the runner starts on first use. */
@@ -69,18 +74,23 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     if (!pending) return;
     if (reply.kind === "progress") return pending.onProgress?.(reply.fraction, reply.detail);
     runner.pending.delete(reply.id);
+    clearTimeout(pending.timer);
     if (runner.pending.size === 0) runner.proc.hold(false);
     pending.resolve(reply);
   }
 
   function onExit(runner: Runner, exit: RunnerExit): void {
-    const how = (exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`) + (exit.reason ? ` (${exit.reason})` : "");
+    const why = runner.killedBecause ?? exit.reason;
+    const how = (exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`) + (why ? ` (${why})` : "");
     const inflight = runner.pending.size;
     const err = closed
       ? new NodeError("E_RUNNER", "engine runner was closed")
       : new NodeError("E_RUNNER_CRASHED", `engine runner (pid ${runner.proc.pid}) died with ${how}; ${inflight} call(s) in flight failed`);
     runner.hello.reject(err);
-    for (const pending of runner.pending.values()) pending.reject(err);
+    for (const pending of runner.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(err);
+    }
     runner.pending.clear();
     if (current !== runner) return;
     current = undefined;
@@ -125,7 +135,15 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     const id = nextId++;
     const frame = encodeFrame(encodeRunnerCall({ ...call, id } as RunnerCall));
     return new Promise((resolve, reject) => {
-      runner.pending.set(id, { resolve, reject, onProgress });
+      const pending: Pending = { resolve, reject, onProgress };
+      const limitMs = opts.callTimeoutMs;
+      if (limitMs !== undefined) {
+        pending.timer = setTimeout(() => {
+          runner.killedBecause = `killed: no answer to a ${call.op} call within ${limitMs} ms`;
+          runner.proc.kill();
+        }, limitMs);
+      }
+      runner.pending.set(id, pending);
       runner.proc.hold(true);
       runner.proc.write(frame);
     });

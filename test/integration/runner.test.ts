@@ -79,6 +79,18 @@ describe("runner child process", () => {
     await engine.end("y");
   });
 
+  test("a runner that leaves a call unanswered past callTimeoutMs is killed and restarted", async () => {
+    const engine = createRunnerEngine({ engine: "fake", fake: { stepBusyMs: 30_000 }, callTimeoutMs: 300 });
+    engines.push(engine);
+    await engine.load(SHARD);
+    const hungPid = engine.pid();
+    const err = await engine.step("hung", { kind: "tokens", tokens: [1] }, GREEDY).catch((e: unknown) => e);
+    expect(isNodeError(err) && err.code).toBe("E_RUNNER_CRASHED");
+    expect(String(err)).toContain("(killed: no answer to a step call within 300 ms)");
+    expect(await engine.liveRequests()).toBe(0);
+    expect(engine.pid()).not.toBe(hungPid);
+  });
+
   test("close stops the runner process and later calls fail clearly", async () => {
     const engine = make();
     await engine.load(SHARD);
