@@ -85,7 +85,7 @@ const enum State {
  * (the stream has lost its framing); messages earlier in the same chunk are dropped with it.
  */
 export class FrameDecoder {
-  private readonly maxFrameBytes: number;
+  private maxFrameBytes: number;
   private chunks: Uint8Array[] = [];
   private offset = 0; // read position inside chunks[0]
   private buffered = 0;
@@ -96,6 +96,11 @@ export class FrameDecoder {
 
   constructor(opts: { maxFrameBytes?: number } = {}) {
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+  }
+
+  /** Change the payload limit for frames whose header has not been read yet. */
+  setMaxFrameBytes(n: number): void {
+    this.maxFrameBytes = n;
   }
 
   /** Bytes received but not yet returned as messages. */

@@ -1,0 +1,173 @@
+// One TCP socket carrying frames: the write queue that honours Bun's partial writes and `drain`,
+// and the streaming decoder. A framing error closes the socket with a logged reason.
+import type { Socket } from "bun";
+import { NodeError, isNodeError } from "../errors.ts";
+import { logger } from "../log.ts";
+import { FrameDecoder, encodeFrame, type OutgoingMessage } from "../protocol/frame.ts";
+import type { Message } from "../protocol/types.ts";
+
+const log = logger("net");
+
+/** What Bun keeps on each socket: the Connection that owns it, once opened. */
+export interface SocketData {
+  conn?: Connection;
+}
+
+export interface ConnectionOptions {
+  direction: "in" | "out";
+  maxFrameBytes: number;
+  onMessage(msg: Message): void;
+  onClose(reason: string): void;
+}
+
+let nextConnectionId = 1;
+
+/** Owns one socket: whole-frame writes (rest sent on drain), decoding, and one close with a reason. */
+export class Connection {
+  readonly id = nextConnectionId++;
+  readonly direction: "in" | "out";
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly openedAt = Date.now();
+  framesIn = 0;
+  framesOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Set once closed: why. */
+  closeReason: string | undefined;
+  /** Shown in logs; the link renames it once the peer's id is known. */
+  label: string;
+
+  private readonly socket: Socket<SocketData>;
+  private readonly decoder: FrameDecoder;
+  private readonly opts: ConnectionOptions;
+  private queue: Uint8Array[] = [];
+  private queueOffset = 0;
+  private queued = 0;
+  private flushWaiters: (() => void)[] = [];
+
+  constructor(socket: Socket<SocketData>, opts: ConnectionOptions) {
+    this.socket = socket;
+    this.opts = opts;
+    this.direction = opts.direction;
+    this.decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes });
+    this.localPort = socket.localPort;
+    this.remoteAddress = socket.remoteAddress;
+    this.remotePort = socket.remotePort;
+    this.label = `${opts.direction === "out" ? "to" : "from"} ${this.remoteAddress}:${this.remotePort}`;
+    socket.data = { conn: this };
+    socket.setNoDelay(true);
+  }
+
+  get closed(): boolean {
+    return this.closeReason !== undefined;
+  }
+
+  /** Bytes accepted by write() but not yet taken by the kernel. */
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
+  /**
+   * Encode and send one frame; what the socket does not take now goes out on drain, in order.
+   * @throws NodeError E_PEER_DOWN when closed, E_FRAME_TOO_LARGE for an oversized frame
+   */
+  write(msg: OutgoingMessage): void {
+    if (this.closed) throw new NodeError("E_PEER_DOWN", `link ${this.label} is closed (${this.closeReason})`);
+    const frame = encodeFrame(msg, this.opts.maxFrameBytes);
+    this.framesOut++;
+    this.bytesOut += frame.byteLength;
+    this.queue.push(frame);
+    this.queued += frame.byteLength;
+    if (this.queue.length === 1) this.flush();
+  }
+
+  /** Resolves once everything written so far was handed to the kernel (or the connection closed). */
+  flushed(): Promise<void> {
+    if (this.queued === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.flushWaiters.push(resolve));
+  }
+
+  /** Lower the frame size limit (e.g. before the handshake) or raise it back. */
+  setMaxFrameBytes(n: number): void {
+    this.decoder.setMaxFrameBytes(n);
+  }
+
+  /** Close once, with a reason that the owner's onClose receives. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closeReason = reason;
+    this.queue = [];
+    this.queued = 0;
+    this.releaseFlushWaiters();
+    this.socket.end();
+    this.opts.onClose(reason);
+  }
+
+  /** Socket `drain`: the kernel has room again. */
+  handleDrain(): void {
+    this.flush();
+  }
+
+  /** Socket `data`: decode and deliver whole frames; a framing error tells the peer why, then closes. */
+  handleData(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.bytesIn += chunk.byteLength;
+    let messages: Message[];
+    try {
+      messages = this.decoder.push(chunk);
+    } catch (err) {
+      const reason = isNodeError(err) ? `${err.code}: ${err.message}` : String(err);
+      log.warn(`closing link ${this.label}: ${reason}`);
+      try {
+        this.write({ type: "ERROR", fields: { code: isNodeError(err) ? err.code : "E_INTERNAL", message: reason } });
+      } catch {
+        // the socket may already refuse writes; the close below is what matters
+      }
+      this.close(reason);
+      return;
+    }
+    for (const msg of messages) {
+      if (this.closed) return;
+      this.framesIn++;
+      this.opts.onMessage(msg);
+    }
+  }
+
+  /** Socket `close`/`error`: the peer or the network ended it. */
+  handleClosed(reason: string): void {
+    if (this.closed) return;
+    this.closeReason = reason;
+    this.queue = [];
+    this.queued = 0;
+    this.releaseFlushWaiters();
+    this.opts.onClose(reason);
+  }
+
+  private flush(): void {
+    while (this.queue.length > 0) {
+      const frame = this.queue[0]!;
+      const left = frame.byteLength - this.queueOffset;
+      const n = this.socket.write(frame, this.queueOffset, left);
+      if (n < 0) {
+        this.handleClosed("socket refused the write (closed)");
+        return;
+      }
+      this.queued -= n;
+      if (n < left) {
+        this.queueOffset += n;
+        return; // the kernel buffer is full: `drain` calls flush again
+      }
+      this.queue.shift();
+      this.queueOffset = 0;
+    }
+    this.releaseFlushWaiters();
+  }
+
+  private releaseFlushWaiters(): void {
+    const waiters = this.flushWaiters;
+    this.flushWaiters = [];
+    for (const w of waiters) w();
+  }
+}
