@@ -38,6 +38,11 @@ describe("the embedded catalog", () => {
     expect(findModel(catalog, "llama-3.2-3b")!.sizeBytes).toBeLessThan(b16.sizeBytes / 3);
   });
 
+  test("describes the embedded model with the layer count and architecture of its shipped config.json", async () => {
+    const config = (await Bun.file(join(embeddedModelDir(), "config.json")).json()) as { num_hidden_layers: number; model_type: string };
+    expect(findModel(catalog, DEFAULT_MODEL_ID)).toMatchObject({ layers: config.num_hidden_layers, arch: config.model_type });
+  });
+
   test("finds a model by its Hugging Face repo id, ignoring case", () => {
     expect(findModel(catalog, "mlx-community/llama-3.2-1b-instruct-4bit")?.id).toBe("llama-3.2-1b");
     expect(findModel(catalog, "nobody/nothing")).toBeUndefined();
