@@ -14,6 +14,8 @@ export interface BuildOptions {
   outfile: string;
   /** Project root holding src/, configs/ and node_modules/ (default: this file's folder). */
   root?: string;
+  /** False leaves MLX's addon out even when it matches (tests use it to act out a cross-built binary). */
+  embedMlx?: boolean;
 }
 
 export interface BuildResult {
@@ -33,7 +35,7 @@ export async function buildExecutable(opts: BuildOptions): Promise<BuildResult> 
   const mlxDir = join(root, "node_modules/@frost-beta/mlx/build/Release");
   const addon = join(mlxDir, "mlx.node");
   // The installed addon is the build machine's; it goes in only when it matches the target.
-  const mlxEmbedded = existsSync(addon) && nativeFormat(readFileSync(addon).subarray(0, 20)) === platform;
+  const mlxEmbedded = opts.embedMlx !== false && existsSync(addon) && nativeFormat(readFileSync(addon).subarray(0, 20)) === platform;
   const mlxAssets = mlxEmbedded ? ["mlx.node", "mlx.metallib"].map((f) => join(mlxDir, f)).filter((f) => existsSync(f)) : [];
   const modelDir = join(root, "configs/default-model");
   const assets = [...mlxAssets, ...(existsSync(modelDir) ? [modelDir] : [])];
