@@ -35,8 +35,8 @@ export async function runRunner(opts: RunnerMainOptions): Promise<void> {
   // Ctrl-C reaches the whole foreground process group: it is the node's to interpret (stop a reply), not
   // a reason to drop the shard. The runner ends with its parent (stdin EOF, parent watch) or by SIGTERM/SIGKILL.
   for (const signal of ["SIGINT", "SIGHUP"] as const) process.on(signal, () => log.debug(`runner ${process.pid} ignores ${signal}`));
-  const engine = await createEngine(opts);
   const stopWatch = watchParent(opts.parentPid);
+  const engine = await createEngine(opts);
   send({ kind: "hello", pid: process.pid, engine: opts.engine });
   log.debug(`runner ${process.pid} ready (${opts.engine})`);
 
