@@ -1,14 +1,14 @@
 // Per-request token sampling on the last stage: greedy at temperature 0, else temperature + top_k + top_p
-// with a seeded JS PRNG over a small candidate set pulled out of MLX (a 128k vocab never becomes a JS array
-// unless top_p needs more than CANDIDATES tokens, which only very flat distributions do).
+// computed in MLX, with one uniform draw per token from a seeded JS PRNG (inverse CDF): nothing of a 128k
+// vocabulary is copied into JS, and the same seed gives the same tokens.
 import { core as mx } from "@frost-beta/mlx";
 import type { SamplingParams } from "./types.ts";
 
-/** Candidates pulled for nucleus sampling before falling back to the whole vocabulary. */
-const CANDIDATES = 1024;
-
 /** Picks the next token from last-position logits [1, V] or [V]. */
 export type Sampler = (logits: mx.array) => number;
+
+/** Candidates tried for top_p alone: argpartition of 1024 costs ~5 ms on 128k logits, a full argsort ~28 ms. */
+const NUCLEUS_CANDIDATES = 1024;
 
 /** mulberry32: tiny, fast, good enough for sampling, and identical for identical seeds. */
 export function makeRng(seed: number): () => number {
@@ -30,58 +30,37 @@ export function makeSampler(params: SamplingParams): Sampler {
   return (logits) => {
     const logp = logSoftmax(mx.divide(logits.reshape([-1]).astype(mx.float32), temperature));
     const V = logp.size;
-    const k = topK > 0 && topK < V ? topK : topP < 1 ? Math.min(V, CANDIDATES) : V;
-    let cand = k < V ? candidates(logp, k) : undefined;
-    // Nucleus over a truncated list is exact only if the list already holds top_p of the mass.
-    if (cand && !(topK > 0 && topK < V) && sum(cand.probs) < topP) cand = undefined;
-    cand ??= { ids: Array.from({ length: V }, (_, i) => i), probs: (mx.exp(logp).tolist() as number[]) };
-    return pick(nucleus(cand, topP), rand());
+    // Candidates in descending order when a filter needs the order; the whole vocabulary unsorted otherwise.
+    let ids: mx.array | undefined;
+    let p: mx.array;
+    const k = topK > 0 && topK < V ? topK : topP < 1 && NUCLEUS_CANDIDATES < V ? NUCLEUS_CANDIDATES : 0;
+    let idx = k ? mx.argpartition(mx.negative(logp), k - 1, 0).index(mx.Slice(0, k)) : undefined;
+    // A nucleus over the top candidates is exact only if they already hold top_p of the mass.
+    if (idx && k !== topK && Number(mx.sum(mx.exp(mx.take(logp, idx, 0))).item()) < topP) idx = undefined;
+    if (idx) {
+      const vals = mx.take(logp, idx, 0);
+      const order = mx.argsort(mx.negative(vals));
+      ids = mx.take(idx, order, 0);
+      p = mx.exp(mx.take(vals, order, 0));
+    } else if (topP < 1) {
+      ids = mx.argsort(mx.negative(logp));
+      p = mx.exp(mx.take(logp, ids, 0));
+    } else {
+      p = mx.exp(logp);
+    }
+    if (topP < 1) {
+      // Keep each token whose more likely predecessors hold less than top_p of the (candidate) mass.
+      const mass = mx.divide(mx.cumsum(p), mx.sum(p));
+      p = mx.multiply(p, mx.less(mx.subtract(mass, mx.divide(p, mx.sum(p))), topP));
+    }
+    // Inverse CDF with one uniform draw from the request's own RNG.
+    const cdf = mx.cumsum(p);
+    const target = mx.multiply(cdf.index(mx.Slice(cdf.size - 1, cdf.size)), rand());
+    const pos = mx.minimum(mx.sum(mx.lessEqual(cdf, target)), cdf.size - 1).astype(mx.int32);
+    return Number((ids ? mx.take(ids, pos, 0) : pos).item());
   };
-}
-
-interface Candidates {
-  ids: number[];
-  probs: number[];
 }
 
 function logSoftmax(x: mx.array): mx.array {
   return mx.subtract(x, mx.logsumexp(x, 0, true));
-}
-
-function candidates(logp: mx.array, k: number): Candidates {
-  const idx = mx.argpartition(mx.negative(logp), k - 1, 0).index(mx.Slice(0, k));
-  const probs = mx.exp(mx.take(logp, idx, 0));
-  mx.eval(idx, probs);
-  return { ids: idx.tolist() as number[], probs: probs.tolist() as number[] };
-}
-
-/** Keeps the most likely tokens whose mass (renormalized over the candidates) reaches topP. */
-function nucleus(c: Candidates, topP: number): Candidates {
-  const order = c.ids.map((_, i) => i).sort((a, b) => c.probs[b]! - c.probs[a]! || c.ids[a]! - c.ids[b]!);
-  const total = sum(c.probs);
-  const ids: number[] = [];
-  const probs: number[] = [];
-  let mass = 0;
-  for (const i of order) {
-    ids.push(c.ids[i]!);
-    probs.push(c.probs[i]!);
-    mass += c.probs[i]! / total;
-    if (topP < 1 && mass >= topP) break;
-  }
-  return { ids, probs };
-}
-
-function pick(c: Candidates, u: number): number {
-  let target = u * sum(c.probs);
-  for (let i = 0; i < c.ids.length; i++) {
-    target -= c.probs[i]!;
-    if (target < 0) return c.ids[i]!;
-  }
-  return c.ids[c.ids.length - 1]!;
-}
-
-function sum(xs: number[]): number {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s;
 }
