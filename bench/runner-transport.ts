@@ -1,9 +1,12 @@
 // Node ↔ runner tensor transport, side by side in one run: frame bodies over the stdin/stdout pipes
-// against tmpfs files whose paths travel in small frames. Prints a table and one JSON line.
+// against tmpfs files whose paths travel in small frames, then the per-step cost of the process boundary.
+// Prints a table and one JSON line.
 // Usage: bun bench/runner-transport.ts [rounds]
 import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createFakeEngine } from "../src/engine/fake-engine.ts";
+import { createRunnerEngine } from "../src/engine/runner-client.ts";
 import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
 import type { Message } from "../src/protocol/types.ts";
 
@@ -70,11 +73,30 @@ async function parent(rounds: number): Promise<void> {
   }
   proc.stdin.end();
   await proc.exited;
+  const steps = await stepOverhead(rounds * 10);
   console.log("shape            MiB     pipe ms   tmpfs ms   pipe/tmpfs");
   for (const r of rows) {
     console.log(`${r.shape.padEnd(16)} ${r.mb.toFixed(3).padStart(7)} ${r.pipeMs.toFixed(3).padStart(9)} ${r.fileMs.toFixed(3).padStart(10)} ${r.ratio.toFixed(2).padStart(11)}`);
   }
-  console.log(JSON.stringify({ bench: "runner-transport", rounds, tmp: TMP, rows }));
+  console.log(`decode step [1,1,2048] through a fake middle stage: in-process ${steps.inProcessMs.toFixed(3)} ms, runner ${steps.runnerMs.toFixed(3)} ms (+${(steps.runnerMs - steps.inProcessMs).toFixed(3)} ms per step)`);
+  console.log(JSON.stringify({ bench: "runner-transport", rounds, tmp: TMP, rows, steps }));
+}
+
+/** What the process boundary adds to one decode-sized step: the fake engine in-process vs behind a runner. */
+async function stepOverhead(rounds: number): Promise<{ inProcessMs: number; runnerMs: number }> {
+  const shard = { modelId: "fake", modelDir: "/nonexistent", layerStart: 1, layerEnd: 2, nLayers: 3 };
+  const values = new Float32Array(2048);
+  values[1] = 1;
+  const input = { kind: "hidden" as const, tensor: { dtype: "float32" as const, shape: [1, 1, 2048], bytes: new Uint8Array(values.buffer) } };
+  const sampling = { temperature: 0, topP: 1, topK: 0 };
+  const result: Record<string, number> = {};
+  for (const [name, engine] of [["inProcessMs", createFakeEngine({ hiddenSize: 2048 })], ["runnerMs", createRunnerEngine({ engine: "fake", fake: { hiddenSize: 2048 } })]] as const) {
+    await engine.load(shard);
+    let n = 0;
+    result[name] = await median(async () => void (await engine.step(`r${n++ % 4}`, input, sampling)), rounds);
+    await engine.close();
+  }
+  return { inProcessMs: result.inProcessMs!, runnerMs: result.runnerMs! };
 }
 
 /** Median wall time of `fn` over `rounds` runs, after two warm-up runs. */
