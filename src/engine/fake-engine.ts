@@ -66,7 +66,7 @@ export function createFakeEngine(opts: FakeEngineOptions = {}): ShardEngine {
     loaded: () => (shard ? { ...shard } : undefined),
     async step(requestId, input, sampling) {
       const spec = loadedShard();
-      const positions = readPositions(spec, input, hiddenSize);
+      const positions = readPositions(spec, input, hiddenSize, vocabSize);
       const state = stateFor(requestId);
       if (opts.stepDelayMs) await Bun.sleep(opts.stepDelayMs);
       if (opts.stepBusyMs) busyWait(opts.stepBusyMs);
@@ -99,10 +99,13 @@ function checkShard(spec: ShardSpec): void {
 }
 
 /** Token ids of the positions in this step; checks the input kind and that no stage was skipped. */
-function readPositions(spec: ShardSpec, input: StageInput, hiddenSize: number): number[] {
+function readPositions(spec: ShardSpec, input: StageInput, hiddenSize: number, vocabSize: number): number[] {
   if (spec.layerStart === 0) {
     if (input.kind !== "tokens") throw new NodeError("E_PROTOCOL_PAYLOAD", "the first stage takes token ids, got a hidden state");
-    if (input.tokens.length === 0) throw new NodeError("E_PROTOCOL_PAYLOAD", "a step needs at least one token");
+    const bad = input.tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
+    if (input.tokens.length === 0 || bad !== undefined) {
+      throw new NodeError("E_PROTOCOL_PAYLOAD", `tokens must be 1+ ids in [0, ${vocabSize}), got ${input.tokens.length ? bad : "none"}`);
+    }
     return [...input.tokens];
   }
   if (input.kind !== "hidden") throw new NodeError("E_PROTOCOL_PAYLOAD", `stage at layer ${spec.layerStart} takes a hidden state, got tokens`);

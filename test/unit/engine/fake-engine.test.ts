@@ -105,6 +105,15 @@ describe("fake engine", () => {
     expect(await engine!.liveRequests()).toBe(0);
   });
 
+  test("token ids outside the vocabulary are refused and leave no state", async () => {
+    const [engine] = await loadedChain([0, 6]);
+    for (const tokens of [[], [1.5], [-1], [256]]) {
+      const err = await engine!.step("r", { kind: "tokens", tokens }, GREEDY).catch((e: unknown) => e);
+      expect(isNodeError(err) && err.code).toBe("E_PROTOCOL_PAYLOAD");
+    }
+    expect(await engine!.liveRequests()).toBe(0);
+  });
+
   test("an empty or out-of-range shard is refused", async () => {
     const engine = createFakeEngine();
     for (const [layerStart, layerEnd] of [[2, 2], [0, 7], [-1, 3]] as const) {
