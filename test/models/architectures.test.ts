@@ -1,5 +1,6 @@
 // One runner over every architecture: tiny random checkpoints written to disk and loaded through the real
-// loader; shapes, cached decode == full forward, 2- and 3-stage chains == unsplit, quantized and bf16 loads.
+// loader; shapes, agreement with a plain-JS float64 reference, cached decode == full forward,
+// 2- and 3-stage chains == unsplit, own tensors only, quantized and bf16 loads.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { core as mx } from "@frost-beta/mlx";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,6 +9,7 @@ import { join } from "node:path";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
 import { createKVCache } from "../../src/models/kv-cache.ts";
 import type { ShardModel } from "../../src/models/base.ts";
+import { referenceLogits } from "../helpers/reference-forward.ts";
 import { loadStage, TINY_CONFIGS } from "../helpers/tiny-models.ts";
 
 const PROMPT = [3, 17, 42, 99, 5, 64, 7, 120];
@@ -44,6 +46,15 @@ for (const [name, config] of Object.entries(TINY_CONFIGS)) {
       expect(logits.shape).toEqual([1, 128]);
       expect(logits.dtype).toBe(mx.float32);
       expect(Number.isFinite(Number(mx.sum(logits).item()))).toBe(true);
+    });
+
+    test("logits match an independent float64 reference forward pass written from the HF modelling code", () => {
+      const mine = (chainLogits([whole], PROMPT).tolist() as number[][])[0]!;
+      const ref = referenceLogits(dir, PROMPT);
+      expect(mine).toHaveLength(ref.length);
+      const worst = Math.max(...ref.map((r, i) => Math.abs(r - mine[i]!)));
+      expect(worst).toBeLessThan(1e-4);
+      expect(mine.indexOf(Math.max(...mine))).toBe(ref.indexOf(Math.max(...ref)));
     });
 
     test("prefill then cached single steps equal the full forward pass at every position, across cache growth", () => {
