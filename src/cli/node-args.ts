@@ -1,0 +1,17 @@
+// The node flags shared by `exo start` and `exo run` (DESIGN §4), as citty arg definitions.
+// Values stay strings here; src/config/node-options.ts validates and converts them.
+import type { ArgsDef } from "citty";
+
+export const nodeArgs = {
+  config: { type: "string", description: "peer file (YAML or exo's JSON), hot-reloaded" },
+  "node-id": { type: "string", description: "this node's id (default: the host name)" },
+  host: { type: "string", description: "address for peer links (default 0.0.0.0)" },
+  port: { type: "string", description: "TCP port for peer links (default: the peer file's entry, else 50051; 0 = any free port)" },
+  "api-host": { type: "string", description: "address for the HTTP API (default 0.0.0.0)" },
+  "api-port": { type: "string", description: "HTTP API port (default 52415; 0 = any free port)" },
+  "models-dir": { type: "string", description: "Hugging Face hub cache for model files" },
+  "health-interval-ms": { type: "string", description: "period of health checks on every peer (default 5000)" },
+  "health-timeout-ms": { type: "string", description: "deadline of one health check (default 5000, at most the interval)" },
+  "request-timeout-ms": { type: "string", description: "default deadline of a request to a peer (default 30000)" },
+  "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
+} as const satisfies ArgsDef;

@@ -1,0 +1,93 @@
+// Node options from CLI flags and the environment (EXO_HOME, EXO_API_KEY): the one place that turns
+// them into a frozen, validated NodeOptions. Flag names follow DESIGN §4; additions are in src/net/README.md.
+import { hostname } from "node:os";
+import { NodeError } from "../errors.ts";
+import { exoHome } from "./exo-home.ts";
+
+/** Default TCP port for peer links (exo's 50051) and for the HTTP API (exo's 52415). */
+export const DEFAULT_PORT = 50051;
+export const DEFAULT_API_PORT = 52415;
+
+export interface NodeOptions {
+  nodeId: string;
+  /** Address the peer-link server binds. */
+  host: string;
+  /** Peer-link port; undefined = the peer file's entry for this node, else DEFAULT_PORT. 0 picks a free one. */
+  port: number | undefined;
+  apiHost: string;
+  apiPort: number;
+  /** Peer file (YAML or exo's JSON); undefined = no peers, any node may link in. */
+  configPath: string | undefined;
+  modelsDir: string | undefined;
+  exoHome: string;
+  apiKey: string | undefined;
+  healthIntervalMs: number;
+  healthTimeoutMs: number;
+  /** Default deadline of a request to a peer. */
+  requestTimeoutMs: number;
+  dialTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  maxFrameBytes: number;
+  /** Hops a topology collection may travel. */
+  topologyMaxDepth: number;
+}
+
+/** Flag values as citty hands them over (strings; see src/cli/node-args.ts). */
+export interface NodeFlags {
+  config?: string;
+  "node-id"?: string;
+  host?: string;
+  port?: string;
+  "api-host"?: string;
+  "api-port"?: string;
+  "models-dir"?: string;
+  "health-interval-ms"?: string;
+  "health-timeout-ms"?: string;
+  "request-timeout-ms"?: string;
+  "max-frame-bytes"?: string;
+}
+
+/** A stable id from the host name: lower case, letters, digits, `-` and `_` only. */
+export function defaultNodeId(host: string = hostname()): string {
+  const id = host.split(".")[0]!.toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "");
+  return id || "node";
+}
+
+function integer(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new NodeError("E_CONFIG_INVALID", `--${flag}: expected an integer ${min}-${max}, got "${value}"`);
+  }
+  return n;
+}
+
+/**
+ * Options for one node process.
+ * @throws NodeError E_CONFIG_INVALID naming the flag that is wrong
+ */
+export function parseNodeOptions(flags: NodeFlags, env: Record<string, string | undefined> = process.env): Readonly<NodeOptions> {
+  const nodeId = (flags["node-id"] ?? "").trim() || defaultNodeId();
+  if (!/^[A-Za-z0-9_.@:-]+$/.test(nodeId)) {
+    throw new NodeError("E_CONFIG_INVALID", `--node-id: "${nodeId}" may use only letters, digits and . _ - @ :`);
+  }
+  const healthIntervalMs = integer("health-interval-ms", flags["health-interval-ms"], 5000, 50, 3_600_000);
+  return Object.freeze({
+    nodeId,
+    host: flags.host || "0.0.0.0",
+    port: flags.port === undefined || flags.port === "" ? undefined : integer("port", flags.port, DEFAULT_PORT, 0, 65535),
+    apiHost: flags["api-host"] || "0.0.0.0",
+    apiPort: integer("api-port", flags["api-port"], DEFAULT_API_PORT, 0, 65535),
+    configPath: flags.config || undefined,
+    modelsDir: flags["models-dir"] || undefined,
+    exoHome: exoHome(env),
+    apiKey: env.EXO_API_KEY || undefined,
+    healthIntervalMs,
+    healthTimeoutMs: integer("health-timeout-ms", flags["health-timeout-ms"], Math.min(5000, healthIntervalMs), 10, 600_000),
+    requestTimeoutMs: integer("request-timeout-ms", flags["request-timeout-ms"], 30_000, 10, 3_600_000),
+    dialTimeoutMs: 5000,
+    handshakeTimeoutMs: 5000,
+    maxFrameBytes: integer("max-frame-bytes", flags["max-frame-bytes"], 256 * 1024 * 1024, 1024, 0xffffffff),
+    topologyMaxDepth: 4,
+  });
+}
