@@ -24,6 +24,8 @@ export interface LocalEngineOptions {
   gcEverySteps?: number;
   /** Keep checkpoint dtypes (Metal). Default: Metal available. */
   native?: boolean;
+  /** Prompts longer than this are prefilled in chunks of this many positions. Default 512. */
+  prefillChunkTokens?: number;
 }
 
 /** What the last load did (tests and benchmarks read it). */
@@ -46,6 +48,7 @@ interface RequestState {
 export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
   const maxLive = opts.maxLiveRequests ?? 32;
   const gcEvery = Math.max(1, opts.gcEverySteps ?? 4);
+  const prefillChunk = Math.max(1, opts.prefillChunkTokens ?? 512);
   const requests = new Map<string, RequestState>();
   let model: ShardModel | undefined;
   let shard: ShardSpec | undefined;
@@ -73,6 +76,26 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     if (m.range.layerEnd === m.range.nLayers) st.sampler = makeSampler(sampling);
     requests.set(requestId, st);
     return st;
+  }
+
+  /**
+   * Runs a long prefill in chunks through the cache: attention scores stay [chunk, T] instead of [L, L],
+   * and the event loop turns between chunks (so an end() or another request's step can run).
+   */
+  async function forwardChunked(m: ShardModel, x: mx.array, st: RequestState, requestId: string): Promise<mx.array> {
+    const L = x.shape[1]!;
+    if (L <= prefillChunk) return m.forward(x, st.cache);
+    const outs: mx.array[] = [];
+    for (let s = 0; s < L; s += prefillChunk) {
+      const part = m.forward(x.index(mx.Slice(), mx.Slice(s, Math.min(L, s + prefillChunk))), st.cache);
+      mx.eval(part);
+      outs.push(part);
+      if (s + prefillChunk >= L) break;
+      await releaseMemory();
+      if (requests.get(requestId) !== st) throw new NodeError("E_CANCELLED", `request ${requestId} ended during its prefill`);
+    }
+    // The last stage only needs the final chunk's logits; other stages pass every position on.
+    return st.sampler ? outs[outs.length - 1]! : mx.concatenate(outs, 1);
   }
 
   function inputArray(m: ShardModel, input: StageInput): mx.array {
@@ -141,7 +164,7 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
       const st = stateFor(requestId, m, sampling);
       let out: StageOutput;
       try {
-        const y = m.forward(x, st.cache);
+        const y = await forwardChunked(m, x, st, requestId);
         if (st.sampler) out = { kind: "token", token: st.sampler(y) };
         else {
           mx.eval(y);

@@ -120,3 +120,51 @@ describe("local engine request lifecycle", () => {
     await Promise.all(stages.map((s) => s.close()));
   });
 });
+
+describe("chunked prefill", () => {
+  const dir = mkdtempSync(join(tmpdir(), "exo-chunked-"));
+  const GREEDY = { temperature: 0, topP: 1, topK: 0 };
+  beforeAll(() => writeRandomCheckpoint(dir, { config: CONFIG, seed: 6 }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("a prompt prefilled in chunks gives the same hidden states and tokens as one pass", async () => {
+    const prompt = Array.from({ length: 23 }, (_, i) => (i * 13) % 128);
+    const run = async (prefillChunkTokens: number) => {
+      const first = createLocalEngine({ prefillChunkTokens });
+      const last = createLocalEngine({ prefillChunkTokens });
+      await first.load({ modelId: "t", modelDir: dir, layerStart: 0, layerEnd: 2, nLayers: 4 });
+      await last.load({ modelId: "t", modelDir: dir, layerStart: 2, layerEnd: 4, nLayers: 4 });
+      const tokens: number[] = [];
+      let input: StageInput = { kind: "tokens", tokens: prompt };
+      let hidden: Float32Array | undefined;
+      for (let i = 0; i < 3; i++) {
+        const h = await first.step("c", input, GREEDY);
+        if (h.kind !== "hidden") throw new Error("expected hidden");
+        hidden ??= new Float32Array(h.tensor.bytes.slice().buffer);
+        const out = await last.step("c", { kind: "hidden", tensor: h.tensor }, GREEDY);
+        if (out.kind !== "token") throw new Error("expected a token");
+        tokens.push(out.token);
+        input = { kind: "tokens", tokens: [out.token] };
+      }
+      await Promise.all([first.close(), last.close()]);
+      return { tokens, hidden: hidden! };
+    };
+    const whole = await run(512);
+    const chunked = await run(5);
+    expect(chunked.tokens).toEqual(whole.tokens);
+    expect(chunked.hidden.length).toBe(23 * 64);
+    const worst = chunked.hidden.reduce((m, v, i) => Math.max(m, Math.abs(v - whole.hidden[i]!)), 0);
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  test("end() during a chunked prefill stops it with E_CANCELLED and leaves no cache", async () => {
+    const engine = createLocalEngine({ prefillChunkTokens: 2 });
+    await engine.load({ modelId: "t", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 });
+    const pending = engine.step("cancel-me", { kind: "tokens", tokens: Array.from({ length: 20 }, (_, i) => i) }, GREEDY);
+    await engine.end("cancel-me");
+    const err = await pending.catch((e: unknown) => e);
+    expect(isNodeError(err) && err.code).toBe("E_CANCELLED");
+    expect(await engine.liveRequests()).toBe(0);
+    await engine.close();
+  });
+});
