@@ -14,4 +14,8 @@ export const nodeArgs = {
   "health-timeout-ms": { type: "string", description: "deadline of one health check (default 5000, at most the interval)" },
   "request-timeout-ms": { type: "string", description: "default deadline of a request to a peer (default 30000)" },
   "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
+  // Test knobs (src/cluster/README.md): the fake engine, its step delay, and a reported memory size.
+  engine: { type: "string", description: "engine: mlx (default) or fake (tests)" },
+  "fake-step-ms": { type: "string", description: "fake engine delay per step (tests)" },
+  "memory-mb": { type: "string", description: "report this memory in MB instead of the detected amount (tests)" },
 } as const satisfies ArgsDef;

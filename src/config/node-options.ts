@@ -30,6 +30,12 @@ export interface NodeOptions {
   maxFrameBytes: number;
   /** Hops a topology collection may travel. */
   topologyMaxDepth: number;
+  /** Hidden, for tests: "fake" runs the no-MLX fake engine in-process instead of the MLX runner. */
+  engine: "mlx" | "fake";
+  /** Hidden, for tests: the fake engine's delay per step. */
+  fakeStepMs: number;
+  /** Hidden, for tests: report this much memory (MB) instead of the detected amount (uneven placements). */
+  memoryMb: number | undefined;
 }
 
 /** Flag values as citty hands them over (strings; see src/cli/node-args.ts). */
@@ -45,6 +51,9 @@ export interface NodeFlags {
   "health-timeout-ms"?: string;
   "request-timeout-ms"?: string;
   "max-frame-bytes"?: string;
+  engine?: string;
+  "fake-step-ms"?: string;
+  "memory-mb"?: string;
 }
 
 /** A stable id from the host name: lower case, letters, digits, `-` and `_` only. */
@@ -60,6 +69,11 @@ function integer(flag: string, value: string | undefined, fallback: number, min:
     throw new NodeError("E_CONFIG_INVALID", `--${flag}: expected an integer ${min}-${max}, got "${value}"`);
   }
   return n;
+}
+
+function engineKind(value: string | undefined): "mlx" | "fake" {
+  if (value === undefined || value === "" || value === "mlx" || value === "fake") return value === "fake" ? "fake" : "mlx";
+  throw new NodeError("E_CONFIG_INVALID", `--engine: expected mlx or fake, got "${value}"`);
 }
 
 /**
@@ -89,5 +103,8 @@ export function parseNodeOptions(flags: NodeFlags, env: Record<string, string | 
     handshakeTimeoutMs: 5000,
     maxFrameBytes: integer("max-frame-bytes", flags["max-frame-bytes"], 256 * 1024 * 1024, 1024, 0xffffffff),
     topologyMaxDepth: 4,
+    engine: engineKind(flags.engine),
+    fakeStepMs: integer("fake-step-ms", flags["fake-step-ms"], 0, 0, 60_000),
+    memoryMb: flags["memory-mb"] ? integer("memory-mb", flags["memory-mb"], 0, 1, 1 << 30) : undefined,
   });
 }

@@ -53,7 +53,8 @@ export interface CreateNodeHooks {
  * that cannot be bound.
  */
 export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNodeHooks = {}): Promise<ExoNode> {
-  const capabilities = hooks.capabilities ?? (await detectCapabilities());
+  const detected = hooks.capabilities ?? (await detectCapabilities());
+  const capabilities = options.memoryMb === undefined ? detected : { ...detected, memory: options.memoryMb };
   let peerFile: PeerFile | undefined = options.configPath ? await loadPeerFile(options.configPath) : undefined;
   const port = options.port ?? (peerFile && selfEntry(peerFile, options.nodeId)?.port) ?? DEFAULT_PORT;
 
@@ -131,6 +132,7 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
       inference: services.inference,
       models: services.models,
       apiKey: options.apiKey,
+      ...(services.debugState ? { debugState: services.debugState } : {}),
     });
     api = startApiServer(withDebugRoutes(app, core, options.apiKey), { host: options.apiHost, port: options.apiPort });
   } catch (err) {

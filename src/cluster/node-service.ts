@@ -1,0 +1,64 @@
+// The cluster service as a node runs it: the catalog resolves models, placement plans them over the
+// nodes linked right now, the download store fetches shard files and the model's tokenizer drives text.
+import type { ChatMessage, ModelInfo } from "../api/deps.ts";
+import { loadCatalog } from "../catalog/catalog.ts";
+import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
+import type { ShardEngine } from "../engine/types.ts";
+import type { PeerTransport } from "../net/transport.ts";
+import { createDetokenizer } from "../tokenizer/detokenizer.ts";
+import { loadTokenizer } from "../tokenizer/tokenizer.ts";
+import { planModel, type PlacementNode } from "../topology/placement.ts";
+import { createClusterService, type ClusterService, type ClusterTokenizer } from "./service.ts";
+
+export interface NodeClusterOptions {
+  transport: PeerTransport;
+  engine: ShardEngine;
+  /** Memory (MB) of a node as the topology knows it; undefined when unknown. */
+  memoryOf(nodeId: string): number | undefined;
+  /** Resolves models (catalog, hub, local dirs) and fetches a stage's files into the cache. */
+  store: Pick<NodeModelStore, "resolveModel" | "ensureShardFiles">;
+  tokenTimeoutMs?: number;
+}
+
+export function createNodeClusterService(opts: NodeClusterOptions): ClusterService {
+  const { transport, store } = opts;
+  const resolved = new Map<string, ShapedModel>();
+
+  async function resolveModel(modelId: string): Promise<ModelInfo> {
+    const model = resolved.get(modelId) ?? (await store.resolveModel(modelId));
+    resolved.set(modelId, model);
+    return { id: model.id, name: model.name, layers: model.layers, repo: model.source.kind === "hub" ? model.source.repo : model.source.dir };
+  }
+
+  function nodes(): PlacementNode[] {
+    return [transport.selfId, ...transport.peersUp()].map((nodeId) => ({ nodeId, memory: opts.memoryOf(nodeId) ?? 0 }));
+  }
+
+  return createClusterService({
+    transport,
+    engine: opts.engine,
+    listModels: () =>
+      loadCatalog().entries.map((e) => ({ id: e.id, name: e.name, layers: e.layers, repo: e.repo ?? "embedded" })),
+    resolveModel,
+    planFor: (model) => {
+      // Unknown size (a repo outside the catalog): split by memory alone.
+      const size = resolved.get(model.id)?.sizeBytes ?? 0;
+      return planModel({ modelId: model.id, nLayers: model.layers, weightBytes: size }, nodes());
+    },
+    ensureShardFiles: async (model, range, onProgress) => {
+      const full = resolved.get(model.id) ?? (await store.resolveModel(model.id));
+      return store.ensureShardFiles(full, range, (p) => onProgress(p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : 0, `${p.completedFiles}/${p.totalFiles} files`));
+    },
+    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
+    tokenTimeoutMs: opts.tokenTimeoutMs,
+  });
+}
+
+function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>): ClusterTokenizer {
+  return {
+    encodeChat: (messages: ChatMessage[], tools?: unknown[]) => t.encodeChat(messages, { addGenerationPrompt: true, ...(tools ? { tools } : {}) }),
+    encode: (text) => t.encode(text, { addSpecialTokens: true }),
+    eosIds: [...t.eosIds],
+    createDetokenizer: () => createDetokenizer(t),
+  };
+}
