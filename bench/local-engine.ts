@@ -1,6 +1,7 @@
 // LocalEngine overhead vs a minimal MLX loop on the same weights, side by side in one run (alternating),
 // plus load time of the float32 checkpoint and of its 4-bit twin (dequantized at load).
 // Usage: nice -n 10 bun bench/local-engine.ts [--model DIR] [--prompt 128] [--decode 32] [--rounds 3]
+// (with --model, e.g. a 1b model from scripts/make-random-model.ts, only that checkpoint's load is timed)
 import { core as mx } from "@frost-beta/mlx";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -104,10 +105,14 @@ for (let r = 0; r < Number(opt.rounds); r++) {
 
 // Load times: the float32 checkpoint and a 4-bit copy of the same random weights.
 const loadMs: Record<string, number> = {};
+// A 4-bit twin is written only for the generated bench model (quantizing a user's 1B model takes long).
 const qdir = `${dir}-q4`;
-if (!existsSync(join(qdir, "config.json"))) await writeRandomCheckpoint(qdir, { config, seed: 1, quantize: { bits: 4, groupSize: 64 } });
-made.push(qdir);
-for (const [name, d] of [["f32", dir], ["q4 (dequantized at load)", qdir]] as const) {
+if (!opt.model && !existsSync(join(qdir, "config.json"))) {
+  await writeRandomCheckpoint(qdir, { config, seed: 1, quantize: { bits: 4, groupSize: 64 } });
+  made.push(qdir);
+}
+const loads = opt.model ? [["f32", dir]] : [["f32", dir], ["q4 (dequantized at load)", qdir]];
+for (const [name, d] of loads as [string, string][]) {
   const engine = createLocalEngine();
   await engine.load({ ...shard, modelDir: d });
   loadMs[name] = engine.lastLoad()!.loadMs;

@@ -49,6 +49,7 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
   const maxLive = opts.maxLiveRequests ?? 32;
   const gcEvery = Math.max(1, opts.gcEverySteps ?? 4);
   const prefillChunk = Math.max(1, opts.prefillChunkTokens ?? 512);
+  const native = opts.native ?? mx.metal.isAvailable();
   const requests = new Map<string, RequestState>();
   let model: ShardModel | undefined;
   let shard: ShardSpec | undefined;
@@ -113,7 +114,7 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
       throw new NodeError("E_PROTOCOL_PAYLOAD", `hidden state must be float[1,T,${m.args.hiddenSize}], got ${dtype}[${shape.join(",")}]`);
     }
     const a = tensorToArray(input.tensor);
-    return opts.native || a.dtype === mx.float32 ? a : a.astype(mx.float32);
+    return native || a.dtype === mx.float32 ? a : a.astype(mx.float32);
   }
 
   return {
@@ -140,7 +141,7 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
       shard = undefined;
       await releaseMemory();
       const loaded = await loadShardWeights(modelDirForMlx(spec.modelDir), arch.wantsTensor(args, range), {
-        native: opts.native,
+        native,
         quantization: args.quantization,
         onProgress: (f) => onProgress?.(f * 0.99, "loading weights"),
       });
