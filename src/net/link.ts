@@ -63,7 +63,7 @@ export class Link {
       onClose: (reason) => this.closed(reason),
     });
     this.conn.setMaxFrameBytes(Math.min(PRE_HANDSHAKE_MAX_BYTES, opts.maxFrameBytes));
-    this.handshakeTimer = setTimeout(() => this.close(`no HELLO within ${opts.handshakeTimeoutMs} ms`), opts.handshakeTimeoutMs);
+    this.handshakeTimer = setTimeout(() => this.violation("E_HANDSHAKE", `no HELLO within ${opts.handshakeTimeoutMs} ms`), opts.handshakeTimeoutMs);
     // The dialer speaks first and names whom it expects; the acceptor answers only once it admits the dialer,
     // so a refused dialer never sees the link as up.
     if (opts.direction === "out") this.conn.write({ type: "HELLO", fields: encodeHello(opts.hello, opts.expect) });
@@ -112,6 +112,14 @@ export class Link {
     this.conn.close(reason);
   }
 
+  /** The peer broke the protocol: log why, tell it, close. */
+  private violation(code: ErrorCode, reason: string): void {
+    if (this.conn.closed) return;
+    log.warn(`closing link ${this.conn.label}: ${code}: ${reason}`);
+    this.conn.write({ type: "ERROR", fields: { code, message: reason } });
+    this.close(`${code}: ${reason}`);
+  }
+
   /** The peer's node id once known, else its address. */
   get name(): string {
     return this.peer?.nodeId ?? this.conn.label;
@@ -121,10 +129,10 @@ export class Link {
     if (!this.peer) return this.handshake(msg);
     const id = msg.fields.id;
     if (id !== undefined && (typeof id !== "number" || !Number.isSafeInteger(id) || id <= 0)) {
-      return this.close(`${msg.type} from ${this.name} carries an invalid id ${JSON.stringify(id)}`);
+      return this.violation("E_PROTOCOL_PAYLOAD", `${msg.type} from ${this.name} carries an invalid id ${JSON.stringify(id)}`);
     }
     if (typeof id === "number" && id % 2 === this.nextId % 2) return this.resolveAnswer(id, msg);
-    if (msg.type === "HELLO") return this.close(`${this.name} sent a second HELLO`);
+    if (msg.type === "HELLO") return this.violation("E_HANDSHAKE", `${this.name} sent a second HELLO`);
     if (msg.type === "ERROR" && id === undefined) {
       log.warn(`${this.name} reports: ${String(msg.fields.code)}: ${String(msg.fields.message)}`);
       return;
@@ -138,7 +146,7 @@ export class Link {
       log.warn(reason);
       return this.close(reason);
     }
-    if (msg.type !== "HELLO") return this.close(`${this.conn.label} sent ${msg.type} before HELLO`);
+    if (msg.type !== "HELLO") return this.violation("E_HANDSHAKE", `${this.conn.label} sent ${msg.type} before HELLO`);
     let peer: Hello;
     try {
       peer = parseHello(msg.fields, this.opts.hello);
