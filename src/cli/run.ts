@@ -1,0 +1,55 @@
+// `exo run [MODEL] [--prompt TEXT]`: start a node (API included), place and load MODEL on the cluster with
+// visible progress, then chat in the terminal, or answer --prompt once on stdout and exit. Thin: flags → node → session.
+import { defineCommand } from "citty";
+import type { InferenceService } from "../api/deps.ts";
+import type { ClusterService } from "../cluster/service.ts";
+import { NodeError } from "../errors.ts";
+import { rootLogger } from "../log.ts";
+import { nodeArgs } from "./node-args.ts";
+import { parseRunFlags, runSession, type RunBackend } from "./run-session.ts";
+
+/** consola's info and warn levels. */
+const DEFAULT_LOG_LEVEL = 3;
+const QUIET_LOG_LEVEL = 1;
+
+export default defineCommand({
+  meta: {
+    name: "run",
+    description: "Run a node, place MODEL on the cluster (downloading with progress), then chat, or answer --prompt and exit.",
+  },
+  args: {
+    model: { type: "positional", required: false, description: "model id (default: the embedded exo-tiny-chat)" },
+    prompt: { type: "string", description: "answer this once, streamed to stdout, then exit" },
+    temperature: { type: "string", description: "sampling temperature 0-2 (default 0: greedy)" },
+    "max-tokens": { type: "string", description: "longest answer in tokens (default 1024)" },
+    ...nodeArgs,
+  },
+  async run({ args }) {
+    // In a terminal the chat owns the screen, so the node's info lines stay quiet (EXO_LOG_LEVEL=4 brings them back).
+    // Set before the node's modules load: each module's tagged logger copies the level when it is created.
+    if (process.stdout.isTTY && rootLogger.level === DEFAULT_LOG_LEVEL) rootLogger.level = QUIET_LOG_LEVEL;
+    const { DEFAULT_MODEL_ID } = await import("../catalog/catalog.ts");
+    const { parseNodeOptions } = await import("../config/node-options.ts");
+    const { createNode } = await import("../node/node.ts");
+    const flags = parseRunFlags(args, DEFAULT_MODEL_ID);
+    const node = await createNode(parseNodeOptions(args));
+    try {
+      process.exitCode = await runSession(backendOf(node.services.inference), {
+        ...flags,
+        stdin: process.stdin,
+        stdout: process.stdout,
+        stderr: process.stderr,
+        signals: process,
+      });
+    } finally {
+      await node.stop();
+    }
+  },
+});
+
+/** The node's inference service is the cluster service, which can also prepare a model ahead of the first request. */
+function backendOf(inference: InferenceService): RunBackend {
+  const prepare = (inference as Partial<ClusterService>).prepare;
+  if (typeof prepare !== "function") throw new NodeError("E_INTERNAL", "this node's inference service cannot prepare models");
+  return { inference, prepare: (modelId, onProgress) => prepare.call(inference, modelId, onProgress) };
+}
