@@ -34,11 +34,26 @@ export function dequantizeAffine(w: mx.array, scales: mx.array, biases: mx.array
     throw new NodeError("E_WEIGHTS", `quantized shape mismatch: ${packed} packed words, ${scales.shape.join("x")} scales, group ${groupSize}, ${bits} bits`);
   }
   const w3 = w.reshape([...lead, blocks, bits]);
-  const lo = mx.rightShift(mx.take(w3, mx.array(word, mx.int32), -1), u32(shift));
-  const next = word.map((a, j) => (spill[j] ? a + 1 : a));
-  const hiShift = shift.map((s, j) => (spill[j] ? 32 - s : 0));
-  const hi = mx.multiply(mx.leftShift(mx.take(w3, mx.array(next, mx.int32), -1), u32(hiShift)), u32(spill));
-  const q = mx.bitwiseAnd(mx.bitwiseOr(lo, hi), u32([(1 << bits) - 1])).astype(mx.float32);
+  // The binding's shift ops do not broadcast a size-1 axis (silently): broadcast explicitly.
+  const wordAt = (k: number, n = 1) => mx.broadcastTo(w3.index("...", mx.Slice(k, k + 1)), [...lead, blocks, n]);
+  const mask = u32([(1 << bits) - 1]);
+  // Values are grouped by the word they start in (one broadcast shift per word, no gather);
+  // a value straddling two words is stitched from both.
+  const pieces: mx.array[] = [];
+  for (let j = 0; j < 32; ) {
+    if (spill[j]) {
+      const lo = mx.rightShift(wordAt(word[j]!), u32([shift[j]!]));
+      const hi = mx.leftShift(wordAt(word[j]! + 1), u32([32 - shift[j]!]));
+      pieces.push(mx.bitwiseAnd(mx.bitwiseOr(lo, hi), mask));
+      j++;
+      continue;
+    }
+    let end = j;
+    while (end < 32 && !spill[end] && word[end] === word[j]) end++;
+    pieces.push(mx.bitwiseAnd(mx.rightShift(wordAt(word[j]!, end - j), u32(shift.slice(j, end))), mask));
+    j = end;
+  }
+  const q = (pieces.length === 1 ? pieces[0]! : mx.concatenate(pieces, -1)).astype(mx.float32);
   const groups = q.reshape([...lead, inFeatures / groupSize, groupSize]);
   const f32 = (a: mx.array) => mx.expandDims(a.astype(mx.float32), -1);
   return mx.add(mx.multiply(groups, f32(scales)), f32(biases)).reshape([...lead, inFeatures]);
@@ -77,8 +92,15 @@ export function quantizeAffine(w: mx.array, groupSize: number, bits: number): [m
 /** Weights per evaluated chunk: small buffers come from MLX's cache, big ones cost fresh pages (~5x slower). */
 const CHUNK_WEIGHTS = 1 << 17;
 
-/** dequantizeAffine over row chunks, each evaluated at once: the load-time path for big matrices. */
+/** Bit widths the binding's own dequantize kernel handles (5-8x faster than the generic ops below). */
+const NATIVE_BITS = new Set([2, 4, 8]);
+
+/**
+ * Load-time dequantization to float32: the native kernel for 2/4/8 bits, else dequantizeAffine over
+ * row chunks, each evaluated at once.
+ */
 export function dequantizeRows(w: mx.array, scales: mx.array, biases: mx.array, groupSize: number, bits: number): mx.array {
+  if (NATIVE_BITS.has(bits)) return mx.dequantize(w, scales.astype(mx.float32), biases.astype(mx.float32), groupSize, bits);
   const rows = w.shape[0]!;
   const inFeatures = (w.shape[w.ndim - 1]! * 32) / bits;
   const per = Math.max(1, Math.floor(CHUNK_WEIGHTS / inFeatures));
