@@ -5,6 +5,7 @@ import type { GenerateRequest, InferenceService } from "../api/deps.ts";
 import type { StatusFields } from "../cluster/messages.ts";
 import { runChatRepl, streamReply } from "./chat-repl.ts";
 import { makePrepareProgress } from "./prepare-progress.ts";
+import { DEFAULT_PEER_WAIT_MS } from "./wait-peers.ts";
 
 /** The slice of the node `exo run` needs (the cluster service provides both). */
 export interface RunBackend {
@@ -30,7 +31,10 @@ export const RUN_DEFAULT_TEMPERATURE = 0;
 export const RUN_DEFAULT_MAX_TOKENS = 1024;
 
 /** Validate `exo run`'s own flags. @throws E_CONFIG_INVALID naming the flag */
-export function parseRunFlags(args: { model?: string; prompt?: string; temperature?: string; "max-tokens"?: string }, defaultModel: string) {
+export function parseRunFlags(
+  args: { model?: string; prompt?: string; temperature?: string; "max-tokens"?: string; "peer-wait-ms"?: string },
+  defaultModel: string,
+) {
   const temperature = args.temperature === undefined ? RUN_DEFAULT_TEMPERATURE : Number(args.temperature);
   if (!Number.isFinite(temperature) || temperature < 0 || temperature > 2) {
     throw new NodeError("E_CONFIG_INVALID", `--temperature: expected a number from 0 to 2, got "${args.temperature}"`);
@@ -39,7 +43,11 @@ export function parseRunFlags(args: { model?: string; prompt?: string; temperatu
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) {
     throw new NodeError("E_CONFIG_INVALID", `--max-tokens: expected a positive integer, got "${args["max-tokens"]}"`);
   }
-  return { modelId: args.model || defaultModel, prompt: args.prompt, temperature, maxTokens };
+  const peerWaitMs = args["peer-wait-ms"] === undefined ? DEFAULT_PEER_WAIT_MS : Number(args["peer-wait-ms"]);
+  if (!Number.isSafeInteger(peerWaitMs) || peerWaitMs < 0) {
+    throw new NodeError("E_CONFIG_INVALID", `--peer-wait-ms: expected milliseconds >= 0, got "${args["peer-wait-ms"]}"`);
+  }
+  return { modelId: args.model || defaultModel, prompt: args.prompt, temperature, maxTokens, peerWaitMs };
 }
 
 /** Exit code when Ctrl-C interrupted a --prompt answer (128 + SIGINT, as shells report it). */

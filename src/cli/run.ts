@@ -7,6 +7,7 @@ import { NodeError } from "../errors.ts";
 import { rootLogger } from "../log.ts";
 import { nodeArgs } from "./node-args.ts";
 import { parseRunFlags, runSession, type RunBackend } from "./run-session.ts";
+import { waitForPeers } from "./wait-peers.ts";
 
 /** consola's info and warn levels. */
 const DEFAULT_LOG_LEVEL = 3;
@@ -22,6 +23,7 @@ export default defineCommand({
     prompt: { type: "string", description: "answer this once, streamed to stdout, then exit" },
     temperature: { type: "string", description: "sampling temperature 0-2 (default 0: greedy)" },
     "max-tokens": { type: "string", description: "longest answer in tokens (default 1024)" },
+    "peer-wait-ms": { type: "string", description: "how long to wait for the peer file's peers before placing (default 10000)" },
     ...nodeArgs,
   },
   async run({ args }) {
@@ -34,6 +36,7 @@ export default defineCommand({
     const flags = parseRunFlags(args, DEFAULT_MODEL_ID);
     const node = await createNode(parseNodeOptions(args));
     try {
+      await waitForPeers(node.pool, flags.peerWaitMs, (t) => process.stderr.write(t));
       process.exitCode = await runSession(backendOf(node.services.inference), {
         ...flags,
         stdin: process.stdin,

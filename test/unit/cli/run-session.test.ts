@@ -87,12 +87,12 @@ describe("runSession", () => {
 
 describe("parseRunFlags", () => {
   test("uses the default model, greedy sampling and 1024 tokens when nothing is given", () => {
-    expect(parseRunFlags({}, "exo-tiny-chat")).toEqual({ modelId: "exo-tiny-chat", prompt: undefined, temperature: 0, maxTokens: 1024 });
+    expect(parseRunFlags({}, "exo-tiny-chat")).toEqual({ modelId: "exo-tiny-chat", prompt: undefined, temperature: 0, maxTokens: 1024, peerWaitMs: 10_000 });
   });
 
   test("takes the model, prompt, temperature and max tokens", () => {
-    const flags = parseRunFlags({ model: "llama-3.2-1b", prompt: "hi", temperature: "0.7", "max-tokens": "20" }, "d");
-    expect(flags).toEqual({ modelId: "llama-3.2-1b", prompt: "hi", temperature: 0.7, maxTokens: 20 });
+    const flags = parseRunFlags({ model: "llama-3.2-1b", prompt: "hi", temperature: "0.7", "max-tokens": "20", "peer-wait-ms": "0" }, "d");
+    expect(flags).toEqual({ modelId: "llama-3.2-1b", prompt: "hi", temperature: 0.7, maxTokens: 20, peerWaitMs: 0 });
   });
 
   test("names the flag that is out of range", () => {
@@ -100,5 +100,6 @@ describe("parseRunFlags", () => {
     expect(() => parseRunFlags({ temperature: "warm" }, "d")).toThrow("--temperature");
     expect(() => parseRunFlags({ "max-tokens": "0" }, "d")).toThrow("--max-tokens");
     expect(() => parseRunFlags({ "max-tokens": "1.5" }, "d")).toThrow("--max-tokens");
+    expect(() => parseRunFlags({ "peer-wait-ms": "-1" }, "d")).toThrow("--peer-wait-ms");
   });
 });
