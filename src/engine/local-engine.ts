@@ -12,7 +12,7 @@ import { modelDirForMlx } from "./embedded-assets.ts";
 import { releaseMemory } from "./memory.ts";
 import { makeSampler, type Sampler } from "./sampler.ts";
 import { arrayToTensor, tensorToArray } from "./tensor-bytes.ts";
-import type { SamplingParams, ShardEngine, ShardSpec, StageInput, StageOutput } from "./types.ts";
+import type { LoadProgress, SamplingParams, ShardEngine, ShardSpec, StageInput, StageOutput } from "./types.ts";
 import { loadShardWeights } from "./weights.ts";
 
 const log = logger("engine");
@@ -55,6 +55,7 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
   let shard: ShardSpec | undefined;
   let report: LoadReport | undefined;
   let steps = 0;
+  let loadQueue: Promise<unknown> = Promise.resolve();
 
   function dropAll(): void {
     for (const st of requests.values()) st.cache.free();
@@ -117,39 +118,46 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     return native || a.dtype === mx.float32 ? a : a.astype(mx.float32);
   }
 
+  async function loadShard(spec: ShardSpec, onProgress?: LoadProgress): Promise<void> {
+    if (spec.layerStart < 0 || spec.layerEnd <= spec.layerStart || spec.layerEnd > spec.nLayers) {
+      throw new NodeError("E_WEIGHTS", `shard [${spec.layerStart}, ${spec.layerEnd}) is not a non-empty range of ${spec.nLayers} layers`);
+    }
+    const started = performance.now();
+    onProgress?.(0, "reading config");
+    let config: Record<string, unknown>;
+    try {
+      config = JSON.parse(readFileSync(join(spec.modelDir, "config.json"), "utf8")) as Record<string, unknown>;
+    } catch (err) {
+      throw new NodeError("E_WEIGHTS", `${spec.modelDir}/config.json: cannot read it`, { cause: err });
+    }
+    const args = parseModelArgs(config);
+    if (args.numHiddenLayers !== spec.nLayers) {
+      throw new NodeError("E_WEIGHTS", `shard says ${spec.nLayers} layers but ${spec.modelId}'s config.json has ${args.numHiddenLayers}`);
+    }
+    const arch = getArchitecture(args.modelType);
+    const range = { layerStart: spec.layerStart, layerEnd: spec.layerEnd, nLayers: spec.nLayers };
+    dropAll();
+    model = undefined;
+    shard = undefined;
+    await releaseMemory();
+    const loaded = await loadShardWeights(modelDirForMlx(spec.modelDir), arch.wantsTensor(args, range), {
+      native,
+      quantization: args.quantization,
+      onProgress: (f) => onProgress?.(f * 0.99, "loading weights"),
+    });
+    model = arch.create(args, range, loaded.weights);
+    shard = { ...spec };
+    report = { tensorsRead: loaded.tensorsRead, files: loaded.files, loadMs: performance.now() - started };
+    log.info(`loaded ${spec.modelId} layers [${spec.layerStart}, ${spec.layerEnd}) of ${spec.nLayers} in ${report.loadMs.toFixed(0)} ms`);
+    onProgress?.(1, "loaded");
+  }
+
   return {
-    async load(spec, onProgress) {
-      if (spec.layerStart < 0 || spec.layerEnd <= spec.layerStart || spec.layerEnd > spec.nLayers) {
-        throw new NodeError("E_WEIGHTS", `shard [${spec.layerStart}, ${spec.layerEnd}) is not a non-empty range of ${spec.nLayers} layers`);
-      }
-      const started = performance.now();
-      onProgress?.(0, "reading config");
-      let config: Record<string, unknown>;
-      try {
-        config = JSON.parse(readFileSync(join(spec.modelDir, "config.json"), "utf8")) as Record<string, unknown>;
-      } catch (err) {
-        throw new NodeError("E_WEIGHTS", `${spec.modelDir}/config.json: cannot read it`, { cause: err });
-      }
-      const args = parseModelArgs(config);
-      if (args.numHiddenLayers !== spec.nLayers) {
-        throw new NodeError("E_WEIGHTS", `shard says ${spec.nLayers} layers but ${spec.modelId}'s config.json has ${args.numHiddenLayers}`);
-      }
-      const arch = getArchitecture(args.modelType);
-      const range = { layerStart: spec.layerStart, layerEnd: spec.layerEnd, nLayers: spec.nLayers };
-      dropAll();
-      model = undefined;
-      shard = undefined;
-      await releaseMemory();
-      const loaded = await loadShardWeights(modelDirForMlx(spec.modelDir), arch.wantsTensor(args, range), {
-        native,
-        quantization: args.quantization,
-        onProgress: (f) => onProgress?.(f * 0.99, "loading weights"),
-      });
-      model = arch.create(args, range, loaded.weights);
-      shard = { ...spec };
-      report = { tensorsRead: loaded.tensorsRead, files: loaded.files, loadMs: performance.now() - started };
-      log.info(`loaded ${spec.modelId} layers [${spec.layerStart}, ${spec.layerEnd}) of ${spec.nLayers} in ${report.loadMs.toFixed(0)} ms`);
-      onProgress?.(1, "loaded");
+    load(spec, onProgress) {
+      // Loads run one at a time: a second PREPARE waits for the first instead of interleaving with it.
+      const run = loadQueue.then(() => loadShard(spec, onProgress));
+      loadQueue = run.catch(() => undefined);
+      return run;
     },
     loaded: () => (shard ? { ...shard } : undefined),
     async step(requestId, input, sampling): Promise<StageOutput> {

@@ -252,15 +252,15 @@ export function ropeWithFreqs(x: mx.array, invFreq: number[], dims: number, offs
   return mx.concatenate(parts, -1);
 }
 
-/** Additive mask [L, offset+L] for a prefill chunk: causal, optionally limited to a sliding window. */
-export function attentionMask(L: number, offset: number, window?: number): mx.array | undefined {
+/** Additive mask [L, offset+L] for a prefill chunk: causal, optionally limited to a sliding window; in the activations' dtype (Metal). */
+export function attentionMask(L: number, offset: number, window?: number, dtype: mx.Dtype = mx.float32): mx.array | undefined {
   const total = offset + L;
   if (L === 1 && (window === undefined || total <= window)) return undefined;
   const q = mx.arange(offset, total, 1, mx.int32).reshape(L, 1);
   const k = mx.arange(0, total, 1, mx.int32).reshape(1, total);
   let allowed = mx.greaterEqual(q, k);
   if (window !== undefined) allowed = mx.logicalAnd(allowed, mx.less(mx.subtract(q, k), mx.array(window, mx.int32)));
-  return mx.where(allowed, mx.array(0, mx.float32), mx.array(-1e9, mx.float32));
+  return mx.where(allowed, mx.array(0, mx.float32), mx.array(-1e9, mx.float32)).astype(dtype);
 }
 
 /** [B,L,heads*hd] → [B,heads,L,hd]. */

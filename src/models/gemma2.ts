@@ -102,8 +102,8 @@ export function createGemma2(rawArgs: ModelArgs, range: ShardRange, w: Weights):
       let h = isFirst ? mx.multiply(embed(embedTable!, input), Math.sqrt(args.hiddenSize)) : input;
       const L = h.shape[1]!;
       const offset = cache.offset(0);
-      const fullMask = attentionMask(L, offset);
-      const windowMask = args.slidingWindow ? attentionMask(L, offset, args.slidingWindow) : fullMask;
+      const fullMask = attentionMask(L, offset, undefined, h.dtype);
+      const windowMask = args.slidingWindow ? attentionMask(L, offset, args.slidingWindow, h.dtype) : fullMask;
       layers.forEach((layer, idx) => {
         const mask = layer.index % 2 === 0 ? windowMask : fullMask;
         const r = attention(layer, mx.fast.rmsNorm(h, layer.inputNorm, eps), mask, cache, idx);

@@ -96,7 +96,7 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
     cacheSpec: { nLayers: layers.length, nKvHeads: args.numKeyValueHeads, headDim: args.headDim },
     forward(input, cache) {
       let h = isFirst ? embed(embedTable!, input) : input;
-      const mask = attentionMask(h.shape[1]!, cache.offset(0));
+      const mask = attentionMask(h.shape[1]!, cache.offset(0), undefined, h.dtype);
       layers.forEach((layer, i) => {
         h = block(layer, h, mask, cache, i);
       });

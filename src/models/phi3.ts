@@ -60,7 +60,7 @@ export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): Shar
     cacheSpec: { nLayers: layers.length, nKvHeads: nKv, headDim: D },
     forward(input, cache) {
       let h = isFirst ? embed(embedTable!, input) : input;
-      const mask = attentionMask(h.shape[1]!, cache.offset(0));
+      const mask = attentionMask(h.shape[1]!, cache.offset(0), undefined, h.dtype);
       layers.forEach((layer, idx) => {
         const qkv = linear(layer.qkv, mx.fast.rmsNorm(h, layer.inputNorm, eps));
         const q = splitHeads(qkv.index("...", S(0, nH * D)), nH, D);
