@@ -57,6 +57,11 @@ export interface ClusterService extends InferenceService {
   close(): void;
 }
 
+/** Bytes with a buffer of their own: a socket's Buffer views share a pool that typed-array readers would misread. */
+function ownBytes(body: Uint8Array): Uint8Array {
+  return body.constructor === Uint8Array && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body : new Uint8Array(body);
+}
+
 export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   const { transport, engine } = deps;
   const coordinator = createCoordinator({ transport, tokenTimeoutMs: deps.tokenTimeoutMs ?? 300_000 });
@@ -75,7 +80,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     for (const l of progressListeners.get(status.modelId) ?? []) l(status);
   });
   transport.handle("PROMPT", (msg) => stages.onPrompt(parseRoute(msg.fields), parseTokens(msg.fields)));
-  transport.handle("TENSOR", (msg) => stages.onTensor(parseRoute(msg.fields), { kind: "hidden", tensor: decodeTensor(msg.fields, msg.body) }));
+  transport.handle("TENSOR", (msg) => stages.onTensor(parseRoute(msg.fields), { kind: "hidden", tensor: decodeTensor(msg.fields, ownBytes(msg.body)) }));
   transport.handle("TOKEN", (msg) => {
     const t = parseToken(msg.fields);
     coordinator.onToken(t);

@@ -63,7 +63,9 @@ export function createStageHost(opts: { transport: PeerTransport; engine: ShardE
     const message = err instanceof Error ? err.message : String(err);
     log.warn(`request ${route.requestId} failed on ${self}: ${message}`);
     void free(route.requestId);
-    transport.send(route.coordinator, "ERROR", { requestId: route.requestId, code: errorCode(err), message, nodeId: self }).catch((e) =>
+    // A request, not a one-way frame: links treat an id-less ERROR as a notice about the link itself.
+    const fields = { requestId: route.requestId, code: errorCode(err), message, nodeId: self };
+    transport.request(route.coordinator, "ERROR", fields, undefined, { timeoutMs: 10_000 }).catch((e) =>
       log.debug(`could not report the error of ${route.requestId} to ${route.coordinator}: ${String(e)}`),
     );
   }
