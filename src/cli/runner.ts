@@ -11,7 +11,7 @@ export default defineCommand({
     "parent-pid": { type: "string", description: "exit when this process is gone" },
     fake: { type: "string", description: "fake engine options as JSON" },
     "log-level": { type: "string", description: "consola level of the node, so both log alike" },
-    fault: { type: "string", description: "test-only fault: abort-on-request:<prefix> | abort-on-token:<id>" },
+    fault: { type: "string", description: "test-only fault: abort-on-request:<prefix> | abort-on-token:<id> (default: env EXO_RUNNER_FAULT)" },
   },
   async run({ args }) {
     // Tagged loggers copy the level when their module loads: set it before importing the engine.
@@ -20,6 +20,8 @@ export default defineCommand({
     if (level !== undefined) rootLogger.level = level;
     const { runRunner } = await import("../engine/runner-main.ts");
     const { parseRunnerFault } = await import("../engine/runner-fault.ts");
+    const { runnerFaultFromEnv } = await import("../config/runner-env.ts");
+    const fault = args.fault ?? runnerFaultFromEnv();
     if (args.engine !== "mlx" && args.engine !== "fake") {
       throw new NodeError("E_CONFIG_INVALID", `--engine must be mlx or fake, got ${args.engine}`);
     }
@@ -28,7 +30,7 @@ export default defineCommand({
       maxLiveRequests: optionalInt(args["max-live"], "--max-live"),
       parentPid: optionalInt(args["parent-pid"], "--parent-pid"),
       fake: args.fake ? JSON.parse(args.fake) : undefined,
-      fault: args.fault ? parseRunnerFault(args.fault) : undefined,
+      fault: fault ? parseRunnerFault(fault) : undefined,
     });
   },
 });
