@@ -13,7 +13,7 @@ import { releaseMemory } from "./memory.ts";
 import { makeSampler, type Sampler } from "./sampler.ts";
 import { arrayToTensor, tensorToArray } from "./tensor-bytes.ts";
 import type { LoadProgress, SamplingParams, ShardEngine, ShardSpec, StageInput, StageOutput } from "./types.ts";
-import { loadShardWeights } from "./weights.ts";
+import { checkpointIndex, loadShardWeights } from "./weights.ts";
 
 const log = logger("engine");
 
@@ -136,11 +136,14 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     }
     const arch = getArchitecture(args.modelType);
     const range = { layerStart: spec.layerStart, layerEnd: spec.layerEnd, nLayers: spec.nLayers };
+    const dir = modelDirForMlx(spec.modelDir);
+    // A checkpoint without lm_head uses its embedding as the head, whatever config.json says (as HF loads it).
+    if (!args.tieWordEmbeddings && !checkpointIndex(dir).has("lm_head.weight")) args.tieWordEmbeddings = true;
     dropAll();
     model = undefined;
     shard = undefined;
     await releaseMemory();
-    const loaded = await loadShardWeights(modelDirForMlx(spec.modelDir), arch.wantsTensor(args, range), {
+    const loaded = await loadShardWeights(dir, arch.wantsTensor(args, range), {
       native,
       quantization: args.quantization,
       onProgress: (f) => onProgress?.(f * 0.99, "loading weights"),

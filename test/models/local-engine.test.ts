@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLocalEngine, type LocalEngine } from "../../src/engine/local-engine.ts";
-import type { StageInput } from "../../src/engine/types.ts";
+import type { StageInput, StageOutput } from "../../src/engine/types.ts";
 import { isNodeError } from "../../src/errors.ts";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
 import { runEngineContract } from "../helpers/engine-contract.ts";
@@ -121,7 +121,7 @@ describe("local engine request lifecycle", () => {
   });
 });
 
-describe("chunked prefill", () => {
+describe("local engine prefill and loading", () => {
   const dir = mkdtempSync(join(tmpdir(), "exo-chunked-"));
   const GREEDY = { temperature: 0, topP: 1, topK: 0 };
   beforeAll(() => writeRandomCheckpoint(dir, { config: CONFIG, seed: 6 }));
@@ -167,4 +167,35 @@ describe("chunked prefill", () => {
     expect(await engine.liveRequests()).toBe(0);
     await engine.close();
   });
+
+  test("a checkpoint without lm_head is run with its embedding as the head even if config.json says untied", async () => {
+    const untied = mkdtempSync(join(tmpdir(), "exo-nohead-"));
+    try {
+      await writeRandomCheckpoint(untied, { config: { ...CONFIG, tie_word_embeddings: true }, seed: 8 });
+      const cfgPath = join(untied, "config.json");
+      const tiedOut = await runOnce(untied);
+      await Bun.write(cfgPath, JSON.stringify({ ...(await Bun.file(cfgPath).json()), tie_word_embeddings: false }));
+      expect(await runOnce(untied)).toEqual(tiedOut);
+    } finally {
+      rmSync(untied, { recursive: true, force: true });
+    }
+  });
+
+  test("two loads issued at once run one after the other and the last one wins", async () => {
+    const engine = createLocalEngine();
+    const a = engine.load({ modelId: "t", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 });
+    const b = engine.load({ modelId: "t", modelDir: dir, layerStart: 2, layerEnd: 4, nLayers: 4 });
+    await Promise.all([a, b]);
+    expect(engine.loaded()?.layerStart).toBe(2);
+    expect(engine.lastLoad()!.tensorsRead.some((n) => n.startsWith("model.layers.0."))).toBe(false);
+    await engine.close();
+  });
 });
+
+async function runOnce(modelDir: string): Promise<StageOutput> {
+  const engine = createLocalEngine();
+  await engine.load({ modelId: "t", modelDir, layerStart: 0, layerEnd: 4, nLayers: 4 });
+  const out = await engine.step("once", { kind: "tokens", tokens: [4, 5, 6] }, { temperature: 0, topP: 1, topK: 0 });
+  await engine.close();
+  return out;
+}
