@@ -5,7 +5,7 @@ import { mkdir, statfs } from "node:fs/promises";
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { fetchFile, type OpenWriter } from "./fetch-file.ts";
-import { fileSize, repoCache, type RepoCache } from "./hf-cache.ts";
+import { fileSize, repoCache, withBlobLock, type RepoCache } from "./hf-cache.ts";
 import { fetchCommit, isUnreachable, listCommitFiles, resolveUrl, type HubOptions, type RepoFile } from "./hub.ts";
 import { createProgressTracker, formatBytes, type ProgressListener } from "./progress.ts";
 import { DEFAULT_RETRY, backoffMs, isTransient, type RetryPolicy } from "./retry.ts";
@@ -141,10 +141,10 @@ async function fetchAll(files: RepoFile[], req: RepoRequest, commit: string, cac
       if ((await fileSize(blobPath)) !== file.size) {
         let job = inflight.get(blobPath);
         if (!job) {
-          job = fetchFile(
-            { repo: req.repo, path: file.path, url: resolveUrl(opts.hub, req.repo, commit, file.path), size: file.size, etag: file.etag, incompletePath: cache.incompletePath(file.etag), blobPath },
-            { hub: opts.hub, policy: opts.policy ?? DEFAULT_RETRY, openWriter: opts.openWriter, signal: abort.signal, onBytes: (b) => report(file.path, b, false) },
-          ).finally(() => inflight.delete(blobPath));
+          const fetchJob = { repo: req.repo, path: file.path, url: resolveUrl(opts.hub, req.repo, commit, file.path), size: file.size, etag: file.etag, incompletePath: cache.incompletePath(file.etag), blobPath };
+          const deps = { hub: opts.hub, policy: opts.policy ?? DEFAULT_RETRY, openWriter: opts.openWriter, signal: abort.signal, onBytes: (b: number) => report(file.path, b, false) };
+          // Another process may have finished this blob while we waited for its lock.
+          job = withBlobLock(blobPath, async () => ((await fileSize(blobPath)) === file.size ? undefined : fetchFile(fetchJob, deps))).finally(() => inflight.delete(blobPath));
           inflight.set(blobPath, job);
         }
         await job;

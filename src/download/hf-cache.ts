@@ -1,5 +1,6 @@
 // Hugging Face's cache layout, shared with other HF tools: <hub cache>/models--org--name/ holds
 // blobs/<etag> (content-addressed), snapshots/<commit>/<path> (relative symlinks to blobs) and refs/main.
+import { closeSync, openSync, writeSync } from "node:fs";
 import { lstat, mkdir, readlink, rm, stat, symlink, unlink } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 
@@ -66,6 +67,42 @@ export function repoCache(hubCacheDir: string, repo: string): RepoCache {
       return had;
     },
   };
+}
+
+/**
+ * Runs `fn` holding `<blob>.exo-lock`, so two processes sharing a cache (a node and `exo pull`) never append
+ * to the same .incomplete file. The lock holds the owner's pid; a lock whose process is gone is taken over.
+ */
+export async function withBlobLock<T>(blobPath: string, fn: () => Promise<T>, pollMs = 250): Promise<T> {
+  const lockPath = `${blobPath}.exo-lock`;
+  for (;;) {
+    try {
+      const fd = openSync(lockPath, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EEXIST") throw err;
+      const owner = Number(await Bun.file(lockPath).text().catch(() => ""));
+      if (!isAlive(owner)) await rm(lockPath, { force: true });
+      else await Bun.sleep(pollMs); // another process is fetching this blob: wait for it to finish
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === "EPERM";
+  }
 }
 
 /** Size of a file, 0 when it does not exist. */

@@ -104,4 +104,37 @@ describe("resuming and verifying", () => {
     expect(blobs).not.toContain(file.sha256);
     expect(await Bun.file(join(repoDir(), "snapshots", hub.commit(REPO), WEIGHTS)).exists()).toBe(false);
   });
+
+  test("a lock left by a process that is gone is taken over", async () => {
+    const file = hub.file(REPO, WEIGHTS);
+    const gone = Bun.spawn(["true"]);
+    await gone.exited;
+    await mkdir(join(repoDir(), "blobs"), { recursive: true });
+    const lock = join(repoDir(), "blobs", `${file.sha256}.exo-lock`);
+    await Bun.write(lock, String(gone.pid));
+
+    const res = await downloadRepo({ modelId: "m", repo: REPO }, opts());
+
+    expect(await sha256(join(res.dir, WEIGHTS))).toBe(file.sha256);
+    expect(await Bun.file(lock).exists()).toBe(false);
+  });
+
+  test("a blob another live process is fetching is waited for and not fetched again", async () => {
+    const file = hub.file(REPO, WEIGHTS);
+    const other = Bun.spawn(["sleep", "30"]);
+    try {
+      await mkdir(join(repoDir(), "blobs"), { recursive: true });
+      await Bun.write(join(repoDir(), "blobs", `${file.sha256}.exo-lock`), String(other.pid));
+      const download = downloadRepo({ modelId: "m", repo: REPO }, opts());
+      // The other process finishes the blob, then exits (its lock stays behind, as after a crash).
+      await Bun.write(join(repoDir(), "blobs", file.sha256), new Uint8Array(await Bun.file(file.diskPath).arrayBuffer()));
+      other.kill();
+      await other.exited;
+      const res = await download;
+      expect(hub.cdnRequests.filter((r) => r.path === WEIGHTS)).toEqual([]);
+      expect(await sha256(join(res.dir, WEIGHTS))).toBe(file.sha256);
+    } finally {
+      other.kill();
+    }
+  });
 });
