@@ -36,6 +36,8 @@ export interface NodeOptions {
   fakeStepMs: number;
   /** Hidden, for tests: report this much memory (MB) instead of the detected amount (uneven placements). */
   memoryMb: number | undefined;
+  /** Models served besides the catalog (local directories, Hugging Face repo ids), from --model. */
+  models: string[];
 }
 
 /** Flag values as citty hands them over (strings; see src/cli/node-args.ts). */
@@ -54,6 +56,7 @@ export interface NodeFlags {
   engine?: string;
   "fake-step-ms"?: string;
   "memory-mb"?: string;
+  model?: string;
 }
 
 /** A stable id from the host name: lower case, letters, digits, `-` and `_` only. */
@@ -106,5 +109,27 @@ export function parseNodeOptions(flags: NodeFlags, env: Record<string, string | 
     engine: engineKind(flags.engine),
     fakeStepMs: integer("fake-step-ms", flags["fake-step-ms"], 0, 0, 60_000),
     memoryMb: flags["memory-mb"] ? integer("memory-mb", flags["memory-mb"], 0, 1, 1 << 30) : undefined,
+    models: (flags.model ?? "").split(",").map((m) => m.trim()).filter((m) => m !== ""),
   });
+}
+
+/**
+ * Options of `exo doctor`. @throws NodeError E_CONFIG_INVALID naming the flag
+ */
+export function parseDoctorOptions(flags: { count?: string; "timeout-ms"?: string }): { count: number; timeoutMs: number; probeId: string } {
+  return {
+    count: integer("count", flags.count, 10, 1, 10_000),
+    timeoutMs: integer("timeout-ms", flags["timeout-ms"], 5000, 10, 600_000),
+    probeId: `doctor@${defaultNodeId()}`,
+  };
+}
+
+/** Where `exo topology` finds a running node's API, and the key it needs (EXO_API_KEY). */
+export function parseApiClientOptions(
+  flags: { "api-host"?: string; "api-port"?: string },
+  env: Record<string, string | undefined> = process.env,
+): { baseUrl: string; apiKey: string | undefined } {
+  const host = flags["api-host"] || "127.0.0.1";
+  const port = integer("api-port", flags["api-port"], DEFAULT_API_PORT, 1, 65535);
+  return { baseUrl: `http://${host.includes(":") ? `[${host}]` : host}:${port}`, apiKey: env.EXO_API_KEY || undefined };
 }

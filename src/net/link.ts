@@ -144,6 +144,7 @@ export class Link {
     if (msg.type === "ERROR") {
       const reason = `${this.conn.label} refused the handshake: ${String(msg.fields.message)}`;
       log.warn(reason);
+      this.settle.reject(new NodeError("E_HANDSHAKE", reason));
       return this.close(reason);
     }
     if (msg.type !== "HELLO") return this.violation("E_HANDSHAKE", `${this.conn.label} sent ${msg.type} before HELLO`);
@@ -160,6 +161,7 @@ export class Link {
       const e = err as NodeError;
       log.warn(`refusing link ${this.conn.label}: ${e.message}`);
       this.conn.write({ type: "ERROR", fields: { code: "E_HANDSHAKE", message: e.message } });
+      this.settle.reject(new NodeError("E_HANDSHAKE", `refused ${this.conn.label}: ${e.message}`));
       return this.close(`handshake refused: ${e.message}`);
     }
     clearTimeout(this.handshakeTimer);

@@ -152,3 +152,12 @@ export async function spawnNode(opts: SpawnNodeOptions = {}): Promise<SpawnedNod
   node.apiPort = ready.api_port;
   return node;
 }
+
+/** Run one `exo` command to completion (`bun src/main.ts …`, or NODE_BIN when set). */
+export async function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const bin = process.env.NODE_BIN;
+  const cmd = bin ? [bin, ...args] : [process.execPath, "src/main.ts", ...args];
+  const proc = Bun.spawn(cmd, { cwd: REPO_ROOT, env: { ...(process.env as Record<string, string>), ...opts.env }, stdout: "pipe", stderr: "pipe", timeout: opts.timeoutMs ?? 30_000 });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}

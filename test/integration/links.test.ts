@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawnNode, useNodes, withNodeLogs, type SpawnedNode } from "../helpers/spawn-node.ts";
+import { runCli, spawnNode, useNodes, withNodeLogs, type SpawnedNode } from "../helpers/spawn-node.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 useNodes();
@@ -76,6 +76,25 @@ describe("two nodes", () => {
         expect(burst.after.dials).toBe(1);
       }
       expect(await get(a, "/healthcheck")).toEqual({ status: "ok" });
+    }),
+  );
+
+  test(
+    "exo doctor passes every check on the pair and fails, exit 1, when a listed node is dead; exo topology prints the links",
+    withNodeLogs(async () => {
+      const ok = await runCli(["doctor", "--config", peerFile]);
+      expect(ok.stdout).toMatch(/result: all \d+ checks passed/);
+      expect(ok.stdout).toMatch(/PASS\s+10 health checks\s+one connection \(local port \d+\)/);
+      expect(ok.code).toBe(0);
+      const withDead = join(dir, "with-dead.yaml");
+      writeFileSync(withDead, `peers:\n${entry(a)}${entry(b)}  gone: { address: 127.0.0.1, port: 1 }\n`);
+      const bad = await runCli(["doctor", "--config", withDead]);
+      expect(bad.stdout).toMatch(/FAIL\s+connect \+ handshake\s+E_PEER_DOWN/);
+      expect(bad.code).toBe(1);
+      const topo = await runCli(["topology", "--api-port", String(a.apiPort)]);
+      expect(topo.stdout).toContain("a --> b [MAN]");
+      expect(topo.stdout).toContain("b --> a [MAN]");
+      expect(topo.stdout).toMatch(/^\s+a\s.*\(this node\)$/m);
     }),
   );
 
