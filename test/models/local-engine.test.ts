@@ -94,6 +94,25 @@ describe("local engine request lifecycle", () => {
     expect(await engine.liveRequests()).toBe(0);
   });
 
+  test("a request's seed makes sampled generations repeatable, and another seed changes them", async () => {
+    const sample = async (id: string, seed: number) => {
+      const params = { temperature: 1.5, topP: 0.95, topK: 50, seed };
+      const tokens: number[] = [];
+      let input: number[] = [11, 22, 33];
+      for (let i = 0; i < 12; i++) {
+        const out = await engine.step(id, { kind: "tokens", tokens: input }, params);
+        if (out.kind !== "token") throw new Error("expected a token");
+        tokens.push(out.token);
+        input = [out.token];
+      }
+      await engine.end(id);
+      return tokens;
+    };
+    const a = await sample("seed-a", 7);
+    expect(await sample("seed-b", 7)).toEqual(a);
+    expect(await sample("seed-c", 8)).not.toEqual(a);
+  });
+
   test("hidden states cross stages as float32 bytes and a middle stage runs between first and last", async () => {
     const stages = await Promise.all(
       [[0, 1], [1, 3], [3, 4]].map(async ([a, b]) => {
