@@ -18,7 +18,10 @@ export interface GenerateRouteOptions {
   maxBodyBytes: number;
 }
 
-/** Handle a generation route. @throws E_INVALID_REQUEST, E_BODY_TOO_LARGE, E_MODEL_UNKNOWN before any generation starts */
+/**
+ * Handle a generation route. The model is resolved by the service (catalog ids, Hugging Face repo ids, local dirs):
+ * its E_MODEL_UNKNOWN comes before the first event, so it is a 404 for streams too. @throws E_INVALID_REQUEST, E_BODY_TOO_LARGE
+ */
 export async function handleGenerate(
   kind: Kind,
   req: Request,
@@ -27,9 +30,6 @@ export async function handleGenerate(
 ): Promise<Response> {
   const body = await readJsonBody(req, opts.maxBodyBytes);
   const { request, stream, includeUsage } = kind === "chat" ? parseChatBody(body) : parseCompletionBody(body);
-  if (!deps.inference.listModels().some((m) => m.id === request.modelId)) {
-    throw new NodeError("E_MODEL_UNKNOWN", `model "${request.modelId}" is not served here; GET /v1/models lists the models`);
-  }
   const abort = new AbortController();
   const onClientGone = () => abort.abort(new NodeError("E_CANCELLED", "the client disconnected"));
   req.signal.addEventListener("abort", onClientGone, { once: true });

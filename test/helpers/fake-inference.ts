@@ -46,7 +46,9 @@ export function createFakeInference(script: (req: GenerateRequest) => Script = e
   const service: InferenceService = {
     listModels: () => FAKE_MODELS,
     generate(request, signal) {
-      const s = script(request);
+      // Like the cluster service: an unknown model fails before the first event.
+      const known = FAKE_MODELS.some((m) => m.id === request.modelId);
+      const s = known ? script(request) : { pieces: [], failAtStart: new NodeError("E_MODEL_UNKNOWN", `unknown model "${request.modelId}"`) };
       let settle!: (how: "done" | "aborted" | "failed") => void;
       calls.push({ request, signal, ended: new Promise((resolve) => (settle = resolve)) });
       return run(request, s, signal, settle);

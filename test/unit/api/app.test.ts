@@ -111,14 +111,16 @@ describe("completions", () => {
 });
 
 describe("errors", () => {
-  test("an unknown model is a 404 model_not_found and never reaches the service", async () => {
+  test("an unknown model is a 404 model_not_found, streamed or not, never a fallback", async () => {
     const { app, calls } = setup();
-    const res = await app(post("/v1/chat/completions", { ...chatBody, model: "gpt-4o" }));
-    expect(res.status).toBe(404);
-    const { error } = await body(res);
-    expect(error.code).toBe("model_not_found");
-    expect(error.message).toContain("gpt-4o");
-    expect(calls).toHaveLength(0);
+    for (const stream of [false, true]) {
+      const res = await app(post("/v1/chat/completions", { ...chatBody, model: "gpt-4o", stream }));
+      expect(res.status).toBe(404);
+      const { error } = await body(res);
+      expect(error.code).toBe("model_not_found");
+      expect(error.message).toContain("gpt-4o");
+    }
+    expect(calls.map((c) => c.request.modelId)).toEqual(["gpt-4o", "gpt-4o"]);
   });
 
   test("malformed JSON, n=2 and an empty body are 400s in OpenAI's envelope", async () => {
