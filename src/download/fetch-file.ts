@@ -128,8 +128,9 @@ async function transfer(job: FileJob, have: number, hasher: Hasher, openWriter: 
   try {
     const res = await get(job, have, deps.hub, abort.signal);
     if (res.status === 416) return void (await res.body?.cancel());
-    if (res.status === 200 && have > 0) {
-      // The server ignored Range: start over rather than append a second copy.
+    const rangeStart = Number(/^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "")?.[1] ?? have);
+    if ((res.status === 200 && have > 0) || (res.status === 206 && rangeStart !== have)) {
+      // The server ignored (or misread) Range: start over rather than append bytes at the wrong place.
       await res.body?.cancel();
       await restart(job);
       throw new TransientError(`${job.path}: server ignored the Range request; restarting the file`);
