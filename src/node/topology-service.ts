@@ -78,22 +78,21 @@ export function createTopologyService(opts: TopologyServiceOptions): TopologySer
 
   let cached = localView();
   let inFlight: Promise<Topology> | undefined;
-  let again = false;
-  const refresh = (): Promise<Topology> => {
-    if (inFlight) {
-      again = true; // a change arrived mid-collection: collect once more afterwards
-      return inFlight;
-    }
-    inFlight = collect(new Set(), opts.maxDepth)
+  let queued: Promise<Topology> | undefined;
+  const run = (): Promise<Topology> =>
+    (inFlight = collect(new Set(), opts.maxDepth)
       .then((t) => (cached = t))
-      .finally(() => {
-        inFlight = undefined;
-        if (again) {
-          again = false;
-          void refresh();
-        }
+      .finally(() => (inFlight = undefined)));
+  /** A collection that starts after this call: joins the one queued behind a running collection, if any. */
+  const refresh = (): Promise<Topology> => {
+    if (!inFlight) return run();
+    queued ??= inFlight
+      .catch(() => cached)
+      .then(() => {
+        queued = undefined;
+        return run();
       });
-    return inFlight;
+    return queued;
   };
   const unsubscribe = pool.onPeerChange(() => void refresh());
   // Peers' own links change without our links changing: collect again every interval too.
