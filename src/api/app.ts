@@ -34,7 +34,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): App {
   return async (req) => {
     try {
       const { pathname } = new URL(req.url);
-      if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: CORS });
+      if (req.method === "OPTIONS") return preflight(req);
       if (pathname !== "/healthcheck") checkAuth(req, deps.apiKey);
       const { handler, param, allowed } = match(routes, req.method, pathname);
       if (!handler) {
@@ -106,6 +106,13 @@ function checkAuth(req: Request, apiKey: string | undefined): void {
   if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
     throw new ApiError("E_UNAUTHORIZED", "missing or wrong API key: send Authorization: Bearer <EXO_API_KEY>");
   }
+}
+
+/** Allow whatever headers the browser asks for: SDKs add their own (x-stainless-*), and "*" would not cover Authorization. */
+function preflight(req: Request): Response {
+  const asked = req.headers.get("access-control-request-headers");
+  const headers = { ...CORS, "access-control-max-age": "86400", ...(asked ? { "access-control-allow-headers": asked } : {}) };
+  return new Response(null, { status: 204, headers });
 }
 
 function withCors(res: Response): Response {

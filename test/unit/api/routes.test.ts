@@ -111,6 +111,10 @@ describe("auth, CORS and routing", () => {
     const pre = await app(new Request(BASE + "/v1/chat/completions", { method: "OPTIONS" }));
     expect(pre.status).toBe(204);
     expect(pre.headers.get("access-control-allow-headers")).toContain("authorization");
+    const sdk = await app(
+      new Request(BASE + "/v1/chat/completions", { method: "OPTIONS", headers: { "access-control-request-headers": "authorization, x-stainless-os" } }),
+    );
+    expect(sdk.headers.get("access-control-allow-headers")).toBe("authorization, x-stainless-os");
     expect((await app(get("/v1/models"))).headers.get("access-control-allow-origin")).toBe("*");
     expect((await app(get("/nope"))).headers.get("access-control-allow-origin")).toBe("*");
   });
