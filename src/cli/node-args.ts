@@ -14,6 +14,7 @@ export const nodeArgs = {
   "health-timeout-ms": { type: "string", description: "deadline of one health check (default 5000, at most the interval)" },
   "request-timeout-ms": { type: "string", description: "default deadline of a request to a peer (default 30000)" },
   "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
+  models: { type: "string", description: "also serve these models besides the catalog: local directories or Hugging Face repo ids, comma-separated" },
   // Test knobs (src/cluster/README.md): the fake engine, its step delay, and a reported memory size.
   engine: { type: "string", description: "engine: mlx (default) or fake (tests)" },
   "fake-step-ms": { type: "string", description: "fake engine delay per step (tests)" },

@@ -2,6 +2,7 @@
 // nodes linked right now, the download store fetches shard files and the model's tokenizer drives text.
 import type { ChatMessage, ModelInfo } from "../api/deps.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
+import { logger } from "../log.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
@@ -10,6 +11,8 @@ import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { planModel, type PlacementNode } from "../topology/placement.ts";
 import { createClusterService, type ClusterService, type ClusterTokenizer } from "./service.ts";
 
+const log = logger("cluster");
+
 export interface NodeClusterOptions {
   transport: PeerTransport;
   engine: ShardEngine;
@@ -17,28 +20,38 @@ export interface NodeClusterOptions {
   memoryOf(nodeId: string): number | undefined;
   /** Resolves models (catalog, hub, local dirs) and fetches a stage's files into the cache. */
   store: Pick<NodeModelStore, "resolveModel" | "ensureShardFiles">;
+  /** Models to serve besides the catalog (local directories, Hugging Face repo ids). */
+  models?: string[];
   tokenTimeoutMs?: number;
 }
 
-export function createNodeClusterService(opts: NodeClusterOptions): ClusterService {
+/** The cluster service of a node; resolves `models` (served besides the catalog) before it returns. */
+export async function createNodeClusterService(opts: NodeClusterOptions): Promise<ClusterService> {
   const { transport, store } = opts;
   const resolved = new Map<string, ShapedModel>();
 
   async function resolveModel(modelId: string): Promise<ModelInfo> {
     const model = resolved.get(modelId) ?? (await store.resolveModel(modelId));
-    resolved.set(modelId, model);
-    return { id: model.id, name: model.name, layers: model.layers, repo: model.source.kind === "hub" ? model.source.repo : model.source.dir };
+    resolved.set(model.id, model);
+    return infoOf(model);
   }
 
   function nodes(): PlacementNode[] {
     return [transport.selfId, ...transport.peersUp()].map((nodeId) => ({ nodeId, memory: opts.memoryOf(nodeId) ?? 0 }));
   }
 
-  return createClusterService({
+  // The catalog, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that it lacks.
+  function listModels(): ModelInfo[] {
+    const catalog = loadCatalog().entries.map((e) => ({ id: e.id, name: e.name, layers: e.layers, repo: e.repo ?? "embedded" }));
+    const known = new Set(catalog.map((m) => m.id));
+    const extra = [...resolved.values()].filter((m) => !known.has(m.id)).map((m) => infoOf(m));
+    return [...catalog, ...extra];
+  }
+
+  const service = createClusterService({
     transport,
     engine: opts.engine,
-    listModels: () =>
-      loadCatalog().entries.map((e) => ({ id: e.id, name: e.name, layers: e.layers, repo: e.repo ?? "embedded" })),
+    listModels,
     resolveModel,
     planFor: (model) => {
       // Unknown size (a repo outside the catalog): split by memory alone.
@@ -52,6 +65,14 @@ export function createNodeClusterService(opts: NodeClusterOptions): ClusterServi
     loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,
   });
+  for (const ref of opts.models ?? []) {
+    await resolveModel(ref).catch((err: unknown) => log.error(`--models ${ref}: ${err instanceof Error ? err.message : String(err)}`));
+  }
+  return service;
+}
+
+function infoOf(model: ShapedModel): ModelInfo {
+  return { id: model.id, name: model.name, layers: model.layers, repo: model.source.kind === "hub" ? model.source.repo : model.source.dir };
 }
 
 function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>): ClusterTokenizer {

@@ -36,7 +36,7 @@ export interface NodeOptions {
   fakeStepMs: number;
   /** Hidden, for tests: report this much memory (MB) instead of the detected amount (uneven placements). */
   memoryMb: number | undefined;
-  /** Models served besides the catalog (local directories, Hugging Face repo ids), from --model. */
+  /** Models served besides the catalog (local directories, Hugging Face repo ids), from --models. */
   models: string[];
 }
 
@@ -56,7 +56,7 @@ export interface NodeFlags {
   engine?: string;
   "fake-step-ms"?: string;
   "memory-mb"?: string;
-  model?: string;
+  models?: string;
 }
 
 /** A stable id from the host name: lower case, letters, digits, `-` and `_` only. */
@@ -109,7 +109,7 @@ export function parseNodeOptions(flags: NodeFlags, env: Record<string, string | 
     engine: engineKind(flags.engine),
     fakeStepMs: integer("fake-step-ms", flags["fake-step-ms"], 0, 0, 60_000),
     memoryMb: flags["memory-mb"] ? integer("memory-mb", flags["memory-mb"], 0, 1, 1 << 30) : undefined,
-    models: (flags.model ?? "").split(",").map((m) => m.trim()).filter((m) => m !== ""),
+    models: (flags.models ?? "").split(",").map((m) => m.trim()).filter((m) => m !== ""),
   });
 }
 
