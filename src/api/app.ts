@@ -28,6 +28,7 @@ const CORS = {
 
 type Handler = (req: Request, param: string) => Response | Promise<Response>;
 
+/** The API as one fetch function over the node's services; `options` tune streams and limits (tests shorten them). */
 export function createApp(deps: ApiDeps, options: AppOptions = {}): App {
   const opts: GenerateRouteOptions = { ...DEFAULTS, ...options };
   const routes = routeTable(deps, opts);

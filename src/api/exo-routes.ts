@@ -13,6 +13,7 @@ function modelObject(m: { id: string; name: string; layers: number; repo: string
   return { id: m.id, object: "model", created: CREATED, owned_by: "exo", name: m.name, layers: m.layers, repo: m.repo, ready: true };
 }
 
+/** GET /v1/models: OpenAI's list shape, with exo's extra fields (name, layers, repo, ready). */
 export function listModels(deps: ApiDeps): Response {
   return Response.json({ object: "list", data: deps.inference.listModels().map(modelObject) });
 }
@@ -42,6 +43,7 @@ export async function startDownload(deps: ApiDeps, req: Request, maxBodyBytes: n
   return Response.json({ status: "success", message: `Download started for model: ${model}` });
 }
 
+/** GET /v1/download/progress: the store's body as is (exo's shape). */
 export function downloadProgress(deps: ApiDeps): Response {
   return Response.json(deps.models.downloadProgress() ?? {});
 }

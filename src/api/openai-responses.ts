@@ -12,11 +12,13 @@ export interface ResponseMeta {
 
 export type Kind = "chat" | "text";
 
+/** A fresh id (chatcmpl-… or cmpl-…) and creation time for one response. */
 export function createMeta(kind: Kind, model: string): ResponseMeta {
   const prefix = kind === "chat" ? "chatcmpl-" : "cmpl-";
   return { id: prefix + crypto.randomUUID(), created: Math.floor(Date.now() / 1000), model };
 }
 
+/** OpenAI's usage object. */
 export function usageJson(usage: Usage) {
   return {
     prompt_tokens: usage.promptTokens,
@@ -42,6 +44,7 @@ export async function collect(events: AsyncIterable<GenerationEvent>): Promise<C
   throw new NodeError("E_INTERNAL", "the generation ended without a done event");
 }
 
+/** A non-streamed chat answer. */
 export function chatCompletion(meta: ResponseMeta, answer: Collected) {
   return {
     ...envelope(meta, "chat.completion"),
@@ -57,6 +60,7 @@ export function chatCompletion(meta: ResponseMeta, answer: Collected) {
   };
 }
 
+/** A non-streamed /v1/completions answer. */
 export function textCompletion(meta: ResponseMeta, answer: Collected) {
   return {
     ...envelope(meta, "text_completion"),

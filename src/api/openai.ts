@@ -7,6 +7,7 @@ import { invalidParam } from "./errors.ts";
 export const DEFAULT_MAX_TOKENS = 2048;
 /** OpenAI's own defaults, so clients that omit them get what they would get from OpenAI. */
 export const DEFAULT_TEMPERATURE = 1;
+/** OpenAI's own limit on stop sequences. */
 export const MAX_STOP_STRINGS = 4;
 
 export interface ParsedRequest {

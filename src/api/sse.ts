@@ -3,9 +3,12 @@
 import { describeError } from "./errors.ts";
 
 const encoder = new TextEncoder();
+/** A comment frame: clients ignore it, proxies and idle timers see traffic. */
 export const KEEP_ALIVE = encoder.encode(": keep-alive\n\n");
+/** OpenAI's end-of-stream marker. */
 export const DONE = encoder.encode("data: [DONE]\n\n");
 
+/** Headers of every event stream. */
 export const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
   "cache-control": "no-cache",
@@ -14,6 +17,7 @@ export const SSE_HEADERS = {
   "x-accel-buffering": "no",
 } as const;
 
+/** One `data:` frame holding `value` as JSON. */
 export function sseData(value: unknown): Uint8Array {
   return encoder.encode(`data: ${JSON.stringify(value)}\n\n`);
 }

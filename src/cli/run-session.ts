@@ -28,6 +28,7 @@ export interface RunOptions {
 
 /** Greedy by default: the terminal chat should give the same answer to the same question. */
 export const RUN_DEFAULT_TEMPERATURE = 0;
+/** Long enough for a chat answer, short enough that a rambling model stops. */
 export const RUN_DEFAULT_MAX_TOKENS = 1024;
 
 /** Validate `exo run`'s own flags. @throws E_CONFIG_INVALID naming the flag */
