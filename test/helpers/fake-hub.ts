@@ -42,6 +42,8 @@ export interface HubFaults {
   stallAt?: Map<string, number>;
   /** Paths the tree lists but `resolve` answers 404 for. */
   hide?: Set<string>;
+  /** Per file path: how many more times `resolve` answers 503 (a transient hub error). */
+  unavailable?: Map<string, number>;
 }
 
 export interface CdnRequest {
@@ -172,6 +174,11 @@ async function route(req: Request, served: Served, faults: HubFaults, cdnUrl: st
   }
   const file = repo.files.get(decodeURIComponent(resolve?.[3] as string));
   if (!file || faults.hide?.has(file.path)) return error(404, `Entry not found: ${resolve?.[3]}`, "EntryNotFound");
+  const unavailable = faults.unavailable?.get(file.path) ?? 0;
+  if (unavailable > 0) {
+    faults.unavailable?.set(file.path, unavailable - 1);
+    return error(503, "Service temporarily unavailable", "");
+  }
   const headers: Record<string, string> = { "X-Repo-Commit": repo.commit, "Accept-Ranges": "bytes" };
   if (file.lfs) {
     const etag = `"${file.sha256}"`;

@@ -78,6 +78,17 @@ describe("clear failures", () => {
     expect(err.message).toContain(`file ${missing} not found in ${SHARDED}`);
   });
 
+  test("503s are retried with backoff and the file completes; too many in a row give up naming the status", async () => {
+    hub.faults.unavailable = new Map([[WEIGHTS, 2]]);
+    const res = await downloadRepo({ modelId: "m", repo: REPO }, opts({ policy: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5, stallTimeoutMs: 5_000 } }));
+    expect(await Bun.file(join(res.dir, WEIGHTS)).exists()).toBe(true);
+    hub.faults.unavailable = new Map([[WEIGHTS, 5]]);
+    const err = await failure(downloadRepo({ modelId: "m", repo: REPO }, { ...opts(), hubCacheDir: join(cacheDir, "again") }));
+    expect(err.code).toBe("E_DOWNLOAD");
+    expect(err.message).toContain(`gave up on ${REPO}/${WEIGHTS} after 2 failed tries`);
+    expect(err.message).toContain("answered 503");
+  });
+
   test("a server that stops sending is abandoned after the stall timeout and the error says it stalled", async () => {
     hub.faults.stallAt = new Map([[WEIGHTS, 1000]]);
     const err = await failure(downloadRepo({ modelId: "m", repo: REPO }, opts({ policy: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5, stallTimeoutMs: 150 } })));
