@@ -1,7 +1,9 @@
 // Writes an HF-format Llama checkpoint with deterministic random weights (+ tokenizer files) to a directory,
 // for benchmarks and tests that need a model of a given size. Example:
-//   nice -n 10 bun scripts/make-random-model.ts --preset 1b --out /tmp/llama-1b --tokenizer-from configs/default-model
-import { copyFileSync, existsSync } from "node:fs";
+//   nice -n 10 bun scripts/make-random-model.ts --preset 1b --out /tmp/llama-1b --tokenizer-from DIR
+// Tokenizer files come from --tokenizer-from (default configs/default-model); the vocabulary follows them
+// unless --vocab is given.
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { writeRandomCheckpoint } from "../src/engine/random-checkpoint.ts";
@@ -45,6 +47,25 @@ if (!preset) {
   process.exit(2);
 }
 const size = (key: string) => Number((opt as Record<string, unknown>)[key] ?? preset[key]);
+const tokenizerDir = opt["tokenizer-from"] ?? (existsSync("configs/default-model/tokenizer.json") ? "configs/default-model" : undefined);
+/** Ids a tokenizer.json can produce or decode: the model's vocabulary must cover them and should not exceed them. */
+function tokenizerVocabSize(dir: string | undefined): number | undefined {
+  if (!dir || !existsSync(join(dir, "tokenizer.json"))) return undefined;
+  const t = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")) as { model?: { vocab?: Record<string, number> }; added_tokens?: { id: number }[] };
+  const ids = [...Object.values(t.model?.vocab ?? {}), ...(t.added_tokens ?? []).map((a) => a.id)];
+  return ids.length ? Math.max(...ids) + 1 : undefined;
+}
+/** bos/eos ids: from the tokenizer's own config.json when it has one, else Llama 3's when the vocabulary fits. */
+function specialIds(dir: string | undefined, vocab: number): Record<string, unknown> {
+  const cfgPath = dir ? join(dir, "config.json") : "";
+  if (cfgPath && existsSync(cfgPath)) {
+    const c = JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>;
+    return Object.fromEntries(["bos_token_id", "eos_token_id", "pad_token_id"].filter((k) => k in c).map((k) => [k, c[k]]));
+  }
+  return vocab >= 128256 ? { bos_token_id: 128000, eos_token_id: [128001, 128008, 128009] } : {};
+}
+// Without an explicit --vocab, the model's vocabulary follows the tokenizer it ships with.
+const vocabSize = opt.vocab ? Number(opt.vocab) : (tokenizerVocabSize(tokenizerDir) ?? size("vocab"));
 const tie = opt.tie ?? Boolean(preset.tie);
 const dtype = opt.dtype as "float32" | "bfloat16" | "float16";
 const config = {
@@ -55,15 +76,14 @@ const config = {
   num_attention_heads: size("heads"),
   num_key_value_heads: size("kv-heads"),
   intermediate_size: size("intermediate"),
-  vocab_size: size("vocab"),
+  vocab_size: vocabSize,
   head_dim: size("hidden") / size("heads"),
   rms_norm_eps: 1e-5,
   rope_theta: 500000,
   rope_scaling: { rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
   max_position_embeddings: 131072,
   tie_word_embeddings: tie,
-  bos_token_id: 128000,
-  eos_token_id: [128001, 128008, 128009],
+  ...specialIds(tokenizerDir, vocabSize),
   torch_dtype: dtype,
   hidden_act: "silu",
 };
@@ -75,7 +95,6 @@ const result = await writeRandomCheckpoint(opt.out, {
   dtype,
   quantize: opt.bits ? { bits: Number(opt.bits), groupSize: Number(opt["group-size"]) } : undefined,
 });
-const tokenizerDir = opt["tokenizer-from"] ?? (existsSync("configs/default-model/tokenizer.json") ? "configs/default-model" : undefined);
 const copied: string[] = [];
 for (const f of TOKENIZER_FILES) {
   if (tokenizerDir && existsSync(join(tokenizerDir, f))) {

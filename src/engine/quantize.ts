@@ -3,6 +3,7 @@
 // Packing is a little-endian bit stream: value j of a row sits at bits [j*bits, (j+1)*bits).
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../errors.ts";
+import { releaseMemory } from "./memory.ts";
 
 const SUPPORTED_BITS = new Set([2, 3, 4, 5, 6, 8]);
 
@@ -99,7 +100,7 @@ const NATIVE_BITS = new Set([2, 4, 8]);
  * Load-time dequantization to float32: the native kernel for 2/4/8 bits, else dequantizeAffine over
  * row chunks, each evaluated at once.
  */
-export function dequantizeRows(w: mx.array, scales: mx.array, biases: mx.array, groupSize: number, bits: number): mx.array {
+export async function dequantizeRows(w: mx.array, scales: mx.array, biases: mx.array, groupSize: number, bits: number): Promise<mx.array> {
   if (NATIVE_BITS.has(bits)) return mx.dequantize(w, scales.astype(mx.float32), biases.astype(mx.float32), groupSize, bits);
   const rows = w.shape[0]!;
   const inFeatures = (w.shape[w.ndim - 1]! * 32) / bits;
@@ -111,6 +112,25 @@ export function dequantizeRows(w: mx.array, scales: mx.array, biases: mx.array, 
     const part = dequantizeAffine(w.index(S), scales.index(S), biases.index(S), groupSize, bits);
     mx.eval(part);
     parts.push(part);
+    // Each chunk's intermediates die only when the event loop turns (mlx-notes §4).
+    if (parts.length % 16 === 0) await releaseMemory();
   }
   return mx.concatenate(parts, 0);
+}
+
+/** Quantizes a big matrix: the binding's kernel where it accepts the shape, else quantizeAffine per row chunk. */
+export async function quantizeRows(w: mx.array, groupSize: number, bits: number): Promise<[mx.array, mx.array, mx.array]> {
+  const [rows, inFeatures] = w.shape as [number, number];
+  // The kernel refuses narrow matrices (e.g. 4 bits needs >= 256 features); its check runs before any eval.
+  if (NATIVE_BITS.has(bits) && inFeatures >= 512) return mx.quantize(w, groupSize, bits) as unknown as [mx.array, mx.array, mx.array];
+  const per = Math.max(1, Math.floor(CHUNK_WEIGHTS / inFeatures));
+  if (rows <= per) return quantizeAffine(w, groupSize, bits);
+  const parts: [mx.array[], mx.array[], mx.array[]] = [[], [], []];
+  for (let r = 0; r < rows; r += per) {
+    const chunk = quantizeAffine(w.index(mx.Slice(r, Math.min(rows, r + per))), groupSize, bits);
+    mx.eval(...chunk);
+    chunk.forEach((a, i) => parts[i]!.push(a));
+    if (parts[0].length % 16 === 0) await releaseMemory();
+  }
+  return parts.map((p) => mx.concatenate(p, 0)) as [mx.array, mx.array, mx.array];
 }

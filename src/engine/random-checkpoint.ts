@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { parseModelArgs } from "../models/base.ts";
 import { getArchitecture } from "../models/index.ts";
 import { releaseMemory } from "./memory.ts";
-import { quantizeAffine } from "./quantize.ts";
+import { quantizeRows } from "./quantize.ts";
 
 export interface RandomCheckpointOptions {
   /** The HF config.json to write (model_type and sizes); a quantization block is added when quantizing. */
@@ -63,7 +63,7 @@ export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointO
     const out: Record<string, mx.array> = {};
     const prefix = name.replace(/\.weight$/, "");
     if (opts.quantize && shape.length === 2 && name.endsWith(".weight")) {
-      const [w, s, b] = quantizeAffine(t, opts.quantize.groupSize, opts.quantize.bits);
+      const [w, s, b] = await quantizeRows(t, opts.quantize.groupSize, opts.quantize.bits);
       Object.assign(out, { [name]: w, [`${prefix}.scales`]: s.astype(dtype), [`${prefix}.biases`]: b.astype(dtype) });
     } else {
       out[name] = t.astype(dtype);

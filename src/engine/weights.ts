@@ -105,7 +105,7 @@ export async function loadShardWeights(modelDir: string, wants: (name: string) =
       // Metal runs 2/4/8-bit natively; every other case becomes plain floats once, at load.
       if (!native || !NATIVE_QUANT_BITS.has(bits)) {
         dequantized.add(prefix);
-        const full = dequantizeRows(w, scales, biases, groupSize, bits);
+        const full = await dequantizeRows(w, scales, biases, groupSize, bits);
         await put(`${prefix}.weight`, native ? full.astype(scales.dtype) : full, byteSize(w) + byteSize(scales) + byteSize(biases));
         continue;
       }
