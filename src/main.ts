@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 // Entry point: the root citty command. Subcommands load lazily so `exo models` never loads MLX.
 // This is the only file that calls process.exit.
-import { defineCommand, runMain } from "citty";
+import { defineCommand, runCommand, runMain, showUsage } from "citty";
+import { isNodeError } from "./errors.ts";
 import { VERSION } from "./version.ts";
 
 const main = defineCommand({
@@ -20,13 +21,27 @@ const main = defineCommand({
 
 // Bare `exo` (no verb, only flags) means `exo start`.
 const argv = process.argv.slice(2);
-const verbs = new Set(["start", "run", "models", "pull", "rm", "topology", "doctor", "runner"]);
 const first = argv[0];
 const wantsMeta = argv.includes("--help") || argv.includes("-h") || argv.includes("--version") || argv.includes("-v");
 const rawArgs = first === undefined || (first.startsWith("-") && !wantsMeta) ? ["start", ...argv] : argv;
 
+// A node must outlive a stray rejection in one request; log it loudly instead of dying.
 process.on("unhandledRejection", (err) => {
   console.error(err);
 });
 
-await runMain(main, { rawArgs });
+if (wantsMeta) {
+  await runMain(main, { rawArgs });
+} else {
+  try {
+    await runCommand(main, { rawArgs });
+  } catch (err) {
+    // Our own errors are for people: message and code, no stack. Usage errors get citty's usage screen.
+    if (isNodeError(err)) console.error(`exo: ${err.message} [${err.code}]`);
+    else if (err instanceof Error && err.name === "CLIError") {
+      await showUsage(main);
+      console.error(err.message);
+    } else console.error(err);
+    process.exit(1);
+  }
+}
