@@ -150,7 +150,8 @@ export function stageWantsTensor(args: ModelArgs, range: ShardRange): (name: str
       return i >= range.layerStart && i < range.layerEnd;
     }
     if (name.startsWith("model.embed_tokens.")) return isFirst || (isLast && args.tieWordEmbeddings);
-    if (name.startsWith("model.norm.") || name.startsWith("lm_head.")) return isLast;
+    if (name.startsWith("model.norm.")) return isLast;
+    if (name.startsWith("lm_head.")) return isLast && !args.tieWordEmbeddings;
     return false;
   };
 }
