@@ -185,6 +185,7 @@ export function getLinear(w: Weights, prefix: string, groupSize = 64): Linear {
   return lin;
 }
 
+/** x [..., in] → [..., out] through a dense or (Metal) quantized linear. */
 export function linear(l: Linear, x: mx.array): mx.array {
   const y = l.quant
     ? mx.quantizedMatmul(x, l.weight, l.quant.scales, l.quant.biases, true, l.quant.groupSize, l.quant.bits)
@@ -196,8 +197,7 @@ export function linear(l: Linear, x: mx.array): mx.array {
 export function embed(table: Linear, tokens: mx.array): mx.array {
   if (!table.quant) return mx.take(table.weight, tokens, 0);
   const q = table.quant;
-  const rows = mx.dequantize(mx.take(table.weight, tokens, 0), mx.take(q.scales, tokens, 0), mx.take(q.biases, tokens, 0), q.groupSize, q.bits);
-  return rows;
+  return mx.dequantize(mx.take(table.weight, tokens, 0), mx.take(q.scales, tokens, 0), mx.take(q.biases, tokens, 0), q.groupSize, q.bits);
 }
 
 /** RoPE for one model: fast.rope when frequencies are plain, explicit cos/sin when llama3/longrope reshape them. */
