@@ -1,7 +1,7 @@
 // `bun run build`: the single `exo` executable for this machine (dist/exo) and for Apple Silicon
 // (dist/exo-darwin-arm64). MLX's addon and the default model ride along as embedded files, extracted at run
 // time by src/engine/embedded-assets.ts; bunfig.toml/.env autoloading is off. Options: --target, --outdir.
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { BunPlugin } from "bun";
 import pkg from "./package.json" with { type: "json" };
@@ -57,6 +57,8 @@ export async function buildExecutable(opts: BuildOptions): Promise<BuildResult> 
     },
   } as Bun.BuildConfig);
   if (!result.success) throw new AggregateError(result.logs, `bun build failed for ${opts.target}:\n${result.logs.join("\n")}`);
+  // The source map is embedded in the executable (stack traces name src/ files); the side .map file is redundant.
+  for (const out of result.outputs) if (out.path.endsWith(".map")) rmSync(out.path, { force: true });
   return { outfile: opts.outfile, sizeBytes: statSync(opts.outfile).size, platform, mlxEmbedded, buildId };
 }
 
