@@ -43,6 +43,13 @@ const MAPPINGS: Partial<Record<ErrorCode, Mapping>> = {
   E_MODEL_UNSUPPORTED: { status: 400, type: "invalid_request_error", code: "model_not_supported" },
   // nginx's "client closed request": nobody reads it, but the log shows why the request ended.
   E_CANCELLED: { status: 499, type: "invalid_request_error", code: "cancelled" },
+  // Downloads happen on the client's behalf: a missing repo is the client's 404, the rest are upstream or disk trouble.
+  E_DOWNLOAD_NOT_FOUND: { status: 404, type: "invalid_request_error", code: "model_not_found" },
+  E_DOWNLOAD_OFFLINE: { status: 503, type: "server_error", code: "download_offline" },
+  E_DOWNLOAD_AUTH: { status: 503, type: "server_error", code: "download_unauthorized" },
+  E_DOWNLOAD: { status: 502, type: "server_error", code: "download_failed" },
+  E_DOWNLOAD_VERIFY: { status: 502, type: "server_error", code: "download_failed" },
+  E_DOWNLOAD_DISK_FULL: { status: 507, type: "server_error", code: "disk_full" },
   E_TIMEOUT: { status: 504, type: "server_error", code: "timeout" },
   E_PEER_TIMEOUT: { status: 504, type: "server_error", code: "timeout" },
 };

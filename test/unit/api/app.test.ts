@@ -155,6 +155,10 @@ describe("errors", () => {
     ["a crashed runner", new NodeError("E_RUNNER_CRASHED", "runner exited"), 503, "runner_crashed"],
     ["a model too big", new NodeError("E_MODEL_TOO_BIG", "needs 40 GB, has 8 GB"), 503, "model_too_big"],
     ["a timeout", new NodeError("E_TIMEOUT", "no token in 30 s"), 504, "timeout"],
+    ["a repo missing upstream", new NodeError("E_DOWNLOAD_NOT_FOUND", "no such repo org/x"), 404, "model_not_found"],
+    ["an unreachable hub", new NodeError("E_DOWNLOAD_OFFLINE", "huggingface.co unreachable"), 503, "download_offline"],
+    ["a full disk", new NodeError("E_DOWNLOAD_DISK_FULL", "needs 4 GB more"), 507, "disk_full"],
+    ["an unmapped node error", new NodeError("E_WEIGHTS", "tensor missing"), 500, "weights"],
   ];
   for (const [what, error, status, code] of statuses) {
     test(`${what} before the first token is a ${status} for streamed and plain requests`, async () => {
