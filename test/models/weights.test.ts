@@ -1,5 +1,5 @@
-// The shard-aware loader: sharded checkpoints with an index, 3/6-bit and float16 checkpoints, the CPU dtype
-// guard, and clear errors for unsupported architectures and broken checkpoints.
+// The shard-aware loader: sharded checkpoints with an index, 3/6-bit and float16 checkpoints, the packed
+// (Metal) path, the CPU dtype guard, and clear errors for unsupported architectures and broken checkpoints.
 import { afterAll, describe, expect, test } from "bun:test";
 import { core as mx } from "@frost-beta/mlx";
 import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
@@ -10,6 +10,7 @@ import { guardCpuDtypes, loadShardWeights } from "../../src/engine/weights.ts";
 import { dequantizeAffine, dequantizeRows, quantizeAffine } from "../../src/engine/quantize.ts";
 import { createLocalEngine } from "../../src/engine/local-engine.ts";
 import { getArchitecture } from "../../src/models/index.ts";
+import { parseModelArgs } from "../../src/models/base.ts";
 import { createKVCache } from "../../src/models/kv-cache.ts";
 import { isNodeError } from "../../src/errors.ts";
 import { loadStage, TINY_CONFIGS } from "../helpers/tiny-models.ts";
@@ -92,6 +93,28 @@ describe("loadShardWeights", () => {
     const f32 = join(root, "f16-ref");
     await writeRandomCheckpoint(f32, { config: TINY_CONFIGS.phi3!, seed: 3 });
     expect(relErr(await logitsOf(dir), await logitsOf(f32))).toBeLessThan(0.01);
+  });
+
+  test("native mode (the Metal path) keeps 4-bit weights packed, runs quantizedMatmul, and matches the dequantized model", async () => {
+    // Wide enough for the binding's quantized kernels; float32 scales so the CPU can run them.
+    const config = { ...TINY_CONFIGS.llama!, hidden_size: 256, intermediate_size: 512, tie_word_embeddings: true, rope_scaling: null };
+    const dir = join(root, "native-q4");
+    await writeRandomCheckpoint(dir, { config, seed: 5, quantize: { bits: 4, groupSize: 64 } });
+    const args = parseModelArgs(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>);
+    const range = { layerStart: 0, layerEnd: 4, nLayers: 4 };
+    const arch = getArchitecture("llama");
+    const run = async (native: boolean) => {
+      const { weights } = await loadShardWeights(dir, arch.wantsTensor(args, range), { native, quantization: args.quantization });
+      const model = arch.create(args, range, weights);
+      const out = model.forward(mx.array([PROMPT], mx.int32), createKVCache(model.cacheSpec));
+      mx.eval(out);
+      return { out, packed: [...weights.values()].some((t) => t.dtype === mx.uint32) };
+    };
+    const packed = await run(true);
+    const dequantized = await run(false);
+    expect(packed.packed).toBe(true);
+    expect(dequantized.packed).toBe(false);
+    expect(Number(mx.max(mx.abs(mx.subtract(packed.out, dequantized.out))).item())).toBeLessThan(1e-4);
   });
 
   test("the CPU dtype guard refuses any tensor that is not float32, naming it", () => {
