@@ -3,7 +3,7 @@
 import type { Socket } from "bun";
 import { NodeError, isNodeError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { FrameDecoder, encodeFrame, type OutgoingMessage } from "../protocol/frame.ts";
+import { FrameDecoder, encodeFrame, encodeFrameHead, type OutgoingMessage } from "../protocol/frame.ts";
 import type { Message } from "../protocol/types.ts";
 
 const log = logger("net");
@@ -21,6 +21,9 @@ export interface ConnectionOptions {
 }
 
 let nextConnectionId = 1;
+
+/** Bodies at least this large are sent from the caller's buffer (see write()); the caller keeps it unchanged until sent. */
+export const ZERO_COPY_MIN_BYTES = 256 * 1024;
 
 /** Owns one socket: whole-frame writes (rest sent on drain), decoding, and one close with a reason. */
 export class Connection {
@@ -75,12 +78,18 @@ export class Connection {
    */
   write(msg: OutgoingMessage): void {
     if (this.closed) throw new NodeError("E_PEER_DOWN", `link ${this.label} is closed (${this.closeReason})`);
-    const frame = encodeFrame(msg, this.opts.maxFrameBytes);
+    const body = msg.body;
+    // A large body is queued as it is, right behind its header: no other frame can come between them, and
+    // copying 16 MiB of hidden states into a fresh buffer cost more than sending them (bench/net.ts).
+    const parts = body && body.byteLength >= ZERO_COPY_MIN_BYTES ? [encodeFrameHead(msg, this.opts.maxFrameBytes), body] : [encodeFrame(msg, this.opts.maxFrameBytes)];
+    const wasIdle = this.queue.length === 0;
+    for (const part of parts) {
+      this.queue.push(part);
+      this.queued += part.byteLength;
+      this.bytesOut += part.byteLength;
+    }
     this.framesOut++;
-    this.bytesOut += frame.byteLength;
-    this.queue.push(frame);
-    this.queued += frame.byteLength;
-    if (this.queue.length === 1) this.flush();
+    if (wasIdle) this.flush();
   }
 
   /** Resolves once everything written so far was handed to the kernel (or the connection closed). */

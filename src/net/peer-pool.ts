@@ -5,7 +5,7 @@ import { NodeError, isNodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { Message, MessageTypeName } from "../protocol/types.ts";
 import type { MessageHandler, PeerTransport, Reply, RequestOptions } from "./transport.ts";
-import type { SocketData } from "./connection.ts";
+import { ZERO_COPY_MIN_BYTES, type SocketData } from "./connection.ts";
 import type { Hello } from "./hello.ts";
 import { Link } from "./link.ts";
 import { dialTcp } from "./sockets.ts";
@@ -115,8 +115,9 @@ export class PeerPool implements PeerTransport {
     }
     const link = this.linkTo(peer);
     link.send(type, fields, body);
-    // Backpressure: a sender of big tensors waits while a lot is still queued behind the socket.
-    if (link.conn.queuedBytes > 64 * 1024 * 1024) await link.conn.flushed();
+    // A large body goes out from the caller's buffer: resolve once the kernel has it, so the caller may reuse it.
+    // That is also the backpressure for big tensors; small frames wait only when a lot is queued.
+    if ((body?.byteLength ?? 0) >= ZERO_COPY_MIN_BYTES || link.conn.queuedBytes > 64 * 1024 * 1024) await link.conn.flushed();
   }
 
   handle(type: MessageTypeName, handler: MessageHandler): void {

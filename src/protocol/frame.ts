@@ -11,6 +11,8 @@ export const HEADER_BYTES = 9;
 /** Default ceiling on a frame's payload length; a larger length is refused before allocating. */
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
 const FIELDS_LENGTH_BYTES = 4;
+/** Payloads at least this large are copied into place as their chunks arrive (see FrameDecoder.fillLarge). */
+const STREAMED_PAYLOAD_BYTES = 1024 * 1024;
 
 const TYPE_NAMES: (MessageTypeName | undefined)[] = [];
 for (const [name, code] of Object.entries(MESSAGE_TYPES)) TYPE_NAMES[code] = name as MessageTypeName;
@@ -30,21 +32,33 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * @throws NodeError E_FRAME_TOO_LARGE when the payload exceeds `maxFrameBytes`.
  */
 export function encodeFrame(msg: OutgoingMessage, maxFrameBytes: number = MAX_FRAME_BYTES): Uint8Array {
-  const json = utf8.encode(JSON.stringify(msg.fields ?? {}));
   const body = msg.body ?? new Uint8Array(0);
-  const payloadBytes = FIELDS_LENGTH_BYTES + json.byteLength + body.byteLength;
+  const head = encodeFrameHead(msg, maxFrameBytes, body.byteLength);
+  const frame = uninitialized(head.byteLength + body.byteLength);
+  frame.set(head, 0);
+  frame.set(body, head.byteLength);
+  return frame;
+}
+
+/**
+ * The frame without its body: header + fields length + JSON. Sent immediately followed by `msg.body`,
+ * it is byte for byte the frame of encodeFrame, without copying a large body.
+ * @throws NodeError E_FRAME_TOO_LARGE when the payload exceeds `maxFrameBytes`.
+ */
+export function encodeFrameHead(msg: OutgoingMessage, maxFrameBytes: number = MAX_FRAME_BYTES, bodyBytes = msg.body?.byteLength ?? 0): Uint8Array {
+  const json = utf8.encode(JSON.stringify(msg.fields ?? {}));
+  const payloadBytes = FIELDS_LENGTH_BYTES + json.byteLength + bodyBytes;
   if (payloadBytes > maxFrameBytes || payloadBytes > 0xffffffff) {
     throw new NodeError("E_FRAME_TOO_LARGE", `${msg.type} frame payload of ${payloadBytes} bytes exceeds the maximum of ${maxFrameBytes}`);
   }
-  const frame = new Uint8Array(HEADER_BYTES + payloadBytes);
-  const view = new DataView(frame.buffer);
-  frame.set(MAGIC, 0);
-  frame[4] = MESSAGE_TYPES[msg.type];
+  const head = new Uint8Array(HEADER_BYTES + FIELDS_LENGTH_BYTES + json.byteLength);
+  const view = new DataView(head.buffer);
+  head.set(MAGIC, 0);
+  head[4] = MESSAGE_TYPES[msg.type];
   view.setUint32(5, payloadBytes);
   view.setUint32(HEADER_BYTES, json.byteLength);
-  frame.set(json, HEADER_BYTES + FIELDS_LENGTH_BYTES);
-  frame.set(body, HEADER_BYTES + FIELDS_LENGTH_BYTES + json.byteLength);
-  return frame;
+  head.set(json, HEADER_BYTES + FIELDS_LENGTH_BYTES);
+  return head;
 }
 
 /**
@@ -74,6 +88,12 @@ export function decodePayload(type: MessageTypeName, payload: Uint8Array): Messa
   return { type, fields: record, body };
 }
 
+/** A byte array that is not zero-filled, in its own buffer (never a view into Node's shared pool). */
+function uninitialized(n: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
+}
+
 const enum State {
   Header,
   Payload,
@@ -93,6 +113,8 @@ export class FrameDecoder {
   private type: MessageTypeName = "HELLO";
   private payloadBytes = 0;
   private failure: NodeError | undefined;
+  private large: Uint8Array | undefined; // a big payload being filled as its chunks arrive
+  private largeFilled = 0;
 
   constructor(opts: { maxFrameBytes?: number } = {}) {
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
@@ -105,7 +127,7 @@ export class FrameDecoder {
 
   /** Bytes received but not yet returned as messages. */
   get bufferedBytes(): number {
-    return this.buffered + (this.state === State.Payload ? HEADER_BYTES : 0);
+    return this.buffered + (this.state === State.Payload ? HEADER_BYTES + this.largeFilled : 0);
   }
 
   /**
@@ -130,14 +152,16 @@ export class FrameDecoder {
           }
           this.state = State.Payload;
         }
-        if (this.buffered < this.payloadBytes) break;
-        out.push(decodePayload(this.type, this.take(this.payloadBytes)));
+        const payload = this.payloadBytes >= STREAMED_PAYLOAD_BYTES ? this.fillLarge() : this.buffered >= this.payloadBytes ? this.take(this.payloadBytes) : undefined;
+        if (!payload) break;
+        out.push(decodePayload(this.type, payload));
         this.state = State.Header;
       }
     } catch (err) {
       this.failure = err as NodeError;
       this.chunks = [];
       this.buffered = 0;
+      this.large = undefined;
       this.state = State.Header;
       throw err;
     }
@@ -172,6 +196,40 @@ export class FrameDecoder {
     throw new NodeError("E_INTERNAL", "frame decoder peeked past its buffer");
   }
 
+  /**
+   * Copy what has arrived of a big payload into its own buffer right away (the chunks are still in cache and
+   * are freed at once); the buffer is not zero-filled, so an announced length costs no memory until it arrives.
+   * Returns the payload once complete.
+   */
+  private fillLarge(): Uint8Array | undefined {
+    this.large ??= uninitialized(this.payloadBytes);
+    const n = Math.min(this.buffered, this.payloadBytes - this.largeFilled);
+    this.copyOut(this.large, this.largeFilled, n);
+    this.largeFilled += n;
+    if (this.largeFilled < this.payloadBytes) return undefined;
+    const done = this.large;
+    this.large = undefined;
+    this.largeFilled = 0;
+    return done;
+  }
+
+  /** Move n buffered bytes into dst at offset. */
+  private copyOut(dst: Uint8Array, offset: number, n: number): void {
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0]!;
+      const part = Math.min(c.byteLength - this.offset, n - filled);
+      dst.set(c.subarray(this.offset, this.offset + part), offset + filled);
+      filled += part;
+      this.offset += part;
+      if (this.offset === c.byteLength) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+    }
+    this.buffered -= n;
+  }
+
   /** Remove n buffered bytes: a view when they sit in one chunk, else one copy. */
   private take(n: number): Uint8Array {
     if (n === 0) return new Uint8Array(0);
@@ -180,26 +238,15 @@ export class FrameDecoder {
     if (first.byteLength - this.offset >= n) {
       out = first.subarray(this.offset, this.offset + n);
       this.offset += n;
-    } else {
-      out = new Uint8Array(n);
-      let filled = 0;
-      while (filled < n) {
-        const c = this.chunks[0]!;
-        const part = Math.min(c.byteLength - this.offset, n - filled);
-        out.set(c.subarray(this.offset, this.offset + part), filled);
-        filled += part;
-        this.offset += part;
-        if (this.offset === c.byteLength) {
-          this.chunks.shift();
-          this.offset = 0;
-        }
+      this.buffered -= n;
+      if (this.offset === first.byteLength) {
+        this.chunks.shift();
+        this.offset = 0;
       }
+    } else {
+      out = uninitialized(n); // filled completely by copyOut
+      this.copyOut(out, 0, n);
     }
-    if (this.chunks.length > 0 && this.offset === this.chunks[0]!.byteLength) {
-      this.chunks.shift();
-      this.offset = 0;
-    }
-    this.buffered -= n;
     return out;
   }
 }

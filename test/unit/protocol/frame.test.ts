@@ -110,6 +110,22 @@ describe("FrameDecoder", () => {
     expect(dec.push(f3.subarray(5)).map((m) => m.fields)).toEqual([{ request_id: "x" }]);
   });
 
+  test("decodes payloads of a megabyte and more fed in uneven chunks, with a small frame in the same chunk", () => {
+    const bytes = new Uint8Array(1536 * 1024 + 3).map((_, i) => (i * 7 + (i >> 9)) & 255);
+    const big = encodeFrame({ type: "TENSOR", fields: { dtype: "uint8", shape: [bytes.length] }, body: bytes });
+    const small = encodeFrame({ type: "END", fields: { request_id: "z" } });
+    const stream = concat(big, small, big);
+    for (const step of [997, 4093, 65536, 700_000, big.length - 1, big.length + 5]) {
+      const dec = new FrameDecoder();
+      const got = [];
+      for (let at = 0; at < stream.length; at += step) got.push(...dec.push(stream.subarray(at, at + step)));
+      expect(got.map((m) => m.type)).toEqual(["TENSOR", "END", "TENSOR"]);
+      expect(Bun.hash(got[0]!.body)).toBe(Bun.hash(bytes));
+      expect(Bun.hash(got[2]!.body)).toBe(Bun.hash(bytes));
+      expect(dec.bufferedBytes).toBe(0);
+    }
+  });
+
   test("rejects bad magic as soon as the first wrong byte arrives", () => {
     expect(codeOf(() => new FrameDecoder().push(Uint8Array.of(0x47)))).toBe("E_PROTOCOL_MAGIC");
     expect(codeOf(() => new FrameDecoder().push(new TextEncoder().encode("GET / HTTP/1.1\r\n")))).toBe("E_PROTOCOL_MAGIC");
