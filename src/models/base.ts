@@ -171,7 +171,9 @@ export function need(w: Weights, name: string): mx.array {
 }
 
 /** Builds the Linear stored under `prefix` (prefix.weight, optional .bias, .scales/.biases when quantized). */
-export function getLinear(w: Weights, prefix: string, groupSize = 64): Linear {
+export function getLinear(w: Weights, prefix: string, q?: QuantizationArgs): Linear {
+  const override = q?.overrides[prefix];
+  const groupSize = override ? override.groupSize : (q?.groupSize ?? 64);
   const weight = need(w, `${prefix}.weight`);
   const bias = w.get(`${prefix}.bias`);
   const scales = w.get(`${prefix}.scales`);

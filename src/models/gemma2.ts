@@ -53,7 +53,7 @@ function geluTanh(x: mx.array): mx.array {
 /** Creates one stage of a Gemma 2 model. @throws E_WEIGHTS when a tensor is missing. */
 export function createGemma2(rawArgs: ModelArgs, range: ShardRange, w: Weights): ShardModel {
   const args = tied(rawArgs);
-  const gs = args.quantization?.groupSize ?? 64;
+  const quant = args.quantization;
   const isFirst = range.layerStart === 0;
   const isLast = range.layerEnd === range.nLayers;
   const layers: Layer[] = [];
@@ -65,16 +65,16 @@ export function createGemma2(rawArgs: ModelArgs, range: ShardRange, w: Weights):
       postAttnNorm: onePlus(need(w, `${p}.post_attention_layernorm.weight`)),
       preFfnNorm: onePlus(need(w, `${p}.pre_feedforward_layernorm.weight`)),
       postFfnNorm: onePlus(need(w, `${p}.post_feedforward_layernorm.weight`)),
-      q: getLinear(w, `${p}.self_attn.q_proj`, gs),
-      k: getLinear(w, `${p}.self_attn.k_proj`, gs),
-      v: getLinear(w, `${p}.self_attn.v_proj`, gs),
-      o: getLinear(w, `${p}.self_attn.o_proj`, gs),
-      gate: getLinear(w, `${p}.mlp.gate_proj`, gs),
-      up: getLinear(w, `${p}.mlp.up_proj`, gs),
-      down: getLinear(w, `${p}.mlp.down_proj`, gs),
+      q: getLinear(w, `${p}.self_attn.q_proj`, quant),
+      k: getLinear(w, `${p}.self_attn.k_proj`, quant),
+      v: getLinear(w, `${p}.self_attn.v_proj`, quant),
+      o: getLinear(w, `${p}.self_attn.o_proj`, quant),
+      gate: getLinear(w, `${p}.mlp.gate_proj`, quant),
+      up: getLinear(w, `${p}.mlp.up_proj`, quant),
+      down: getLinear(w, `${p}.mlp.down_proj`, quant),
     });
   }
-  const embedTable = isFirst || isLast ? getLinear(w, "model.embed_tokens", gs) : undefined;
+  const embedTable = isFirst || isLast ? getLinear(w, "model.embed_tokens", quant) : undefined;
   const finalNorm = isLast ? onePlus(need(w, "model.norm.weight")) : undefined;
   const rope = makeRope(args);
   const { numAttentionHeads: nH, numKeyValueHeads: nKv, headDim: D, rmsNormEps: eps } = args;

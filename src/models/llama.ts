@@ -44,7 +44,7 @@ interface Layer {
 
 /** Creates one stage of a Llama-family model from its weights. @throws E_WEIGHTS when a tensor is missing. */
 export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts: LlamaOptions = {}): ShardModel {
-  const gs = args.quantization?.groupSize ?? 64;
+  const quant = args.quantization;
   const isFirst = range.layerStart === 0;
   const isLast = range.layerEnd === range.nLayers;
   const layers: Layer[] = [];
@@ -53,13 +53,13 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
     const layer: Layer = {
       inputNorm: need(w, `${p}.input_layernorm.weight`),
       postNorm: need(w, `${p}.post_attention_layernorm.weight`),
-      q: getLinear(w, `${p}.self_attn.q_proj`, gs),
-      k: getLinear(w, `${p}.self_attn.k_proj`, gs),
-      v: getLinear(w, `${p}.self_attn.v_proj`, gs),
-      o: getLinear(w, `${p}.self_attn.o_proj`, gs),
-      gate: getLinear(w, `${p}.mlp.gate_proj`, gs),
-      up: getLinear(w, `${p}.mlp.up_proj`, gs),
-      down: getLinear(w, `${p}.mlp.down_proj`, gs),
+      q: getLinear(w, `${p}.self_attn.q_proj`, quant),
+      k: getLinear(w, `${p}.self_attn.k_proj`, quant),
+      v: getLinear(w, `${p}.self_attn.v_proj`, quant),
+      o: getLinear(w, `${p}.self_attn.o_proj`, quant),
+      gate: getLinear(w, `${p}.mlp.gate_proj`, quant),
+      up: getLinear(w, `${p}.mlp.up_proj`, quant),
+      down: getLinear(w, `${p}.mlp.down_proj`, quant),
     };
     if (opts.qkNorm) {
       layer.qNorm = need(w, `${p}.self_attn.q_norm.weight`);
@@ -68,9 +68,9 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
     if (opts.qkvBias) for (const n of ["q_proj", "k_proj", "v_proj"]) need(w, `${p}.self_attn.${n}.bias`);
     layers.push(layer);
   }
-  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", gs) : undefined;
+  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", quant) : undefined;
   const finalNorm = isLast ? need(w, "model.norm.weight") : undefined;
-  const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", gs)) : undefined;
+  const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", quant)) : undefined;
   const rope = makeRope(args);
   const scale = 1 / Math.sqrt(args.headDim);
   const eps = args.rmsNormEps;

@@ -31,7 +31,7 @@ interface Layer {
 
 /** Creates one stage of a Phi-3 model. @throws E_WEIGHTS when a tensor is missing. */
 export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): ShardModel {
-  const gs = args.quantization?.groupSize ?? 64;
+  const quant = args.quantization;
   const isFirst = range.layerStart === 0;
   const isLast = range.layerEnd === range.nLayers;
   const layers: Layer[] = [];
@@ -40,15 +40,15 @@ export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): Shar
     layers.push({
       inputNorm: need(w, `${p}.input_layernorm.weight`),
       postNorm: need(w, `${p}.post_attention_layernorm.weight`),
-      qkv: getLinear(w, `${p}.self_attn.qkv_proj`, gs),
-      o: getLinear(w, `${p}.self_attn.o_proj`, gs),
-      gateUp: getLinear(w, `${p}.mlp.gate_up_proj`, gs),
-      down: getLinear(w, `${p}.mlp.down_proj`, gs),
+      qkv: getLinear(w, `${p}.self_attn.qkv_proj`, quant),
+      o: getLinear(w, `${p}.self_attn.o_proj`, quant),
+      gateUp: getLinear(w, `${p}.mlp.gate_up_proj`, quant),
+      down: getLinear(w, `${p}.mlp.down_proj`, quant),
     });
   }
-  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", gs) : undefined;
+  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", quant) : undefined;
   const finalNorm = isLast ? need(w, "model.norm.weight") : undefined;
-  const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", gs)) : undefined;
+  const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", quant)) : undefined;
   const rope = makeRope(args);
   const { numAttentionHeads: nH, numKeyValueHeads: nKv, headDim: D, intermediateSize: I, rmsNormEps: eps } = args;
   const scale = 1 / Math.sqrt(D);
