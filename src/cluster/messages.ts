@@ -39,6 +39,8 @@ export interface StatusFields {
   /** 0..1 within the phase. */
   fraction: number;
   detail?: string;
+  /** During downloads: exo's RepoProgressEvent dict, so every node's /v1/download/progress shows the whole cluster. */
+  progress?: Record<string, unknown>;
 }
 
 function bad(what: string): never {
@@ -111,6 +113,7 @@ export function parseStatus(f: Record<string, unknown>): StatusFields {
   if (phase !== "download" && phase !== "load" && phase !== "ready") bad("phase must be download, load or ready");
   const s: StatusFields = { nodeId: str(f.nodeId, "nodeId"), modelId: str(f.modelId, "modelId"), phase, fraction: num(f.fraction, "fraction") };
   if (typeof f.detail === "string") s.detail = f.detail;
+  if (typeof f.progress === "object" && f.progress !== null && !Array.isArray(f.progress)) s.progress = f.progress as Record<string, unknown>;
   return s;
 }
 

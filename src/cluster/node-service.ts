@@ -4,6 +4,7 @@ import type { ChatMessage, ModelInfo } from "../api/deps.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
 import { logger } from "../log.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
+import { toExoProgress, type DownloadProgress } from "../download/progress.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import { createDetokenizer } from "../tokenizer/detokenizer.ts";
@@ -19,7 +20,7 @@ export interface NodeClusterOptions {
   /** Memory (MB) of a node as the topology knows it; undefined when unknown. */
   memoryOf(nodeId: string): number | undefined;
   /** Resolves models (catalog, hub, local dirs) and fetches a stage's files into the cache. */
-  store: Pick<NodeModelStore, "resolveModel" | "ensureShardFiles">;
+  store: Pick<NodeModelStore, "resolveModel" | "ensureShardFiles" | "recordPeerProgress">;
   /** Models to serve besides the catalog (local directories, Hugging Face repo ids). */
   models?: string[];
   tokenTimeoutMs?: number;
@@ -60,7 +61,11 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     },
     ensureShardFiles: async (model, range, onProgress) => {
       const full = resolved.get(model.id) ?? (await store.resolveModel(model.id));
-      return store.ensureShardFiles(full, range, (p) => onProgress(p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : 0, `${p.completedFiles}/${p.totalFiles} files`));
+      const report = (p: DownloadProgress) => onProgress(p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : 0, `${p.completedFiles}/${p.totalFiles} files`, toExoProgress(p));
+      return store.ensureShardFiles(full, range, report);
+    },
+    onStatus: (status) => {
+      if (status.progress && status.nodeId !== transport.selfId) store.recordPeerProgress(status.nodeId, status.progress);
     },
     loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,

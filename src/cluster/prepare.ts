@@ -17,7 +17,11 @@ export interface LayerRange {
 }
 
 /** Files of a model's layer range on this node (downloaded when missing) → the local directory. */
-export type EnsureShardFiles = (model: ModelInfo, range: LayerRange, onProgress: (fraction: number, detail?: string) => void) => Promise<string>;
+export type EnsureShardFiles = (
+  model: ModelInfo,
+  range: LayerRange,
+  onProgress: (fraction: number, detail?: string, progress?: Record<string, unknown>) => void,
+) => Promise<string>;
 
 export interface ShardPreparer {
   /** Make this node's stage of `plan` ready; resolves when the engine holds it. */
@@ -34,16 +38,21 @@ export function createShardPreparer(opts: {
   const self = transport.selfId;
   const jobs = new Map<string, Promise<void>>();
 
-  function broadcaster(modelId: string): (phase: StatusFields["phase"], fraction: number, detail?: string) => void {
+  type Broadcast = (phase: StatusFields["phase"], fraction: number, detail?: string, progress?: Record<string, unknown>) => void;
+  function broadcaster(modelId: string): Broadcast {
     let lastMs = 0;
     let lastPhase = "";
-    return (phase, fraction, detail) => {
+    let latest: Record<string, unknown> | undefined;
+    return (phase, fraction, detail, progress) => {
+      // A throttled event's progress still rides on the next one that goes out (e.g. the end of the phase).
+      if (progress) latest = progress;
+      if (phase !== "download") latest = undefined;
       const now = Date.now();
       // Throttled per phase, but a phase change and the end of a phase always go out.
       if (phase === lastPhase && fraction < 1 && now - lastMs < STATUS_EVERY_MS) return;
       lastMs = now;
       lastPhase = phase;
-      const status: StatusFields = { nodeId: self, modelId, phase, fraction, ...(detail ? { detail } : {}) };
+      const status: StatusFields = { nodeId: self, modelId, phase, fraction, ...(detail ? { detail } : {}), ...(latest ? { progress: latest } : {}) };
       for (const peer of [self, ...transport.peersUp()]) {
         transport.send(peer, "STATUS", { ...status }).catch(() => log.debug(`STATUS to ${peer} not delivered`));
       }
@@ -54,7 +63,7 @@ export function createShardPreparer(opts: {
     const model = await opts.resolveModel(plan.modelId);
     const status = broadcaster(plan.modelId);
     status("download", 0);
-    const modelDir = await opts.ensureShardFiles(model, { layerStart, layerEnd }, (f, d) => status("download", f, d));
+    const modelDir = await opts.ensureShardFiles(model, { layerStart, layerEnd }, (f, d, p) => status("download", f, d, p));
     status("download", 1);
     status("load", 0);
     await engine.load({ modelId: plan.modelId, modelDir, layerStart, layerEnd, nLayers: plan.nLayers }, (f, d) => status("load", f, d));

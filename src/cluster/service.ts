@@ -33,6 +33,8 @@ export interface ClusterServiceDeps {
   planFor(model: ModelInfo): Plan;
   ensureShardFiles: EnsureShardFiles;
   loadTokenizer(modelDir: string): Promise<ClusterTokenizer>;
+  /** Every STATUS this node hears (its own and its peers'), e.g. to keep the cluster's download progress. */
+  onStatus?(status: StatusFields): void;
   /** Longest wait for the next token, prefill included (default 300 s). */
   tokenTimeoutMs?: number;
   /** Longest wait for every stage to download and load its shard (default 6 h). */
@@ -77,6 +79,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   });
   transport.handle("STATUS", (msg) => {
     const status = parseStatus(msg.fields);
+    deps.onStatus?.(status);
     for (const l of progressListeners.get(status.modelId) ?? []) l(status);
   });
   transport.handle("PROMPT", (msg) => stages.onPrompt(parseRoute(msg.fields), parseTokens(msg.fields)));

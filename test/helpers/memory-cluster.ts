@@ -3,7 +3,7 @@ import { NodeError } from "../../src/errors.ts";
 import type { GenerateRequest, GenerationEvent, ModelInfo } from "../../src/api/deps.ts";
 import { createFakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
 import type { ShardEngine } from "../../src/engine/types.ts";
-import type { Plan } from "../../src/cluster/messages.ts";
+import type { Plan, StatusFields } from "../../src/cluster/messages.ts";
 import { createClusterService, type ClusterService, type ClusterTokenizer } from "../../src/cluster/service.ts";
 import { createMemoryNetwork, type MemoryNetwork } from "./memory-transport.ts";
 import { waitFor } from "./wait.ts";
@@ -29,6 +29,8 @@ export interface MemoryCluster {
   plan: Plan;
   /** Files fetched per node: "node:layerStart-layerEnd". */
   fetched: string[];
+  /** STATUS messages each node heard. */
+  statuses: Map<string, StatusFields[]>;
   close(): void;
 }
 
@@ -47,7 +49,10 @@ export function createMemoryCluster(layers: Record<string, number>, opts: { engi
   const services = new Map<string, ClusterService>();
   const engines = new Map<string, ShardEngine>();
   const fetched: string[] = [];
+  const statuses = new Map<string, StatusFields[]>();
   for (const id of ids) {
+    const heard: StatusFields[] = [];
+    statuses.set(id, heard);
     const transport = net.add(id);
     const engine = (opts.wrapEngine ?? ((_, e) => e))(id, createFakeEngine({ eosToken: EOS, ...opts.engine }));
     engines.set(id, engine);
@@ -62,15 +67,16 @@ export function createMemoryCluster(layers: Record<string, number>, opts: { engi
       planFor: () => plan,
       ensureShardFiles: async (_m, range, onProgress) => {
         fetched.push(`${id}:${range.layerStart}-${range.layerEnd}`);
-        onProgress(0.5);
+        onProgress(0.5, "1/2 files", { status: "in_progress", node: id });
         return `/fake/${id}`;
       },
       loadTokenizer: async () => letterTokenizer(),
+      onStatus: (status) => heard.push(status),
       tokenTimeoutMs: opts.tokenTimeoutMs,
     });
     services.set(id, service);
   }
-  return { net, services, engines, plan, fetched, close: () => services.forEach((s) => s.close()) };
+  return { net, services, engines, plan, fetched, statuses, close: () => services.forEach((s) => s.close()) };
 }
 
 export function request(overrides: Partial<GenerateRequest> = {}): GenerateRequest {

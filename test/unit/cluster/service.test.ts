@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { errorCode, NodeError } from "../../../src/errors.ts";
 import type { ShardEngine } from "../../../src/engine/types.ts";
+import { waitFor } from "../../helpers/wait.ts";
 import { collect, createMemoryCluster, EOS, request, waitAllFree, type MemoryCluster } from "../../helpers/memory-cluster.ts";
 
 let clusters: MemoryCluster[] = [];
@@ -49,6 +50,8 @@ describe("cluster service", () => {
       expect([shard.layerStart, shard.layerEnd, shard.nLayers]).toEqual([...stage, 6]);
     }
     for (const id of ["a", "b", "c"]) expect(statuses).toContain(`${id}:ready`);
+    // Download progress is broadcast: the coordinator hears each peer's, with exo's progress dict.
+    await waitFor(() => ["b", "c"].every((id) => c.statuses.get("a")!.some((s) => s.nodeId === id && s.progress?.node === id)), { what: "peers' download STATUS" });
   });
 
   test("an unknown model fails with E_MODEL_UNKNOWN and nothing is fetched", async () => {
@@ -174,4 +177,25 @@ describe("cluster service", () => {
     expect(events.filter((e) => e.kind === "text").map((e) => (e.kind === "text" ? e.text : "")).join("")).not.toContain(String.fromCharCode(97 + (EOS % 26)).repeat(3));
     expect(events.at(-1)).toMatchObject({ kind: "done", finishReason: "stop", usage: { completionTokens: 3 } });
   });
+
+  test("a TENSOR that arrives after its request's END creates no state on the stage", async () => {
+    const c = cluster({ a: 3, b: 3 });
+    await c.services.get("a")!.prepare("fake-6");
+    const transport = c.net.add("probe");
+    const route = { requestId: "late-1", coordinator: "probe", plan: c.plan, sampling: { temperature: 0, topP: 1, topK: 0 }, maxTokens: 4, eosIds: [EOS] };
+    const hidden = { dtype: "float32", shape: [1, 1, 4] };
+    const body = new Uint8Array(new Float32Array([7, 3, 0, 0]).buffer);
+    await transport.send("b", "END", { requestId: "late-1" });
+    await transport.send("b", "TENSOR", { ...route, ...hidden }, body);
+    // A TENSOR for a live request goes through the same path and does create state: the probe sees its TOKEN.
+    const tokens: number[] = [];
+    transport.handle("TOKEN", (msg) => void tokens.push(msg.fields.token as number));
+    await transport.send("b", "TENSOR", { ...route, requestId: "live-1", ...hidden }, body);
+    await waitFor(() => tokens.length === 1, { what: "the TOKEN of the live request" });
+    const live = await c.services.get("b")!.liveRequests();
+    expect(live).toEqual({ coordinating: 0, stages: 1, engine: 1 });
+    await transport.send("b", "END", { requestId: "live-1" });
+    await waitAllFree(c);
+  });
 });
+
