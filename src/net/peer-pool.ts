@@ -240,6 +240,13 @@ export class PeerPool implements PeerTransport {
       p.backoffMs = this.opts.backoffMinMs;
     } else {
       p.inbound.push(link);
+      // The peer just proved it is up: dial it back now rather than when the backoff runs out.
+      if (p.spec && !p.outbound && p.redialTimer) {
+        clearTimeout(p.redialTimer);
+        p.redialTimer = undefined;
+        p.backoffMs = this.opts.backoffMinMs;
+        void this.dial(p);
+      }
     }
     log.info(`link up: ${link.conn.label}`);
     this.recompute(p);
