@@ -27,6 +27,8 @@ const streamCounts = opt.streams.split(",").map(Number);
 const streamTokens = Number(opt["stream-tokens"]);
 const prompt = Array.from({ length: Number(opt["prompt-words"]) }, (_, i) => ["river", "stone", "lamp", "cloud", "paper", "green"][i % 6]).join(" ");
 
+const FAKE_MODEL = "exo-tiny-chat";
+const FAKE_TOKENS = 200;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = async (fn: () => Promise<unknown>) => {
   const t0 = performance.now();
@@ -93,9 +95,9 @@ async function aggregate(c: TestCluster, model: string, n: number): Promise<numb
   return (tokens / elapsed) * 1000;
 }
 
-async function withCluster<T>(n: number, model: string, fn: (c: TestCluster) => Promise<T>): Promise<T> {
+async function withCluster<T>(n: number, model: string, fn: (c: TestCluster) => Promise<T>, extra: string[] = []): Promise<T> {
   const ids = ["n1", "n2", "n3"].slice(0, n);
-  const c = await startCluster(ids.map((id) => ({ id })), ["--models", model, "--health-interval-ms", "2000", "--request-timeout-ms", "600000"]);
+  const c = await startCluster(ids.map((id) => ({ id })), ["--models", model, "--health-interval-ms", "2000", "--request-timeout-ms", "600000", ...extra]);
   try {
     return await fn(c);
   } finally {
@@ -117,6 +119,20 @@ try {
       if (n === 3) for (const s of streamCounts) agg[s] = await aggregate(c, small, s);
     });
   }
+  // The network and orchestration alone: the fake engine computes nothing, so the difference is the hops.
+  const fake: number[] = [];
+  for (const n of [1, 2, 3]) {
+    fake.push(await withCluster(n, FAKE_MODEL, async (c) => {
+      await complete(c, FAKE_MODEL, 2);
+      const t1: number[] = [];
+      const tn: number[] = [];
+      for (let r = 0; r < runs; r++) {
+        t1.push(await ms(() => complete(c, FAKE_MODEL, 1)));
+        tn.push(await ms(() => complete(c, FAKE_MODEL, FAKE_TOKENS)));
+      }
+      return (median(tn) - median(t1)) / (FAKE_TOKENS - 1);
+    }, ["--engine", "fake"]));
+  }
   const base = single[0]!;
   const f = (x: number, d = 1) => x.toFixed(d).padStart(9);
   console.log(`\n${opt.preset} random Llama, ${base.promptTokens}-token prompt, ${decode} decode tokens, medians of ${runs} runs`);
@@ -127,8 +143,10 @@ try {
   const hopMs = hop.slice(1).map((h) => (h.msPerToken - hop[0]!.msPerToken) / (h.nodes - 1));
   console.log(`\n${opt["hop-preset"]} random Llama: ms/token on 1/2/3 nodes ${hop.map((h) => h.msPerToken.toFixed(2)).join(" / ")}`);
   console.log(`latency one more stage adds per token: ${hopMs.map((h) => h.toFixed(2)).join(" ms (2 nodes), ")} ms (3 nodes)`);
+  const fakeHop = fake.slice(1).map((t, i) => (t - fake[0]!) / (i + 1));
+  console.log(`fake engine (no compute) ms/token on 1/2/3 nodes ${fake.map((t) => t.toFixed(3)).join(" / ")}; per extra stage ${fakeHop.map((h) => h.toFixed(3)).join(", ")} ms`);
   console.log(`aggregate tok/s on 3 nodes, ${streamTokens} tokens per stream: ${streamCounts.map((s) => `${s} streams ${agg[s]!.toFixed(1)}`).join(", ")}`);
-  console.log(JSON.stringify({ bench: "cluster", preset: opt.preset, single, hopPreset: opt["hop-preset"], hop, hopMsPerStage: hopMs, aggregateTokS: agg }));
+  console.log(JSON.stringify({ bench: "cluster", preset: opt.preset, single, hopPreset: opt["hop-preset"], hop, hopMsPerStage: hopMs, fakeMsPerToken: fake, fakeHopMsPerStage: fakeHop, aggregateTokS: agg }));
 } finally {
   if (!opt["models-dir"]) rmSync(dir, { recursive: true, force: true });
 }
