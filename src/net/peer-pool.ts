@@ -4,9 +4,10 @@ import type { Socket } from "bun";
 import { NodeError, isNodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { Message, MessageTypeName } from "../protocol/types.ts";
-import type { MessageHandler, PeerTransport, Reply, RequestOptions } from "./transport.ts";
+import type { MessageHandler, PeerTransport, RequestOptions } from "./transport.ts";
 import { ZERO_COPY_MIN_BYTES, type SocketData } from "./connection.ts";
 import type { Hello } from "./hello.ts";
+import { HandlerTable } from "./handlers.ts";
 import { Link } from "./link.ts";
 import { dialTcp } from "./sockets.ts";
 import { linkStats, type PeerStats, type PoolStats } from "./stats.ts";
@@ -54,7 +55,7 @@ export class PeerPool implements PeerTransport {
   readonly selfId: string;
   readonly opts: PeerPoolOptions;
   private readonly peers = new Map<string, PeerState>();
-  private readonly handlers = new Map<MessageTypeName, MessageHandler>();
+  private readonly handlers: HandlerTable;
   private readonly listeners = new Set<(peer: string, up: boolean) => void>();
   private readonly unready = new Set<Link>(); // links still in their handshake
   private readonly probes = new Set<Link>();
@@ -66,6 +67,7 @@ export class PeerPool implements PeerTransport {
   constructor(opts: PeerPoolOptions) {
     this.opts = opts;
     this.selfId = opts.selfId;
+    this.handlers = new HandlerTable(opts.selfId);
     this.handle("HEALTH", () => ({ type: "HEALTH_OK" }));
   }
 
@@ -103,7 +105,7 @@ export class PeerPool implements PeerTransport {
   }
 
   async request(peer: string, type: MessageTypeName, fields?: Record<string, unknown>, body?: Uint8Array, opts?: RequestOptions): Promise<Message> {
-    if (peer === this.selfId) return this.requestSelf(type, fields ?? {}, body);
+    if (peer === this.selfId) return this.handlers.requestSelf(type, fields ?? {}, body);
     const timeoutMs = opts?.timeoutMs ?? (type === "HEALTH" ? this.opts.healthTimeoutMs : (this.opts.peerTimeoutsMs?.[peer] ?? this.opts.requestTimeoutMs));
     return this.linkTo(peer).request(type, fields, body, timeoutMs);
   }
@@ -111,7 +113,7 @@ export class PeerPool implements PeerTransport {
   async send(peer: string, type: MessageTypeName, fields?: Record<string, unknown>, body?: Uint8Array): Promise<void> {
     if (peer === this.selfId) {
       await Promise.resolve();
-      return this.deliver({ type, fields: fields ?? {}, body: body ?? new Uint8Array(0) }, this.selfId);
+      return this.handlers.deliver({ type, fields: fields ?? {}, body: body ?? new Uint8Array(0) }, this.selfId);
     }
     const link = this.linkTo(peer);
     link.send(type, fields, body);
@@ -218,7 +220,7 @@ export class PeerPool implements PeerTransport {
       admit,
       handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
       maxFrameBytes: this.opts.maxFrameBytes,
-      onMessage: (l, msg) => void this.onMessage(l, msg),
+      onMessage: (l, msg) => void this.handlers.dispatch(l, msg),
       onReady: (l) => this.linkReady(l),
       onClose: (l, reason) => this.linkClosed(l, reason),
     });
@@ -312,42 +314,5 @@ export class PeerPool implements PeerTransport {
       p.dialing = false;
     }
     if (!p.outbound && p.spec && !this.stopped && this.peers.get(p.id) === p) this.scheduleDial(p);
-  }
-
-  private async requestSelf(type: MessageTypeName, fields: Record<string, unknown>, body?: Uint8Array): Promise<Message> {
-    const handler = this.handlers.get(type);
-    if (!handler) throw new NodeError("E_PROTOCOL_TYPE", `node ${this.selfId} has no handler for ${type}`);
-    const reply = await handler({ type, fields, body: body ?? new Uint8Array(0) }, this.selfId);
-    return reply ? { type: reply.type, fields: reply.fields ?? {}, body: reply.body ?? new Uint8Array(0) } : { type: "OK", fields: {}, body: new Uint8Array(0) };
-  }
-
-  /** Run the handler for an incoming frame; a request (with id) always gets an answer or an ERROR. */
-  private async onMessage(link: Link, msg: Message): Promise<void> {
-    const id = msg.fields.id;
-    const from = link.peer!.nodeId;
-    if (typeof id !== "number") return this.deliver(msg, from);
-    const handler = this.handlers.get(msg.type);
-    let reply: Reply;
-    try {
-      if (!handler) throw new NodeError("E_PROTOCOL_TYPE", `node ${this.selfId} has no handler for ${msg.type}`);
-      reply = (await handler(msg, from)) ?? { type: "OK" };
-    } catch (err) {
-      reply = { type: "ERROR", fields: { code: isNodeError(err) ? err.code : "E_INTERNAL", message: err instanceof Error ? err.message : String(err) } };
-    }
-    try {
-      link.answer(id, reply);
-    } catch (err) {
-      link.answer(id, { type: "ERROR", fields: { code: isNodeError(err) ? err.code : "E_INTERNAL", message: String(err) } });
-    }
-  }
-
-  private async deliver(msg: Message, from: string): Promise<void> {
-    const handler = this.handlers.get(msg.type);
-    if (!handler) return log.debug(`no handler for one-way ${msg.type} from ${from}: dropped`);
-    try {
-      await handler(msg, from);
-    } catch (err) {
-      log.warn(`handler for ${msg.type} from ${from} failed: ${err instanceof Error ? err.message : String(err)}`);
-    }
   }
 }

@@ -173,6 +173,25 @@ describe("PeerPool", () => {
     expect(Bun.hash(received!)).toBe(Bun.hash(bytes));
   });
 
+  test("large bodies sent without a copy arrive whole and in order between small frames sent meanwhile", async () => {
+    const [a, b] = pair();
+    const seen: string[] = [];
+    b.pool.handle("TENSOR", (msg) => void seen.push(`T${msg.fields.n}:${Bun.hash(msg.body)}`));
+    b.pool.handle("TOKEN", (msg) => void seen.push(`k${msg.fields.n}`));
+    await waitFor(() => a.pool.peersUp().length === 1, { what: "link" });
+    const expected: string[] = [];
+    const sends: Promise<void>[] = [];
+    for (let n = 0; n < 8; n++) {
+      const body = new Uint8Array(512 * 1024 + n).fill(n + 1);
+      expected.push(`T${n}:${Bun.hash(body)}`, `k${n}`);
+      sends.push(a.pool.send("b", "TENSOR", { n, dtype: "uint8", shape: [body.length] }, body));
+      sends.push(a.pool.send("b", "TOKEN", { n }));
+    }
+    await Promise.all(sends);
+    await waitFor(() => seen.length === expected.length, { what: "every frame at b" });
+    expect(seen).toEqual(expected);
+  });
+
   test("garbage on a connection closes only that connection", async () => {
     const [a, b] = pair();
     await waitFor(() => a.pool.peersUp().length === 1, { what: "link" });
