@@ -157,6 +157,23 @@ describe("two nodes", () => {
   );
 
   test(
+    "a frozen peer (SIGSTOP) misses its health check and is marked down within one interval plus the timeout, then rejoins after SIGCONT",
+    withNodeLogs(async () => {
+      await waitFor(async () => (await peerStats(a, "b"))?.outbound && (await peerStats(a, "b"))?.up, { what: "b up" });
+      b.kill("SIGSTOP");
+      const frozenAt = Date.now();
+      try {
+        await waitFor(async () => (await peerStats(a, "b"))?.up === false, { what: "b down at a", timeoutMs: 2 * HEALTH_MS + 1000 });
+        expect(Date.now() - frozenAt).toBeLessThan(2 * HEALTH_MS + 1000);
+        expect(a.logs()).toContain("health check of b failed: E_PEER_TIMEOUT");
+      } finally {
+        b.kill("SIGCONT");
+      }
+      await waitFor(async () => (await peerStats(a, "b"))?.outbound && (await linkLines(a)).join() === "a-->b[MAN],b-->a[MAN]", { what: "b back at a" });
+    }),
+  );
+
+  test(
     "a node stopped with SIGTERM exits 0 and its peer sees a clean disconnect",
     withNodeLogs(async () => {
       await waitFor(async () => (await peerStats(a, "b"))?.up, { what: "b up" });
