@@ -13,8 +13,12 @@ import { referenceLogits } from "../helpers/reference-forward.ts";
 import { loadStage, TINY_CONFIGS } from "../helpers/tiny-models.ts";
 
 const PROMPT = [3, 17, 42, 99, 5, 64, 7, 120];
-const root = mkdtempSync(join(tmpdir(), "exo-arch-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+// Made in beforeAll, not at collection time, so a filtered run (-t) leaves no directory behind.
+let root = "";
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "exo-arch-"));
+});
+afterAll(() => root && rmSync(root, { recursive: true, force: true }));
 
 /** Last-position logits of `tokens` through a chain of stages, each with its own fresh cache. */
 function chainLogits(stages: ShardModel[], tokens: number[]): mx.array {
@@ -34,9 +38,10 @@ function relErr(a: mx.array, b: mx.array): number {
 
 for (const [name, config] of Object.entries(TINY_CONFIGS)) {
   describe(`${name} architecture`, () => {
-    const dir = join(root, name);
+    let dir = "";
     let whole: ShardModel;
     beforeAll(async () => {
+      dir = join(root, name);
       await writeRandomCheckpoint(dir, { config, seed: 7 });
       whole = (await loadStage(dir, 0, 4)).model;
     });

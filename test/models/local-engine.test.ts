@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLocalEngine, type LocalEngine } from "../../src/engine/local-engine.ts";
-import type { StageInput, StageOutput } from "../../src/engine/types.ts";
+import type { ShardSpec, StageInput, StageOutput } from "../../src/engine/types.ts";
 import { isNodeError } from "../../src/errors.ts";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
 import { runEngineContract } from "../helpers/engine-contract.ts";
@@ -36,11 +36,14 @@ runEngineContract("local MLX", async () => {
 });
 
 describe("local engine request lifecycle", () => {
-  const dir = mkdtempSync(join(tmpdir(), "exo-lifecycle-"));
-  const whole = { modelId: "tiny-llama", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 };
   const GREEDY = { temperature: 0, topP: 1, topK: 0 };
+  // Made in beforeAll, not at collection time, so a filtered run (-t) leaves no directory behind.
+  let dir = "";
+  let whole: ShardSpec;
   let engine: LocalEngine;
   beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "exo-lifecycle-"));
+    whole = { modelId: "tiny-llama", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 };
     await writeRandomCheckpoint(dir, { config: CONFIG, seed: 4 });
     engine = createLocalEngine({ maxLiveRequests: 8 });
     await engine.load(whole);
@@ -141,9 +144,12 @@ describe("local engine request lifecycle", () => {
 });
 
 describe("local engine prefill and loading", () => {
-  const dir = mkdtempSync(join(tmpdir(), "exo-chunked-"));
   const GREEDY = { temperature: 0, topP: 1, topK: 0 };
-  beforeAll(() => writeRandomCheckpoint(dir, { config: CONFIG, seed: 6 }));
+  let dir = "";
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "exo-chunked-"));
+    await writeRandomCheckpoint(dir, { config: CONFIG, seed: 6 });
+  });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   test("a prompt prefilled in chunks gives the same hidden states and tokens as one pass", async () => {

@@ -1,6 +1,6 @@
 // The shard-aware loader: sharded checkpoints with an index, 3/6-bit and float16 checkpoints, the packed
 // (Metal) path, the CPU dtype guard, and clear errors for unsupported architectures and broken checkpoints.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { core as mx } from "@frost-beta/mlx";
 import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,8 +15,11 @@ import { createKVCache } from "../../src/models/kv-cache.ts";
 import { isNodeError } from "../../src/errors.ts";
 import { loadStage, TINY_CONFIGS } from "../helpers/tiny-models.ts";
 
-const root = mkdtempSync(join(tmpdir(), "exo-weights-"));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+let root = "";
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "exo-weights-"));
+});
+afterAll(() => root && rmSync(root, { recursive: true, force: true }));
 const PROMPT = [1, 5, 9, 33, 70];
 const logitsOf = async (dir: string) => {
   const { model } = await loadStage(dir, 0, 4);
