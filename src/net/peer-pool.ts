@@ -45,6 +45,7 @@ interface PeerState {
   hello?: Hello;
   dials: number;
   dialFailures: number;
+  lastDialError?: string;
   dialing: boolean;
   backoffMs: number;
   redialTimer?: ReturnType<typeof setTimeout>;
@@ -176,6 +177,7 @@ export class PeerPool implements PeerTransport {
       up: p.up,
       dials: p.dials,
       dialFailures: p.dialFailures,
+      lastDialError: p.lastDialError,
       outbound: p.outbound?.isReady ? linkStats(p.outbound) : undefined,
       inbound: p.inbound.map(linkStats),
       health: { ...p.health },
@@ -307,6 +309,7 @@ export class PeerPool implements PeerTransport {
     } catch (err) {
       p.dialFailures++;
       const msg = isNodeError(err) ? err.message : String(err);
+      p.lastDialError = msg;
       if (p.dialFailures === 1 || p.dialFailures % 20 === 0) log.info(`dial ${spec.nodeId} at ${spec.address}:${spec.port} failed (${p.dialFailures}x): ${msg}`);
       else log.debug(`dial ${spec.nodeId} failed: ${msg}`);
       link?.close(msg);

@@ -22,6 +22,8 @@ export interface PeerStats {
   /** Outbound connection attempts so far, successful or not. */
   dials: number;
   dialFailures: number;
+  /** Why the last failed dial failed (connection refused, handshake refused with the peer's reason, ...). */
+  lastDialError?: string;
   outbound?: LinkStats;
   inbound: LinkStats[];
   health: { checks: number; failures: number; lastMs?: number };

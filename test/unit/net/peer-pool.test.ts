@@ -124,6 +124,7 @@ describe("PeerPool", () => {
     await waitFor(() => a.pool.stats().peers[0]!.dialFailures >= 1 && b.pool.stats().refused >= 1, { what: "refusal on both sides" });
     expect(a.pool.peersUp()).toEqual([]);
     expect(b.pool.peersUp()).toEqual([]);
+    expect(a.pool.stats().peers[0]!.lastDialError).toMatch(/refused the handshake: node a runs exo .+, node b runs exo 9.9.9: run the same build/);
   });
 
   test("a node that is not in the peer file is refused, and removing a peer drops its links", async () => {
