@@ -237,6 +237,11 @@ export class PeerPool implements PeerTransport {
       this.probes.add(link);
       return;
     }
+    // A dial that was in flight when the peer file dropped this peer (or the node began to stop).
+    if (this.stopped || (this.members && !this.members.has(hello.nodeId))) {
+      link.close(this.stopped ? "node shutting down" : "removed from the peer file");
+      return;
+    }
     const p = this.state(hello.nodeId);
     p.hello = hello;
     if (link.conn.direction === "out") {
