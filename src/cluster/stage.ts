@@ -13,7 +13,7 @@ const log = logger("cluster");
 interface StageState {
   route: RouteContext;
   stageIndex: number;
-  /** Steps of one request run one after another; END waits for the step in flight. */
+  /** Steps of one request run one after another; END cancels the step in flight and drops its output. */
   chain: Promise<void>;
   ended: boolean;
   lastActiveMs: number;
@@ -120,8 +120,11 @@ export function createStageHost(opts: { transport: PeerTransport; engine: ShardE
     if (!st) return;
     states.delete(requestId);
     st.ended = true;
+    const endEngine = () => engine.end(requestId).catch((e) => log.warn(`engine.end(${requestId}) failed on ${self}: ${String(e)}`));
+    // At once, so a long prefill in flight is cancelled; again once that step settled, in case it left state behind.
+    await endEngine();
     await st.chain;
-    await engine.end(requestId).catch((e) => log.warn(`engine.end(${requestId}) failed on ${self}: ${String(e)}`));
+    await endEngine();
   }
 
   return {

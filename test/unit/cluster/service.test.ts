@@ -197,5 +197,25 @@ describe("cluster service", () => {
     await transport.send("b", "END", { requestId: "live-1" });
     await waitAllFree(c);
   });
+
+  test("cancelling during a long prefill frees the engine state without waiting for the step to finish", async () => {
+    let stepStarted!: () => void;
+    const started = new Promise<void>((r) => (stepStarted = r));
+    const wrap = (_id: string, e: ShardEngine): ShardEngine => ({
+      ...e,
+      step(rid, input, sampling) {
+        stepStarted();
+        return e.step(rid, input, sampling);
+      },
+    });
+    const c = cluster({ a: 6 }, { engine: { stepDelayMs: 10_000 }, wrapEngine: wrap });
+    const ac = new AbortController();
+    const run = caught(collect(c.services.get("a")!.generate(request(), ac.signal)));
+    await started;
+    expect((await c.services.get("a")!.liveRequests()).engine).toBe(1);
+    ac.abort();
+    expect(errorCode(await run)).toBe("E_CANCELLED");
+    await waitAllFree(c, ["a"], 3000);
+  });
 });
 
