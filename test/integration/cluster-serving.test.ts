@@ -48,6 +48,23 @@ describe("a 3-node cluster on the fake engine", () => {
   );
 
   test(
+    "a model larger than the cluster is refused with 503 model_too_big naming needed vs available memory, before any download",
+    withNodeLogs(async () => {
+      const err = await cluster
+        .client("a")
+        .chat.completions.create({ model: "llama-3.1-405b", messages: [{ role: "user", content: "hi" }] })
+        .then(() => undefined, (e: unknown) => e as { status?: number; code?: string; message?: string });
+      expect(err?.status).toBe(503);
+      expect(err?.code).toBe("model_too_big");
+      expect(err?.message).toMatch(/needs .* GB .* the cluster has .* GB/);
+      const progress = await (await fetch(`http://127.0.0.1:${cluster.node("a").apiPort}/v1/download/progress`)).json();
+      expect(progress).toEqual({});
+      expect(cluster.nodes.map((n) => n.logs()).join("\n")).not.toContain("llama-3.1-405b layers");
+    }),
+    30_000,
+  );
+
+  test(
     "a client that disconnects mid-stream frees the request on every stage within a second",
     withNodeLogs(async () => {
       const ac = new AbortController();
