@@ -17,7 +17,7 @@ export interface SpawnNodeOptions {
   cwd?: string;
   /** Executable to run instead of `bun src/main.ts` (default: env NODE_BIN when set). */
   bin?: string;
-  /** Verb to run (default "start"). */
+  /** Verb to run (default "start"; "" runs bare `exo` with the args). */
   verb?: string;
   /** How long to wait for the ready line (default 20 s). */
   readyTimeoutMs?: number;
@@ -69,7 +69,8 @@ process.on("exit", () => {
 export async function spawnNode(opts: SpawnNodeOptions = {}): Promise<SpawnedNode> {
   const ownHome = opts.env?.EXO_HOME === undefined ? mkdtempSync(join(tmpdir(), "exo-node-")) : undefined;
   const bin = opts.bin ?? process.env.NODE_BIN;
-  const cmd = bin ? [bin, opts.verb ?? "start", ...(opts.args ?? [])] : [process.execPath, "src/main.ts", opts.verb ?? "start", ...(opts.args ?? [])];
+  const verb = opts.verb === "" ? [] : [opts.verb ?? "start"];
+  const cmd = bin ? [bin, ...verb, ...(opts.args ?? [])] : [process.execPath, "src/main.ts", ...verb, ...(opts.args ?? [])];
   const env: Record<string, string> = { ...(process.env as Record<string, string>), EXO_LOG_LEVEL: "3", ...opts.env };
   if (ownHome) env.EXO_HOME = ownHome;
   const proc = Bun.spawn(cmd, { cwd: opts.cwd ?? REPO_ROOT, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
