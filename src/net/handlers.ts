@@ -8,6 +8,8 @@ import type { MessageHandler, Reply } from "./transport.ts";
 
 const log = logger("net");
 const EMPTY = new Uint8Array(0);
+/** What a probe (`exo doctor`) may ask; it is not a cluster member, so nothing else of the node is its business. */
+const PROBE_TYPES: ReadonlySet<MessageTypeName> = new Set(["HEALTH", "TOPOLOGY_REQ"]);
 
 function errorReply(err: unknown): Reply {
   return { type: "ERROR", fields: { code: isNodeError(err) ? err.code : "E_INTERNAL", message: err instanceof Error ? err.message : String(err) } };
@@ -31,9 +33,12 @@ export class HandlerTable {
   async dispatch(link: Link, msg: Message): Promise<void> {
     const id = msg.fields.id;
     const from = link.peer!.nodeId;
-    if (typeof id !== "number") return this.deliver(msg, from);
+    if (typeof id !== "number") return link.peer!.probe ? undefined : this.deliver(msg, from);
     let reply: Reply;
     try {
+      if (link.peer!.probe && !PROBE_TYPES.has(msg.type)) {
+        throw new NodeError("E_HANDSHAKE", `${from} is a probe: it may send only ${[...PROBE_TYPES].join(" and ")}`);
+      }
       reply = await this.run(msg, from);
     } catch (err) {
       reply = errorReply(err);

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { NodeError, isNodeError } from "../../../src/errors.ts";
 import type { Hello } from "../../../src/net/hello.ts";
 import { PeerPool, type PeerAddress } from "../../../src/net/peer-pool.ts";
+import { openProbe } from "../../../src/net/probe.ts";
 import { listenTcp, type TcpServer } from "../../../src/net/sockets.ts";
 import { encodeFrame } from "../../../src/protocol/frame.ts";
 import { PROTOCOL_VERSION, VERSION } from "../../../src/version.ts";
@@ -191,6 +192,21 @@ describe("PeerPool", () => {
     await Promise.all(sends);
     await waitFor(() => seen.length === expected.length, { what: "every frame at b" });
     expect(seen).toEqual(expected);
+  });
+
+  test("a probe is served HEALTH and TOPOLOGY_REQ only, and never counted as a peer", async () => {
+    const [a] = pair();
+    a.pool.handle("PREPARE", () => ({ type: "OK" }));
+    const probe = await openProbe("127.0.0.1", a.addr.port, { probeId: "doctor@test", expect: "a", timeoutMs: 1000 });
+    try {
+      expect((await probe.request("HEALTH", {}, undefined, 1000)).type).toBe("HEALTH_OK");
+      expect(await codeOf(probe.request("PREPARE", {}, undefined, 1000))).toBe("E_HANDSHAKE");
+      expect(a.pool.peersUp()).not.toContain("doctor@test");
+      expect(a.pool.stats().probes).toBe(1);
+    } finally {
+      probe.close("test done");
+    }
+    expect(await codeOf(openProbe("127.0.0.1", a.addr.port, { probeId: "doctor@test", expect: "zz", timeoutMs: 1000 }))).toBe("E_HANDSHAKE");
   });
 
   test("garbage on a connection closes only that connection", async () => {
