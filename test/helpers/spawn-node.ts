@@ -103,6 +103,7 @@ export async function spawnNode(opts: SpawnNodeOptions = {}): Promise<SpawnedNod
   });
   void pump(proc.stderr, (line) => lines.push(line));
 
+  let killedByTest = false;
   let cleaned = false;
   const cleanup = () => {
     if (cleaned) return;
@@ -117,6 +118,7 @@ export async function spawnNode(opts: SpawnNodeOptions = {}): Promise<SpawnedNod
     proc,
     logs: () => lines.join("\n"),
     kill: (signal = "SIGTERM") => {
+      killedByTest = true;
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     },
     exitCode: () => proc.exitCode ?? (proc.signalCode ? 128 : null),
@@ -131,8 +133,10 @@ export async function spawnNode(opts: SpawnNodeOptions = {}): Promise<SpawnedNod
   };
   live.add(node);
   spawnedThisFile.push(node);
-  void proc.exited.then(() => {
-    if (!ready) cleanup();
+  void proc.exited.then((code) => {
+    if (!ready) return cleanup();
+    // A node that dies on its own mid-test is the first thing to look at: show why.
+    if (!killedByTest && code !== 0) console.error(`----- node ${node.nodeId} exited with code ${code} -----\n${node.logs()}`);
   });
 
   try {
