@@ -97,7 +97,7 @@ async function aggregate(c: TestCluster, model: string, n: number): Promise<numb
 
 async function withCluster<T>(n: number, model: string, fn: (c: TestCluster) => Promise<T>, extra: string[] = []): Promise<T> {
   const ids = ["n1", "n2", "n3"].slice(0, n);
-  const c = await startCluster(ids.map((id) => ({ id })), ["--models", model, "--health-interval-ms", "2000", "--request-timeout-ms", "600000", ...extra]);
+  const c = await startCluster(ids.map((id) => ({ id })), ["--models", model, "--request-timeout-ms", "600000", ...extra]);
   try {
     return await fn(c);
   } finally {

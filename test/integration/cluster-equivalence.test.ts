@@ -26,7 +26,7 @@ beforeAll(async () => {
     { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
   );
   if ((await make.exited) !== 0) throw new Error(`make-random-model failed: ${await new Response(make.stderr).text()}`);
-  const common = ["--models", randomModel, "--health-interval-ms", "1000"];
+  const common = ["--models", randomModel];
   solo = await startCluster([{ id: "solo" }], common);
   // 6000/3000/1500 MB: 8 layers split 5/2/1 and exo-tiny-chat's 4 layers 2/1/1, in ring order a → b → c.
   trio = await startCluster(
