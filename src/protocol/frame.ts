@@ -88,8 +88,9 @@ export function decodePayload(type: MessageTypeName, payload: Uint8Array): Messa
   return { type, fields: record, body };
 }
 
-/** A byte array that is not zero-filled, in its own buffer (never a view into Node's shared pool). */
+/** A byte array that is not zero-filled (for big ones), in its own buffer (never a view into Node's shared pool). */
 function uninitialized(n: number): Uint8Array {
+  if (n < 64 * 1024) return new Uint8Array(n); // zeroing is free at this size; the plain path allocates faster
   const b = Buffer.allocUnsafeSlow(n);
   return new Uint8Array(b.buffer, b.byteOffset, n);
 }
