@@ -153,7 +153,9 @@ export class FrameDecoder {
           }
           this.state = State.Payload;
         }
-        const payload = this.payloadBytes >= STREAMED_PAYLOAD_BYTES ? this.fillLarge() : this.buffered >= this.payloadBytes ? this.take(this.payloadBytes) : undefined;
+        // A big payload gets its buffer only once a megabyte of it has really arrived: a header alone costs nothing.
+        const streamed = this.payloadBytes >= STREAMED_PAYLOAD_BYTES && (this.large !== undefined || this.buffered >= STREAMED_PAYLOAD_BYTES);
+        const payload = streamed ? this.fillLarge() : this.buffered >= this.payloadBytes ? this.take(this.payloadBytes) : undefined;
         if (!payload) break;
         out.push(decodePayload(this.type, payload));
         this.state = State.Header;
