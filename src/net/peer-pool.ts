@@ -113,8 +113,9 @@ export class PeerPool implements PeerTransport {
 
   async send(peer: string, type: MessageTypeName, fields?: Record<string, unknown>, body?: Uint8Array): Promise<void> {
     if (peer === this.selfId) {
-      await Promise.resolve();
-      return this.handlers.deliver({ type, fields: fields ?? {}, body: body ?? new Uint8Array(0) }, this.selfId);
+      // Like a remote send: resolve once queued, deliver on a later turn (in order), never wait for the handler.
+      queueMicrotask(() => void this.handlers.deliver({ type, fields: fields ?? {}, body: body ?? new Uint8Array(0) }, this.selfId));
+      return;
     }
     const link = this.linkTo(peer);
     link.send(type, fields, body);
