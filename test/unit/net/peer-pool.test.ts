@@ -141,6 +141,17 @@ describe("PeerPool", () => {
     expect(changes).toEqual(["b:false"]);
   });
 
+  test("a peer whose address changes in the peer file is re-dialled at the new address", async () => {
+    const a = startNode("a");
+    const oldB = startNode("b");
+    a.pool.setPeers([oldB.addr]);
+    await waitFor(() => a.pool.stats().peers[0]?.outbound?.remotePort === oldB.addr.port, { what: "link to the old address" });
+    const newB = startNode("b");
+    a.pool.setPeers([newB.addr]);
+    await waitFor(() => a.pool.stats().peers[0]?.outbound?.remotePort === newB.addr.port, { what: "link to the new address" });
+    expect(a.pool.stats().peers[0]!.address).toBe(`127.0.0.1:${newB.addr.port}`);
+  });
+
   test("a closed link fails its requests in flight with E_PEER_DOWN and is re-dialled", async () => {
     const [a, b] = pair();
     b.pool.handle("PROMPT", () => new Promise(() => {}));
