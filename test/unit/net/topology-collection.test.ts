@@ -76,3 +76,12 @@ test("TOPOLOGY_REQ honours max_depth and visited", async () => {
   expect(await links({ visited: [], max_depth: 1 })).toBe("a>b b>a b>c c>b");
   expect(await links({ visited: ["c"], max_depth: 4 })).toBe("a>b b>a b>c"); // c was visited: not asked again
 });
+
+test("a node without a peer file admits a dialling node and labels that link IN; peer-file links are MAN", async () => {
+  const [a, b] = [node("a", 1), node("b", 1)];
+  a.pool.setPeers([b.addr]);
+  b.pool.setPeers(undefined);
+  await waitFor(() => b.pool.peersUp().includes("a"), { what: "a linked into b" });
+  const t = await b.topo.refresh();
+  expect(t.links.map((l) => `${l.fromId}>${l.toId}:${l.description}`)).toEqual(["a>b:MAN", "b>a:IN"]);
+});
