@@ -2,6 +2,7 @@
 // Values stay strings here; src/config/node-options.ts validates and converts them.
 import type { ArgsDef } from "citty";
 
+/** citty args of the node flags; spread into a command's `args`. */
 export const nodeArgs = {
   config: { type: "string", description: "peer file (YAML or exo's JSON), hot-reloaded" },
   "node-id": { type: "string", description: "this node's id (default: the host name)" },

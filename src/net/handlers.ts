@@ -15,6 +15,7 @@ function errorReply(err: unknown): Reply {
   return { type: "ERROR", fields: { code: isNodeError(err) ? err.code : "E_INTERNAL", message: err instanceof Error ? err.message : String(err) } };
 }
 
+/** One handler per message type, and the rules for running them (see the file header). */
 export class HandlerTable {
   private readonly handlers = new Map<MessageTypeName, MessageHandler>();
   constructor(private readonly selfId: string) {}

@@ -36,6 +36,7 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** One handshaken connection to a peer (or a probe): requests with deadlines, answers, one-way messages. */
 export class Link {
   readonly conn: Connection;
   /** The peer's HELLO, once the handshake is done. */

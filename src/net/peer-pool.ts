@@ -52,6 +52,7 @@ interface PeerState {
   health: { checks: number; failures: number; lastMs?: number };
 }
 
+/** Every link of this node, by peer; the PeerTransport the cluster uses. Guards the mutable link state. */
 export class PeerPool implements PeerTransport {
   readonly selfId: string;
   readonly opts: PeerPoolOptions;

@@ -39,6 +39,7 @@ export interface PoolStats {
   peers: PeerStats[];
 }
 
+/** A snapshot of one link's counters. */
 export function linkStats(l: Link): LinkStats {
   const c = l.conn;
   return {

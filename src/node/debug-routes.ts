@@ -24,6 +24,7 @@ async function healthBurst(node: ExoNodeCore, peer: string, count: number): Prom
   return Response.json({ peer, ok: true, latencies_ms: latenciesMs, before, after });
 }
 
+/** Wrap the API app so /debug/net and /debug/health-burst answer before the app's routes. */
 export function withDebugRoutes(app: App, node: ExoNodeCore, apiKey: string | undefined): App {
   return async (req) => {
     const url = new URL(req.url);

@@ -33,6 +33,7 @@ export interface TopologyService {
   stop(): void;
 }
 
+/** Start the topology service: answers TOPOLOGY_REQ and keeps current() fresh on peer changes and every interval. */
 export function createTopologyService(opts: TopologyServiceOptions): TopologyService {
   const { pool } = opts;
   const selfId = pool.selfId;

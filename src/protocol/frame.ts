@@ -7,6 +7,7 @@ import { MESSAGE_TYPES, type Message, type MessageTypeName } from "./types.ts";
 
 /** "EXO" followed by the protocol version byte. */
 export const MAGIC = Uint8Array.of(0x45, 0x58, 0x4f, PROTOCOL_VERSION);
+/** Magic (4) + type (1) + payload length (4). */
 export const HEADER_BYTES = 9;
 /** Default ceiling on a frame's payload length; a larger length is refused before allocating. */
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
