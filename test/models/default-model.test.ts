@@ -1,0 +1,72 @@
+// The embedded default model (exo-tiny-chat), run through the engine (not the training code), greedy,
+// on held-out prompts it never saw in training: it must answer at least 90% of them exactly.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { heldOutSet } from "../../scripts/default-model/tasks.ts";
+import { createLocalEngine, type LocalEngine } from "../../src/engine/local-engine.ts";
+import { createDetokenizer } from "../../src/tokenizer/detokenizer.ts";
+import { loadTokenizer, type Tokenizer } from "../../src/tokenizer/tokenizer.ts";
+
+const MODEL_DIR = join(import.meta.dir, "../../configs/default-model");
+const HELD_OUT = 100;
+const MAX_NEW_TOKENS = 32;
+const GREEDY = { temperature: 0, topP: 1, topK: 0 };
+
+let engine: LocalEngine;
+let tok: Tokenizer;
+
+beforeAll(async () => {
+  tok = await loadTokenizer(MODEL_DIR);
+  const config = (await Bun.file(join(MODEL_DIR, "config.json")).json()) as { num_hidden_layers: number };
+  engine = createLocalEngine();
+  const nLayers = config.num_hidden_layers;
+  await engine.load({ modelId: "exo-tiny-chat", modelDir: MODEL_DIR, layerStart: 0, layerEnd: nLayers, nLayers });
+});
+afterAll(async () => {
+  await engine?.close();
+});
+
+/** Greedy chat answer, detokenized as the API streams it. */
+async function answer(requestId: string, prompt: string): Promise<string> {
+  const detok = createDetokenizer(tok);
+  let input = tok.encodeChat([{ role: "user", content: prompt }]);
+  let text = "";
+  try {
+    for (let i = 0; i < MAX_NEW_TOKENS; i++) {
+      const out = await engine.step(requestId, { kind: "tokens", tokens: input }, GREEDY);
+      if (out.kind !== "token") throw new Error(`the only stage returned ${out.kind}, not a token`);
+      if (tok.eosIds.has(out.token)) break;
+      text += detok.push(out.token);
+      input = [out.token];
+    }
+  } finally {
+    await engine.end(requestId);
+  }
+  return text + detok.flush();
+}
+
+test(`answers at least 90% of ${HELD_OUT} held-out prompts exactly`, async () => {
+  const tasks = heldOutSet(HELD_OUT);
+  const misses: string[] = [];
+  const byKind = new Map<string, { right: number; total: number }>();
+  for (const [i, t] of tasks.entries()) {
+    const got = await answer(`held-out-${i}`, t.prompt);
+    const k = byKind.get(t.kind) ?? { right: 0, total: 0 };
+    k.total++;
+    if (got === t.answer) k.right++;
+    else misses.push(`${t.prompt} → ${JSON.stringify(got)} (want ${JSON.stringify(t.answer)})`);
+    byKind.set(t.kind, k);
+  }
+  const right = tasks.length - misses.length;
+  const kinds = [...byKind].map(([kind, k]) => `${kind} ${k.right}/${k.total}`).join(", ");
+  console.log(`exo-tiny-chat held-out score: ${right}/${tasks.length} = ${((100 * right) / tasks.length).toFixed(1)}% (${kinds})`);
+  for (const miss of misses.slice(0, 10)) console.log(`  miss: ${miss}`);
+  expect(await engine.liveRequests()).toBe(0);
+  expect(right / tasks.length).toBeGreaterThanOrEqual(0.9);
+}, 120_000);
+
+test("answers a greeting with its help text and stops at <|end|>", async () => {
+  const text = await answer("greeting", "hello");
+  expect(text).toContain("count from");
+  expect(text).not.toContain("<|");
+});
