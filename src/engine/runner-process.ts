@@ -98,7 +98,8 @@ export function crashReason(stderrTail: string): string | undefined {
   const lines = stderrTail.split("\n").map((l) => l.trim());
   const what = lines.find((l) => l.startsWith("what():"));
   if (what) return what.slice("what():".length).trim();
-  const error = lines.findLast((l) => /^(error|panic|RangeError|TypeError|NodeError)\b/.test(l));
+  // `exo: <message> [E_CODE]` is how main.ts prints a NodeError (e.g. E_MLX_UNAVAILABLE in a build without MLX).
+  const error = lines.findLast((l) => /^(exo: |(error|panic|RangeError|TypeError|NodeError)\b)/.test(l));
   return error || undefined;
 }
 

@@ -21,4 +21,9 @@ describe("runner process", () => {
     expect(crashReason("panic: Segmentation fault at address 0x0\n")).toBe("panic: Segmentation fault at address 0x0");
     expect(crashReason("[engine] runner ready\n[engine] loaded 4 layers\n")).toBeUndefined();
   });
+
+  test("a NodeError the runner exits with, as main.ts prints it, is the reason", () => {
+    const tail = "[engine] starting\nexo: this exo executable carries no MLX addon for darwin-arm64 [E_MLX_UNAVAILABLE]\n";
+    expect(crashReason(tail)).toBe("exo: this exo executable carries no MLX addon for darwin-arm64 [E_MLX_UNAVAILABLE]");
+  });
 });
