@@ -85,7 +85,7 @@ const s = results.sources!;
 const row = (label: string, key: string) =>
   console.log(`${label.padEnd(34)} ${b[key]!.toFixed(0).padStart(8)} ${s[key]!.toFixed(0).padStart(8)} ${(b[key]! / s[key]!).toFixed(2).padStart(7)}`);
 console.log(`binary ${binary}: ${(statSync(binary).size / 2 ** 20).toFixed(1)} MiB`);
-console.log(`${"ms (median of " + runs + " where noted)".padEnd(34)} ${"binary".padStart(8)} ${"sources".padStart(8)} ${"ratio".padStart(7)}`);
+console.log(`${"ms".padEnd(34)} ${"binary".padStart(8)} ${"sources".padStart(8)} ${"ratio".padStart(7)}`);
 row(`start → ready, median of ${runs}`, "readyMedianMs");
 row("start → ready, fastest", "readyMinMs");
 row("start → first answer, fresh home", "coldAnswerMs");
