@@ -45,8 +45,8 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function greedy(cluster: TestCluster, node: string, model: string, prompt: string) {
-  const res = await cluster.client(node).chat.completions.create({ model, messages: [{ role: "user", content: prompt }], max_tokens: 12, temperature: 0 });
+async function greedy(cluster: TestCluster, node: string, model: string, prompt: string, maxTokens = 12) {
+  const res = await cluster.client(node).chat.completions.create({ model, messages: [{ role: "user", content: prompt }], max_tokens: maxTokens, temperature: 0 });
   return { text: res.choices[0]?.message.content ?? "", usage: res.usage, finish: res.choices[0]?.finish_reason };
 }
 
@@ -65,4 +65,28 @@ describe("greedy output of a 3-node cluster", () => {
     }),
     120_000,
   );
+
+  test(
+    "equals a single node's on the embedded exo-tiny-chat split 2/1/1, and answers its tasks",
+    withNodeLogs(async () => {
+      const tasks = [
+        ["count from 3 to 9", "3 4 5 6 7 8 9"],
+        ["reverse abcde", "edcba"],
+        ["what is 23+41", "64"],
+      ] as const;
+      let right = 0;
+      for (const [prompt, answer] of tasks) {
+        const one = await greedy(solo, "solo", "exo-tiny-chat", prompt, 32);
+        const three = await greedy(trio, "c", "exo-tiny-chat", prompt, 32);
+        expect(three).toEqual(one);
+        if (one.text.trim() === answer && one.finish === "stop") right++;
+      }
+      // The model is right on ~90% of held-out prompts: most of these must come out right, through 3 nodes too.
+      expect(right).toBeGreaterThanOrEqual(2);
+      expect(trio.node("c").logs()).toContain("exo-tiny-chat ready on a[0,2) → b[2,3) → c[3,4)");
+      await waitNoRequestState([...solo.nodes, ...trio.nodes]);
+    }),
+    120_000,
+  );
 });
+
