@@ -113,7 +113,7 @@ function missingAddonMessage(): string {
     `this exo executable (${VERSION}) carries no MLX addon for ${target}, so it cannot load or run a model`,
     `(everything else works: start without a model, topology, doctor, models, pull).`,
     target === "darwin-arm64"
-      ? `Build exo on this Mac to embed the Metal addon: bun pm trust @frost-beta/mlx && bun install && bun run build (then use dist/exo).`
+      ? `Build exo on this Mac to embed the Metal addon: bun install && bun pm trust @frost-beta/mlx && bun run build (then use dist/exo).`
       : `Build exo on a ${target} machine: bun install && bun run build (then use dist/exo).`,
   ].join(" ");
 }
