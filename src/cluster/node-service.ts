@@ -1,5 +1,7 @@
 // The cluster service as a node runs it: the catalog resolves models, placement plans them over the
 // nodes linked right now, the download store fetches shard files and the model's tokenizer drives text.
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import type { ChatMessage, ModelInfo } from "../api/deps.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
 import { logger } from "../log.ts";
@@ -32,7 +34,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
   const resolved = new Map<string, ShapedModel>();
 
   async function resolveModel(modelId: string): Promise<ModelInfo> {
-    const model = resolved.get(modelId) ?? (await store.resolveModel(modelId));
+    const model = resolved.get(modelId) ?? withLocalSize(await store.resolveModel(modelId));
     resolved.set(model.id, model);
     return infoOf(model);
   }
@@ -55,7 +57,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     listModels,
     resolveModel,
     planFor: (model) => {
-      // Unknown size (a repo outside the catalog): split by memory alone.
+      // Unknown size (a hub repo outside the catalog): split by memory alone.
       const size = resolved.get(model.id)?.sizeBytes ?? 0;
       return planModel({ modelId: model.id, nLayers: model.layers, weightBytes: size }, nodes());
     },
@@ -74,6 +76,16 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     await resolveModel(ref).catch((err: unknown) => log.error(`--models ${ref}: ${err instanceof Error ? err.message : String(err)}`));
   }
   return service;
+}
+
+/** A local directory's weight bytes, so placement can say "does not fit" for it too. */
+function withLocalSize(model: ShapedModel): ShapedModel {
+  if (model.sizeBytes !== undefined || model.source.kind !== "local") return model;
+  const dir = model.source.dir;
+  const sizeBytes = readdirSync(dir)
+    .filter((f) => f.endsWith(".safetensors"))
+    .reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+  return { ...model, sizeBytes };
 }
 
 function infoOf(model: ShapedModel): ModelInfo {
