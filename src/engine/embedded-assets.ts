@@ -76,6 +76,12 @@ export function loadMlxAddon(at: RuntimeLocation): Record<string, unknown> {
   return mod.exports;
 }
 
+/** Why this executable cannot run MLX (built without the addon for this machine, e.g. cross-built), or undefined. */
+export function missingMlxAddon(root: string | undefined = embeddedRoot()): string | undefined {
+  if (root === undefined || existsSync(join(root, "mlx.node"))) return undefined;
+  return missingAddonMessage();
+}
+
 /** A model directory MLX can read by path: an embedded one is copied out first; a real one is returned as is. */
 export function realModelDir(dir: string, at: RuntimeLocation): string {
   const rel = relative(at.root, dir);

@@ -3,6 +3,7 @@
 import { NodeError } from "../errors.ts";
 import { logger, rootLogger } from "../log.ts";
 import { encodeFrame } from "../protocol/frame.ts";
+import { missingMlxAddon } from "./embedded-assets.ts";
 import type { FakeEngineOptions } from "./fake-engine.ts";
 import { isShuttingDown, runnerCommand, spawnRunner, type RunnerExit, type RunnerProcess } from "./runner-process.ts";
 import { decodeRunnerReply, encodeRunnerCall, type RunnerCall, type RunnerCallBody, type RunnerReply } from "./runner-wire.ts";
@@ -51,6 +52,9 @@ interface Runner {
 /** Creates the engine; the runner starts on first use. */
 export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
   const argv = [...(opts.command ?? runnerCommand()), ...runnerArgs(opts)];
+  // Said once at node start, not only when the first model fails to load.
+  const noMlx = opts.engine === "mlx" ? missingMlxAddon() : undefined;
+  if (noMlx) log.warn(noMlx);
   let current: Runner | undefined;
   let starting: Promise<Runner> | undefined;
   let shard: ShardSpec | undefined;

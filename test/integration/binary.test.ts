@@ -127,6 +127,7 @@ describe("an executable without an MLX addon (what a darwin build made on Linux 
     withNodeLogs(async () => {
       expect(bareBuild.mlxEmbedded).toBe(false);
       const node = await spawnNode({ bin: bareBuild.outfile, cwd: bare, args: ["--node-id", "solo", "--port", "0", "--api-port", "0"], env: { EXO_HOME: join(work, "home-bare") } });
+      await waitFor(() => node.logs().includes("carries no MLX addon"), { what: "the start-up warning about the missing addon" });
       const res = await fetch(`http://127.0.0.1:${node.apiPort}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },

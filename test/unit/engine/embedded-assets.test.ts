@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { embeddedModelDir } from "../../../src/catalog/embedded.ts";
-import { copyOut, embeddedRoot, loadMlxAddon, realModelDir, runtimeDir } from "../../../src/engine/embedded-assets.ts";
+import { copyOut, embeddedRoot, loadMlxAddon, missingMlxAddon, realModelDir, runtimeDir } from "../../../src/engine/embedded-assets.ts";
 import { VERSION } from "../../../src/version.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "exo-embedded-"));
@@ -93,6 +93,14 @@ describe("embedded assets", () => {
     expect(message).toContain(`no MLX addon for ${process.platform}-${process.arch}`);
     expect(message).toContain("bun run build");
     expect(message).toContain("doctor");
+  });
+
+  test("a missing addon is noticed up front only inside an executable that lacks it", () => {
+    const root = makeRoot("check");
+    expect(missingMlxAddon(root)).toContain("carries no MLX addon");
+    writeFileSync(join(root, "mlx.node"), "x");
+    expect(missingMlxAddon(root)).toBeUndefined();
+    expect(missingMlxAddon()).toBeUndefined();
   });
 
   test("an addon that cannot be loaded is reported with its path", () => {
