@@ -2,7 +2,7 @@
 // mlx.metallib beside it on Metal builds, where MLX looks for it) and the embedded model's weights. They are
 // copied once into $EXO_HOME/runtime/<version>-<build id>/ and used from there. From sources nothing is copied.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import { exoHome } from "../config/exo-home.ts";
 import { NodeError } from "../errors.ts";
 import { VERSION } from "../version.ts";
@@ -85,7 +85,7 @@ export function missingMlxAddon(root: string | undefined = embeddedRoot()): stri
 /** A model directory MLX can read by path: an embedded one is copied out first; a real one is returned as is. */
 export function realModelDir(dir: string, at: RuntimeLocation): string {
   const rel = relative(at.root, dir);
-  if (rel.startsWith("..") || rel === dir) return dir;
+  if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) return dir;
   return copyOut(dir, join(at.dir, rel));
 }
 
