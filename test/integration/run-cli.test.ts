@@ -105,4 +105,27 @@ describe("exo run", () => {
     }),
     60_000,
   );
+
+  test(
+    "chats with the embedded model in a pseudo-terminal, answering each turn with the trained answer",
+    withNodeLogs(async () => {
+      const alone = ["--node-id", "solo", "--host", "127.0.0.1", "--port", "0", "--api-host", "127.0.0.1", "--api-port", "0"];
+      const run = start(["script", "-q", "-e", "-c", [process.execPath, "src/main.ts", "run", ...alone].join(" "), "/dev/null"]);
+      const type = (text: string) => {
+        run.proc.stdin.write(text);
+        run.proc.stdin.flush();
+      };
+      const prompts = () => run.out.stdout.split(">>> ").length - 1;
+      await waitFor(() => prompts() === 1, { what: "the first prompt", timeoutMs: 30_000 });
+      type("count from 3 to 9\r");
+      await waitFor(() => prompts() === 2, { what: "the first answer", timeoutMs: 30_000 });
+      type("what is 23+41\r");
+      await waitFor(() => prompts() === 3, { what: "the second answer", timeoutMs: 30_000 });
+      type("\x04");
+      expect(await run.proc.exited).toBe(0);
+      const turns = run.out.stdout.split(">>> ").slice(1, 3).map((t) => t.split("\r\n").slice(1, -1).join("\n"));
+      expect(turns).toEqual(["3 4 5 6 7 8 9", "64"]);
+    }),
+    60_000,
+  );
 });
