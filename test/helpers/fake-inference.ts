@@ -76,11 +76,11 @@ async function* run(
       finishReason: limit < s.pieces.length ? "length" : "stop",
       usage: { promptTokens: s.promptTokens ?? 1, completionTokens: limit },
     };
-    settle("done");
   } catch (err) {
     settle(signal.aborted ? "aborted" : "failed");
     throw err;
   } finally {
+    // Also runs when the consumer stops early (return()); the first settle wins.
     settle(signal.aborted ? "aborted" : "done");
   }
 }
