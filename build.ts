@@ -4,7 +4,6 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { BunPlugin } from "bun";
-import pkg from "./package.json" with { type: "json" };
 
 /** `bun-<os>-<arch>` as Bun's --compile takes it; "host" means the machine running the build. */
 export type BuildTarget = "host" | `bun-${"linux" | "darwin" | "windows"}-${"x64" | "arm64"}`;
@@ -39,6 +38,7 @@ export async function buildExecutable(opts: BuildOptions): Promise<BuildResult> 
   const mlxAssets = mlxEmbedded ? ["mlx.node", "mlx.metallib"].map((f) => join(mlxDir, f)).filter((f) => existsSync(f)) : [];
   const modelDir = join(root, "configs/default-model");
   const assets = [...mlxAssets, ...(existsSync(modelDir) ? [modelDir] : [])];
+  const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
   const buildId = contentHash([...assets, join(root, "package.json")]);
 
   const result = await Bun.build({
@@ -47,7 +47,7 @@ export async function buildExecutable(opts: BuildOptions): Promise<BuildResult> 
     minify: true,
     sourcemap: "linked",
     plugins: [mlxLoaderPlugin(join(root, "src/engine/embedded-assets.ts"))],
-    define: { EXO_BUILD_VERSION: JSON.stringify(pkg.version), EXO_BUILD_ID: JSON.stringify(buildId) },
+    define: { EXO_BUILD_VERSION: JSON.stringify(version), EXO_BUILD_ID: JSON.stringify(buildId) },
     compile: {
       ...(opts.target === "host" ? {} : { target: opts.target }),
       outfile: opts.outfile,
@@ -55,7 +55,7 @@ export async function buildExecutable(opts: BuildOptions): Promise<BuildResult> 
       autoloadDotenv: false,
       assets,
     },
-  } as Bun.BuildConfig);
+  });
   if (!result.success) throw new AggregateError(result.logs, `bun build failed for ${opts.target}:\n${result.logs.join("\n")}`);
   // The source map is embedded in the executable (stack traces name src/ files); the side .map file is redundant.
   for (const out of result.outputs) if (out.path.endsWith(".map")) rmSync(out.path, { force: true });
