@@ -1,6 +1,8 @@
 // The must-show at node level: a real native abort in a node's engine runner (armed with EXO_RUNNER_FAULT)
 // fails the request in flight with a clear error, the node keeps serving, and the next request succeeds.
 import { beforeAll, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { waitFor } from "../helpers/wait.ts";
 import { spawnNode, useNodes, withNodeLogs, type SpawnedNode } from "../helpers/spawn-node.ts";
 
 useNodes();
@@ -42,6 +44,36 @@ test(
     const after = await chat("count from 3 to 6");
     expect(after.status).toBe(200);
     expect(after.body.choices[0].message.content).toBe(answer);
+  }),
+  60_000,
+);
+
+/** Pids whose parent is `pid` (from /proc/<child>/stat), zombies excluded. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of new Bun.Glob("[0-9]*").scanSync({ cwd: "/proc", onlyFiles: false })) {
+    try {
+      const [state, ppid] = readFileSync(`/proc/${entry}/stat`, "utf8").split(") ")[1]!.split(" ");
+      if (Number(ppid) === pid && state !== "Z") out.push(Number(entry));
+    } catch {
+      // The process ended while we listed /proc.
+    }
+  }
+  return out;
+}
+
+test(
+  "a node killed with SIGKILL leaves no runner process behind",
+  withNodeLogs(async () => {
+    expect((await chat("count from 1 to 2")).status).toBe(200);
+    const [runnerPid] = childrenOf(node.proc.pid).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("runner"));
+    expect(runnerPid).toBeDefined();
+    node.kill("SIGKILL");
+    await node.proc.exited;
+    await waitFor(() => !existsSync(`/proc/${runnerPid}`) || readFileSync(`/proc/${runnerPid}/stat`, "utf8").split(") ")[1]!.startsWith("Z"), {
+      timeoutMs: 5000,
+      what: `runner ${runnerPid} to exit after its node`,
+    });
   }),
   60_000,
 );
