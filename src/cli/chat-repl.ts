@@ -55,6 +55,7 @@ export async function runChatRepl(opts: ReplOptions): Promise<ChatMessage[]> {
   const prompt = () => closed || rl.prompt();
   const onInterrupt = () => {
     if (reply) return reply.abort();
+    if (closed) return;
     // At the prompt Ctrl-C clears the line, as shells do; quitting is Ctrl-D.
     write(rl.line.length > 0 ? "^C\n" : "^C (Ctrl-D quits)\n");
     rl.write(null, { ctrl: true, name: "u" });
