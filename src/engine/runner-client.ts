@@ -104,7 +104,12 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     crashStreak++;
     log.warn(err.message);
     opts.onCrash?.({ pid: runner.proc.pid, exit, inflight });
-    if (crashStreak <= MAX_EAGER_RESTARTS) ensure().catch((e: Error) => log.error(`engine runner restart failed: ${e.message}`));
+    if (crashStreak > MAX_EAGER_RESTARTS) return;
+    // A start that this crash interrupted fails its own callers; the restart begins once it has settled.
+    void (starting ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => (closed || current || starting ? undefined : ensure()))
+      .catch((e: Error) => log.error(`engine runner restart failed: ${e.message}`));
   }
 
   async function start(): Promise<Runner> {
@@ -116,7 +121,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     try {
       await runner.hello.promise;
       log.info(`engine runner ${runner.proc.pid} started (${opts.engine})`);
-      if (shard) expectReply(await send(runner, { op: "load", shard }), "ok");
+      if (shard) await reload(runner, shard);
       crashStreak = 0;
       return runner;
     } catch (err) {
@@ -124,6 +129,17 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
       throw err;
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** Puts the last shard back; one that fails (or kills the runner) is dropped rather than retried forever. */
+  async function reload(runner: Runner, target: ShardSpec): Promise<void> {
+    try {
+      expectReply(await send(runner, { op: "load", shard: target }), "ok");
+    } catch (err) {
+      shard = undefined;
+      log.error(`engine runner could not re-load ${target.modelId} [${target.layerStart}, ${target.layerEnd}) (${(err as Error).message}); it now holds no shard`);
+      if ((err as NodeError).code === "E_RUNNER_CRASHED") throw err;
     }
   }
 

@@ -1,5 +1,6 @@
 // The runner child (`exo runner`): hosts one ShardEngine, reads call frames on stdin, answers on stdout.
 // It exits when stdin closes or its parent dies, so a runner never outlives the node that started it.
+import { existsSync } from "node:fs";
 import { errorCode } from "../errors.ts";
 import { logger } from "../log.ts";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
@@ -68,6 +69,11 @@ async function createEngine(opts: RunnerMainOptions): Promise<ShardEngine> {
   return createLocalEngine({ maxLiveRequests: opts.maxLiveRequests });
 }
 
+async function crash(): Promise<never> {
+  const { nativeAbort } = await import("./native-abort.ts");
+  return nativeAbort();
+}
+
 function decodeOrRefuse(msg: Message, send: (r: RunnerReply) => void): RunnerCall | undefined {
   try {
     return decodeRunnerCall(msg);
@@ -84,13 +90,11 @@ async function serve(engine: ShardEngine, call: RunnerCall, send: (r: RunnerRepl
   try {
     switch (call.op) {
       case "load":
+        if (fault?.kind === "abort-on-load-if-file" && existsSync(fault.path)) await crash();
         await engine.load(call.shard, (fraction, detail) => send({ kind: "progress", id: call.id, fraction, detail }));
         return send({ kind: "ok", id: call.id });
       case "step": {
-        if (fault && matchesFault(fault, call.requestId, call.input)) {
-          const { nativeAbort } = await import("./native-abort.ts");
-          nativeAbort();
-        }
+        if (fault && matchesFault(fault, call.requestId, call.input)) await crash();
         const output = await engine.step(call.requestId, call.input, call.sampling);
         return send({ kind: "output", id: call.id, output });
       }

@@ -1,7 +1,9 @@
 // The runner child with the fake engine: contract, crash and restart, no orphans, a free event loop.
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createRunnerEngine, type RunnerEngine } from "../../src/engine/runner-client.ts";
 import type { SamplingParams, ShardSpec } from "../../src/engine/types.ts";
 import { isNodeError } from "../../src/errors.ts";
@@ -89,6 +91,31 @@ describe("runner child process", () => {
     expect(String(err)).toContain("(killed: no answer to a step call within 300 ms)");
     expect(await engine.liveRequests()).toBe(0);
     expect(engine.pid()).not.toBe(hungPid);
+  });
+
+  test("a shard whose re-load kills the restarted runner is dropped instead of crashing it again and again", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "exo-runner-flag-"));
+    const flag = join(dir, "abort-on-load");
+    try {
+      const crashes: string[] = [];
+      const engine = createRunnerEngine({ engine: "fake", fault: `abort-on-load-if-file:${flag}`, onCrash: (c) => crashes.push(c.exit.signal ?? "") });
+      engines.push(engine);
+      await engine.load(SHARD);
+      writeFileSync(flag, "");
+      process.kill(engine.pid()!, "SIGKILL");
+      await waitFor(() => crashes.length === 2 && engine.loaded() === undefined && engine.pid(), { what: "a runner without the shard after the re-load crash" });
+      const idlePid = engine.pid();
+      const err = await engine.step("r", { kind: "tokens", tokens: [1] }, GREEDY).catch((e: unknown) => e);
+      expect(isNodeError(err) && err.code).toBe("E_RUNNER");
+      expect(String(err)).toContain("no shard loaded");
+      expect(crashes).toEqual(["SIGKILL", "SIGABRT"]);
+      expect(engine.pid()).toBe(idlePid);
+      rmSync(flag);
+      await engine.load(SHARD);
+      expect((await engine.step("r", { kind: "tokens", tokens: [1] }, GREEDY)).kind).toBe("token");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("close stops the runner process and later calls fail clearly", async () => {

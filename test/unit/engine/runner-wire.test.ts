@@ -75,11 +75,14 @@ describe("runner fault hook", () => {
     expect(matchesFault(byToken, "any", { kind: "tokens", tokens: [4, 13] })).toBe(true);
     expect(matchesFault(byToken, "any", { kind: "tokens", tokens: [4, 14] })).toBe(false);
     expect(matchesFault(byToken, "any", { kind: "hidden", tensor })).toBe(false);
+    const onLoad = parseRunnerFault("abort-on-load-if-file:/tmp/x:y");
+    expect(onLoad).toEqual({ kind: "abort-on-load-if-file", path: "/tmp/x:y" });
+    expect(matchesFault(onLoad, "any", { kind: "tokens", tokens: [1] })).toBe(false);
   });
 
   test("refuses an unknown fault spec with the accepted forms", () => {
-    for (const spec of ["abort", "abort-on-token:x", "abort-on-request:", "explode:1"]) {
-      expect(() => parseRunnerFault(spec)).toThrow("abort-on-request:<id prefix> or abort-on-token:<token id>");
+    for (const spec of ["abort", "abort-on-token:x", "abort-on-request:", "abort-on-load-if-file:", "explode:1"]) {
+      expect(() => parseRunnerFault(spec)).toThrow("abort-on-request:<id prefix>, abort-on-token:<token id> or abort-on-load-if-file:<path>");
     }
   });
 });
