@@ -47,6 +47,8 @@ interface Runner {
   hello: PromiseWithResolvers<void>;
   /** Set when the client itself killed this runner, so the error says why. */
   killedBecause?: string;
+  /** Set once it exited: later sends fail with it at once instead of waiting forever. */
+  death?: NodeError;
 }
 
 /** Creates the engine; the runner starts on first use. */
@@ -90,6 +92,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     const err = closed
       ? new NodeError("E_RUNNER", "engine runner was closed")
       : new NodeError("E_RUNNER_CRASHED", `engine runner (pid ${runner.proc.pid}) died with ${how}; ${inflight} call(s) in flight failed`);
+    runner.death = err;
     runner.hello.reject(err);
     for (const pending of runner.pending.values()) {
       clearTimeout(pending.timer);
@@ -154,6 +157,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
   function send(runner: Runner, call: RunnerCallBody, onProgress?: LoadProgress): Promise<RunnerReply> {
     const id = nextId++;
     const frame = encodeFrame(encodeRunnerCall({ ...call, id } as RunnerCall));
+    if (runner.death) return Promise.reject(runner.death);
     return new Promise((resolve, reject) => {
       const pending: Pending = { resolve, reject, onProgress };
       const limitMs = opts.callTimeoutMs;
