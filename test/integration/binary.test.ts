@@ -49,6 +49,14 @@ describe("the compiled executable", () => {
     expect(run.stdout.toString().trim()).toBe(JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version);
   });
 
+  test("the decoys there are live: plain Bun in that folder loads both", () => {
+    const crashed = Bun.spawnSync([process.execPath, "-e", "console.log('ran')"], { cwd: app, stderr: "pipe" });
+    expect(crashed.exitCode).not.toBe(0);
+    expect(crashed.stderr.toString()).toContain("the decoy bunfig.toml was loaded");
+    const dotenv = Bun.spawnSync([process.execPath, "--config=/dev/null", "-e", "console.log(process.env.EXO_API_KEY)"], { cwd: app });
+    expect(dotenv.stdout.toString().trim()).toBe("decoy-key-from-dotenv");
+  });
+
   test(
     "three nodes started from it answer a chat completion from the embedded model and pass exo doctor",
     withNodeLogs(async () => {
