@@ -10,7 +10,18 @@ export const rootLogger: ConsolaInstance = createConsola({
   stderr: process.stderr,
 });
 
+// consola's withTag copies the level at creation, so children are kept to follow later changes.
+const children = new Set<ConsolaInstance>();
+
 /** A child logger whose lines carry `tag` (e.g. "net", "engine"). */
 export function logger(tag: string): ConsolaInstance {
-  return rootLogger.withTag(tag);
+  const child = rootLogger.withTag(tag);
+  children.add(child);
+  return child;
+}
+
+/** Change the level of the root logger and of every tagged child made so far or later. */
+export function setLogLevel(level: number): void {
+  rootLogger.level = level;
+  for (const child of children) child.level = level;
 }

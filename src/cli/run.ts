@@ -4,7 +4,7 @@ import { defineCommand } from "citty";
 import type { InferenceService } from "../api/deps.ts";
 import type { ClusterService } from "../cluster/service.ts";
 import { NodeError } from "../errors.ts";
-import { rootLogger } from "../log.ts";
+import { rootLogger, setLogLevel } from "../log.ts";
 import { nodeArgs } from "./node-args.ts";
 import { parseRunFlags, runSession, type RunBackend } from "./run-session.ts";
 import { waitForPeers } from "./wait-peers.ts";
@@ -29,7 +29,7 @@ export default defineCommand({
   async run({ args }) {
     // In a terminal the chat owns the screen, so the node's info lines stay quiet (EXO_LOG_LEVEL=4 brings them back).
     // Set before the node's modules load: each module's tagged logger copies the level when it is created.
-    if (process.stdout.isTTY && rootLogger.level === DEFAULT_LOG_LEVEL) rootLogger.level = QUIET_LOG_LEVEL;
+    if (process.stdout.isTTY && rootLogger.level === DEFAULT_LOG_LEVEL) setLogLevel(QUIET_LOG_LEVEL);
     const { DEFAULT_MODEL_ID } = await import("../catalog/catalog.ts");
     const { parseNodeOptions } = await import("../config/node-options.ts");
     const { createNode } = await import("../node/node.ts");

@@ -14,10 +14,9 @@ export default defineCommand({
     fault: { type: "string", description: "test-only fault: abort-on-request:<prefix> | abort-on-token:<id> (default: env EXO_RUNNER_FAULT)" },
   },
   async run({ args }) {
-    // Tagged loggers copy the level when their module loads: set it before importing the engine.
-    const { rootLogger } = await import("../log.ts");
+    const { setLogLevel } = await import("../log.ts");
     const level = optionalInt(args["log-level"], "--log-level");
-    if (level !== undefined) rootLogger.level = level;
+    if (level !== undefined) setLogLevel(level);
     const { runRunner } = await import("../engine/runner-main.ts");
     const { parseRunnerFault } = await import("../engine/runner-fault.ts");
     const { runnerFaultFromEnv } = await import("../config/runner-env.ts");
