@@ -1,7 +1,9 @@
 // `bun run build`: the single `exo` executable for this machine (dist/exo) and for Apple Silicon
 // (dist/exo-darwin-arm64). MLX's addon and the default model ride along as embedded files, extracted at run
 // time by src/engine/embedded-assets.ts; bunfig.toml/.env autoloading is off. Options: --target, --outdir.
+// A build for this machine is smoke-tested (`--version` from an empty folder).
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import type { BunPlugin } from "bun";
 
@@ -25,6 +27,8 @@ export interface BuildResult {
   /** False when no MLX addon for that platform was available to embed (e.g. darwin built on Linux). */
   mlxEmbedded: boolean;
   buildId: string;
+  /** The version baked in (package.json's). */
+  version: string;
 }
 
 /** Compiles src/main.ts into one executable. Throws with Bun's messages when the build fails. */
@@ -59,7 +63,7 @@ export async function buildExecutable(opts: BuildOptions): Promise<BuildResult> 
   if (!result.success) throw new AggregateError(result.logs, `bun build failed for ${opts.target}:\n${result.logs.join("\n")}`);
   // The source map is embedded in the executable (stack traces name src/ files); the side .map file is redundant.
   for (const out of result.outputs) if (out.path.endsWith(".map")) rmSync(out.path, { force: true });
-  return { outfile: opts.outfile, sizeBytes: statSync(opts.outfile).size, platform, mlxEmbedded, buildId };
+  return { outfile: opts.outfile, sizeBytes: statSync(opts.outfile).size, platform, mlxEmbedded, buildId, version };
 }
 
 /** `<os>-<arch>` of an ELF or 64-bit Mach-O file from its first 20 bytes, or undefined. */
@@ -117,13 +121,25 @@ function contentHash(paths: string[]): string {
   return hasher.digest("hex").slice(0, 12);
 }
 
+function parseTarget(value: string): BuildTarget {
+  if (value === "host" || /^bun-(linux|darwin|windows)-(x64|arm64)$/.test(value)) return value as BuildTarget;
+  throw new Error(`--target ${value}: expected host or bun-<linux|darwin|windows>-<x64|arm64>`);
+}
+
+/** Runs a freshly built executable for this machine from an empty folder: it must start and know its version. */
+function smokeTest(outfile: string, version: string): void {
+  const run = Bun.spawnSync([resolve(outfile), "--version"], { cwd: tmpdir(), stderr: "pipe" });
+  const said = run.stdout.toString().trim();
+  if (run.exitCode !== 0 || said !== version) throw new Error(`${outfile} --version printed "${said}" (exit ${run.exitCode}): ${run.stderr}`);
+}
+
 function parseArgs(argv: string[]): { targets: BuildTarget[]; outdir: string } {
   let targets: BuildTarget[] = ["host", "bun-darwin-arm64"];
   let outdir = "dist";
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split("=", 2);
     const value = inline ?? argv[++i];
-    if (flag === "--target" && value) targets = value.split(",") as BuildTarget[];
+    if (flag === "--target" && value) targets = value.split(",").map(parseTarget);
     else if (flag === "--outdir" && value) outdir = value;
     else throw new Error(`unknown or incomplete option ${argv[i]}; use --target host,bun-darwin-arm64,bun-linux-x64 --outdir dist`);
   }
@@ -137,6 +153,7 @@ if (import.meta.main) {
     const started = performance.now();
     const r = await buildExecutable({ target, outfile });
     const mb = (r.sizeBytes / 2 ** 20).toFixed(1);
+    if (r.platform === `${process.platform}-${process.arch}`) smokeTest(outfile, r.version);
     const mlx = r.mlxEmbedded ? "MLX addon embedded" : "NO MLX addon for this platform (models cannot run; build on that machine)";
     console.log(`${outfile}  ${r.platform}  ${mb} MiB  ${Math.round(performance.now() - started)} ms  ${mlx}`);
   }
