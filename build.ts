@@ -1,7 +1,6 @@
-// `bun run build`: the single `exo` executable for this machine (dist/exo) and for Apple Silicon
-// (dist/exo-darwin-arm64). MLX's addon and the default model ride along as embedded files, extracted at run
-// time by src/engine/embedded-assets.ts; bunfig.toml/.env autoloading is off. Options: --target, --outdir.
-// A build for this machine is smoke-tested (`--version` from an empty folder).
+// `bun run build`: one `exo` executable for this machine (dist/exo) and for Apple Silicon (dist/exo-darwin-arm64),
+// MLX's addon and the default model embedded (extracted at run time by src/engine/embedded-assets.ts), bunfig/.env
+// autoloading off; a build for this machine is smoke-tested from an empty folder. Options: --target, --outdir.
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
