@@ -59,19 +59,26 @@ interface SingleStream {
   decodeTokS: number;
 }
 
-/** TTFT = a 1-token request; decode = (T(decode) − T(1)) / (decode − 1), medians over runs. */
-async function singleStream(c: TestCluster, model: string, nodes: number): Promise<SingleStream> {
-  await complete(c, model, 2); // prepare (download + load) and warm up
-  const t1: number[] = [];
-  const tn: number[] = [];
+/**
+ * TTFT = a 1-token request; decode = (T(tokens) − T(1)) / (tokens − 1); medians over runs. Rounds alternate
+ * between the clusters given, so load changes on a shared machine hit every cluster size alike.
+ */
+async function singleStreams(clusters: TestCluster[], model: string, tokens: number): Promise<SingleStream[]> {
+  for (const c of clusters) await complete(c, model, 2); // prepare (download + load) and warm up
+  const t1 = clusters.map(() => [] as number[]);
+  const tn = clusters.map(() => [] as number[]);
   let promptTokens = 0;
   for (let r = 0; r < runs; r++) {
-    t1.push(await ms(async () => (promptTokens = (await complete(c, model, 1)).prompt_tokens)));
-    tn.push(await ms(() => complete(c, model, decode)));
+    for (const [i, c] of clusters.entries()) {
+      t1[i]!.push(await ms(async () => (promptTokens = (await complete(c, model, 1)).prompt_tokens)));
+      tn[i]!.push(await ms(() => complete(c, model, tokens)));
+    }
   }
-  const ttftMs = median(t1);
-  const msPerToken = (median(tn) - ttftMs) / (decode - 1);
-  return { nodes, promptTokens, ttftMs, prefillTokS: (promptTokens / ttftMs) * 1000, msPerToken, decodeTokS: 1000 / msPerToken };
+  return clusters.map((c, i) => {
+    const ttftMs = median(t1[i]!);
+    const msPerToken = (median(tn[i]!) - ttftMs) / (tokens - 1);
+    return { nodes: c.nodes.length, promptTokens, ttftMs, prefillTokS: (promptTokens / ttftMs) * 1000, msPerToken, decodeTokS: 1000 / msPerToken };
+  });
 }
 
 /** Aggregate completion tokens/s of `n` concurrent streaming requests (distinct prompts). */
@@ -95,43 +102,45 @@ async function aggregate(c: TestCluster, model: string, n: number): Promise<numb
   return (tokens / elapsed) * 1000;
 }
 
-async function withCluster<T>(n: number, model: string, fn: (c: TestCluster) => Promise<T>, extra: string[] = []): Promise<T> {
-  const ids = ["n1", "n2", "n3"].slice(0, n);
-  const c = await startCluster(ids.map((id) => ({ id })), ["--models", model, "--request-timeout-ms", "600000", ...extra]);
-  try {
-    return await fn(c);
-  } finally {
-    await c.stop();
-  }
+function startNodes(tag: string, n: number, model: string, extra: string[] = []): Promise<TestCluster> {
+  const ids = [1, 2, 3].slice(0, n).map((i) => `${tag}${n}-${i}`);
+  return startCluster(ids.map((id) => ({ id })), ["--models", model, "--request-timeout-ms", "600000", ...extra]);
 }
 
 const dir = opt["models-dir"] ?? mkdtempSync(join(tmpdir(), "exo-bench-cluster-"));
 try {
   const big = await makeModel(opt.preset, dir);
   const small = await makeModel(opt["hop-preset"], dir);
+  // The big model once per cluster size (three copies at once would not fit in memory).
   const single: SingleStream[] = [];
-  const hop: SingleStream[] = [];
-  const agg: Record<number, number> = {};
   for (const n of [1, 2, 3]) {
-    single.push(await withCluster(n, big, (c) => singleStream(c, big, n)));
-    await withCluster(n, small, async (c) => {
-      hop.push(await singleStream(c, small, n));
-      if (n === 3) for (const s of streamCounts) agg[s] = await aggregate(c, small, s);
-    });
+    const c = await startNodes("big", n, big);
+    try {
+      single.push(...(await singleStreams([c], big, decode)));
+    } finally {
+      await c.stop();
+    }
   }
-  // The network and orchestration alone: the fake engine computes nothing, so the difference is the hops.
-  const fake: number[] = [];
-  for (const n of [1, 2, 3]) {
-    fake.push(await withCluster(n, FAKE_MODEL, async (c) => {
-      await complete(c, FAKE_MODEL, 2);
-      const t1: number[] = [];
-      const tn: number[] = [];
-      for (let r = 0; r < runs; r++) {
-        t1.push(await ms(() => complete(c, FAKE_MODEL, 1)));
-        tn.push(await ms(() => complete(c, FAKE_MODEL, FAKE_TOKENS)));
-      }
-      return (median(tn) - median(t1)) / (FAKE_TOKENS - 1);
-    }, ["--engine", "fake"]));
+  // The small model and the fake engine (which computes nothing: what is left is network and orchestration)
+  // on 1, 2 and 3 nodes side by side, measured in alternating rounds.
+  const live: TestCluster[] = [];
+  let hop: SingleStream[];
+  let fake: number[];
+  const agg: Record<number, number> = {};
+  try {
+    const smalls: TestCluster[] = [];
+    const fakes: TestCluster[] = [];
+    for (const n of [1, 2, 3]) {
+      smalls.push(await startNodes("small", n, small));
+      live.push(smalls.at(-1)!);
+      fakes.push(await startNodes("fake", n, FAKE_MODEL, ["--engine", "fake"]));
+      live.push(fakes.at(-1)!);
+    }
+    hop = await singleStreams(smalls, small, decode);
+    fake = (await singleStreams(fakes, FAKE_MODEL, FAKE_TOKENS)).map((s) => s.msPerToken);
+    for (const s of streamCounts) agg[s] = await aggregate(smalls[2]!, small, s);
+  } finally {
+    await Promise.all(live.map((c) => c.stop()));
   }
   const base = single[0]!;
   const f = (x: number, d = 1) => x.toFixed(d).padStart(9);
