@@ -1,8 +1,8 @@
 // Files baked into the compiled executable that native code must open by a real path: MLX's addon (with
 // mlx.metallib beside it on Metal builds, where MLX looks for it) and the embedded model's weights. They are
 // copied once into $EXO_HOME/runtime/<version>-<build id>/ and used from there. From sources nothing is copied.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { isAbsolute, join, relative } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, join, relative } from "node:path";
 import { exoHome } from "../config/exo-home.ts";
 import { NodeError } from "../errors.ts";
 import { VERSION } from "../version.ts";
@@ -11,6 +11,9 @@ declare const EXO_BUILD_ID: string | undefined;
 
 /** Hash of everything build.ts embedded: two different builds never share an extraction folder. */
 export const BUILD_ID: string = typeof EXO_BUILD_ID === "string" ? EXO_BUILD_ID : "dev";
+
+/** Extraction folders kept under $EXO_HOME/runtime (this build's and the most recent others). */
+const KEEP_RUNTIME_DIRS = 3;
 
 /** Install command for the system libraries the Linux addon links against. */
 export const LINUX_MLX_LIBS_HINT = "sudo apt-get install -y liblapack3 libopenblas0-pthread";
@@ -62,8 +65,10 @@ export function copyOut(from: string, to: string): string {
 export function loadMlxAddon(at: RuntimeLocation): Record<string, unknown> {
   const addon = join(at.root, "mlx.node");
   if (!existsSync(addon)) throw new NodeError("E_MLX_UNAVAILABLE", missingAddonMessage());
+  const fresh = !existsSync(join(at.dir, "mlx.node"));
   mkdirSync(at.dir, { recursive: true });
   const path = copyOut(addon, join(at.dir, "mlx.node"));
+  if (fresh) pruneRuntimeDirs(dirname(at.dir), KEEP_RUNTIME_DIRS);
   const metallib = join(at.root, "mlx.metallib");
   if (existsSync(metallib)) copyOut(metallib, join(at.dir, "mlx.metallib"));
   const mod = { exports: {} as Record<string, unknown> };
@@ -74,6 +79,21 @@ export function loadMlxAddon(at: RuntimeLocation): Record<string, unknown> {
     throw new NodeError("E_MLX_UNAVAILABLE", `cannot load MLX from ${path}: ${(cause as Error).message}${hint}`, { cause });
   }
   return mod.exports;
+}
+
+/**
+ * Deletes all but the `keep` most recently modified extraction folders beside each other, so upgrades do not
+ * pile up copies of the addon. A folder still in use is safe: a loaded addon stays mapped, and an executable
+ * whose folder is gone copies its files out again.
+ */
+export function pruneRuntimeDirs(runtimeRoot: string, keep: number): string[] {
+  const dirs = readdirSync(runtimeRoot, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => ({ path: join(runtimeRoot, d.name), mtimeMs: statSync(join(runtimeRoot, d.name)).mtimeMs }))
+    .sort((a, b) => b.mtimeMs - a.mtimeMs);
+  const removed = dirs.slice(keep).map((d) => d.path);
+  for (const path of removed) rmSync(path, { recursive: true, force: true });
+  return removed;
 }
 
 /** Why this executable cannot run MLX (built without the addon for this machine, e.g. cross-built), or undefined. */

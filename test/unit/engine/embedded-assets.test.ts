@@ -1,10 +1,10 @@
 // Extraction of the executable's embedded files (MLX addon, default model) into a versioned folder.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { embeddedModelDir } from "../../../src/catalog/embedded.ts";
-import { copyOut, embeddedRoot, loadMlxAddon, missingMlxAddon, realModelDir, runtimeDir } from "../../../src/engine/embedded-assets.ts";
+import { copyOut, embeddedRoot, loadMlxAddon, missingMlxAddon, pruneRuntimeDirs, realModelDir, runtimeDir } from "../../../src/engine/embedded-assets.ts";
 import { VERSION } from "../../../src/version.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "exo-embedded-"));
@@ -93,6 +93,19 @@ describe("embedded assets", () => {
     expect(message).toContain(`no MLX addon for ${process.platform}-${process.arch}`);
     expect(message).toContain("bun run build");
     expect(message).toContain("doctor");
+  });
+
+  test("old extraction folders are pruned, newest kept, whatever their names", () => {
+    const runtime = join(tmp, "prune", "runtime");
+    const names = ["0.1.0-aaa", "0.2.0-bbb", "0.1.5-ccc", "0.3.0-ddd", "0.0.9-eee"];
+    names.forEach((name, i) => {
+      mkdirSync(join(runtime, name), { recursive: true });
+      writeFileSync(join(runtime, name, "mlx.node"), "x");
+      utimesSync(join(runtime, name), 1_000 + i * 100, 1_000 + i * 100);
+    });
+    const removed = pruneRuntimeDirs(runtime, 3);
+    expect(removed.map((p) => p.split("/").at(-1)).sort()).toEqual(["0.1.0-aaa", "0.2.0-bbb"]);
+    expect(readdirSync(runtime).sort()).toEqual(["0.0.9-eee", "0.1.5-ccc", "0.3.0-ddd"]);
   });
 
   test("a missing addon is noticed up front only inside an executable that lacks it", () => {
