@@ -217,5 +217,13 @@ describe("cluster service", () => {
     expect(errorCode(await run)).toBe("E_CANCELLED");
     await waitAllFree(c, ["a"], 3000);
   });
+
+  test("a stage at its live-request limit refuses the extra request with E_CAPACITY while the others finish", async () => {
+    const c = cluster({ a: 3, b: 3 }, { engine: { maxLiveRequests: 2, stepDelayMs: 2 } });
+    const results = await Promise.allSettled([0, 1, 2].map((i) => collect(c.services.get("a")!.generate(request({ prompt: `p${i}` }), new AbortController().signal))));
+    const codes = results.map((r) => (r.status === "rejected" ? errorCode(r.reason) : "ok")).sort();
+    expect(codes).toEqual(["E_CAPACITY", "ok", "ok"]);
+    await waitAllFree(c);
+  });
 });
 
