@@ -4,6 +4,7 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ChatMessage, ModelInfo } from "../api/deps.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
+import { bitsPerWeight, type Quantization } from "../catalog/quantization.ts";
 import { logger } from "../log.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
 import { toExoProgress, type DownloadProgress } from "../download/progress.ts";
@@ -21,6 +22,8 @@ export interface NodeClusterOptions {
   engine: ShardEngine;
   /** Memory (MB) of a node as the topology knows it; undefined when unknown. */
   memoryOf(nodeId: string): number | undefined;
+  /** True for Apple Silicon nodes, whose MLX keeps the checkpoint's dtypes; others run float32 (CPU). */
+  runsOnMetal?(nodeId: string): boolean;
   /** Resolves models (catalog, hub, local dirs) and fetches a stage's files into the cache. */
   store: Pick<NodeModelStore, "resolveModel" | "ensureShardFiles" | "recordPeerProgress">;
   /** Models to serve besides the catalog (local directories, Hugging Face repo ids). */
@@ -39,8 +42,14 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     return infoOf(model);
   }
 
-  function nodes(): PlacementNode[] {
-    return [transport.selfId, ...transport.peersUp()].map((nodeId) => ({ nodeId, memory: opts.memoryOf(nodeId) ?? 0 }));
+  // A CPU node upcasts every weight to float32 at load, so a 4-bit checkpoint takes ~7x its file size there:
+  // placement sees such a node's memory shrunk by that factor instead of the weights grown for every node.
+  function nodes(quantization: Quantization): PlacementNode[] {
+    const cpuExpansion = 32 / bitsPerWeight(quantization);
+    return [transport.selfId, ...transport.peersUp()].map((nodeId) => {
+      const memory = opts.memoryOf(nodeId) ?? 0;
+      return { nodeId, memory: opts.runsOnMetal?.(nodeId) ? memory : Math.floor(memory / cpuExpansion) };
+    });
   }
 
   // The catalog, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that it lacks.
@@ -59,7 +68,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     planFor: (model) => {
       // Unknown size (a hub repo outside the catalog): split by memory alone.
       const size = resolved.get(model.id)?.sizeBytes ?? 0;
-      return planModel({ modelId: model.id, nLayers: model.layers, weightBytes: size }, nodes());
+      return planModel({ modelId: model.id, nLayers: model.layers, weightBytes: size }, nodes(resolved.get(model.id)?.quantization ?? "fp32"));
     },
     ensureShardFiles: async (model, range, onProgress) => {
       const full = resolved.get(model.id) ?? (await store.resolveModel(model.id));

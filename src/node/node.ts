@@ -32,6 +32,8 @@ export interface ExoNodeCore {
   readonly port: number;
   /** Memory (MB) of a node as known now (its HELLO, else the peer file); undefined when unknown. */
   memoryOf(nodeId: string): number | undefined;
+  /** Capabilities of a node as known now (its HELLO, else the peer file); undefined when unknown. */
+  capabilitiesOf(nodeId: string): DeviceCapabilities | undefined;
 }
 
 export interface ExoNode extends ExoNodeCore {
@@ -104,6 +106,10 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
     refreshIntervalMs: options.healthIntervalMs,
   });
 
+  function capabilitiesOf(id: string): DeviceCapabilities | undefined {
+    return id === options.nodeId ? capabilities : (pool.helloOf(id)?.capabilities ?? configuredCapabilities(id));
+  }
+
   const core: ExoNodeCore = {
     nodeId: options.nodeId,
     options,
@@ -112,7 +118,8 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
     topology,
     capabilities,
     port: boundPort,
-    memoryOf: (id) => (id === options.nodeId ? capabilities.memory : (pool.helloOf(id)?.capabilities ?? configuredCapabilities(id))?.memory),
+    memoryOf: (id) => capabilitiesOf(id)?.memory,
+    capabilitiesOf,
   };
 
   let api: ApiServer | undefined;

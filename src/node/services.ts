@@ -48,7 +48,7 @@ async function createEngine(node: ExoNodeCore): Promise<ShardEngine> {
 export async function createNodeServices(node: ExoNodeCore): Promise<NodeServices> {
   const models = await createDefaultModelStore({ nodeId: node.nodeId, modelsDir: node.options.modelsDir });
   const engine = await createEngine(node);
-  const inference = await createNodeClusterService({ transport: node.transport, engine, memoryOf: (id) => node.memoryOf(id), store: models, models: node.options.models });
+  const inference = await createNodeClusterService({ transport: node.transport, engine, memoryOf: (id) => node.memoryOf(id), runsOnMetal: (id) => /^apple/i.test(node.capabilitiesOf(id)?.chip ?? ""), store: models, models: node.options.models });
   return {
     inference,
     models,

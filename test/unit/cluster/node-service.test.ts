@@ -19,12 +19,12 @@ function localModel(name: string, mb: number): string {
   return modelDir;
 }
 
-function service(memoryMb: number, models: string[]) {
+function service(memoryMb: number, models: string[], opts: { quantization?: ShapedModel["quantization"]; metal?: boolean } = {}) {
   const fetched: string[] = [];
   const store = {
     async resolveModel(ref: string): Promise<ShapedModel> {
       if (!ref.startsWith(dir)) throw new NodeError("E_MODEL_UNKNOWN", `unknown model ${ref}`);
-      return { id: ref, name: ref, layers: 4, quantization: "fp32", source: { kind: "local", dir: ref } };
+      return { id: ref, name: ref, layers: 4, quantization: opts.quantization ?? "fp32", source: { kind: "local", dir: ref } };
     },
     async ensureShardFiles(model: string | { id: string }) {
       fetched.push(typeof model === "string" ? model : model.id);
@@ -33,7 +33,7 @@ function service(memoryMb: number, models: string[]) {
     recordPeerProgress() {},
   };
   const transport = createMemoryNetwork().add("solo");
-  return { fetched, made: createNodeClusterService({ transport, engine: createFakeEngine(), memoryOf: () => memoryMb, store, models }) };
+  return { fetched, made: createNodeClusterService({ transport, engine: createFakeEngine(), memoryOf: () => memoryMb, runsOnMetal: () => opts.metal ?? false, store, models }) };
 }
 
 describe("the node's cluster service", () => {
@@ -48,19 +48,36 @@ describe("the node's cluster service", () => {
     expect(ids.filter((id) => id === small)).toHaveLength(1);
   });
 
+  /** The error code (or "ok") of planning `modelId` by asking for one token. */
+  async function planOutcome(svc: Awaited<ReturnType<typeof service>["made"]>, modelId: string): Promise<string> {
+    try {
+      for await (const _ of svc.generate({ modelId, prompt: "hi", sampling: { temperature: 0, topP: 1, topK: 0 }, maxTokens: 1, stop: [] }, new AbortController().signal)) break;
+      return "ok";
+    } catch (err) {
+      if (errorCode(err) === "E_MODEL_TOO_BIG") expect((err as Error).message).toContain("does not fit");
+      return errorCode(err);
+    }
+  }
+
   test("a local model bigger than the cluster's memory fails with E_MODEL_TOO_BIG before any file is fetched", async () => {
     const big = localModel("big", 8);
     const { made, fetched } = service(4, [big]);
     const svc = await made;
-    let code = "";
-    try {
-      for await (const _ of svc.generate({ modelId: big, prompt: "hi", sampling: { temperature: 0, topP: 1, topK: 0 }, maxTokens: 2, stop: [] }, new AbortController().signal)) break;
-    } catch (err) {
-      code = errorCode(err);
-      expect((err as Error).message).toContain("does not fit");
-    }
-    expect(code).toBe("E_MODEL_TOO_BIG");
+    expect(await planOutcome(svc, big)).toBe("E_MODEL_TOO_BIG");
     expect(fetched).toEqual([]);
     svc.close();
+  });
+
+  test("a 4-bit model that fits as stored is too big for a CPU node, which holds it as float32, but fits on Metal", async () => {
+    const q4 = localModel("q4", 8);
+    const cpu = service(40, [q4], { quantization: "4bit" });
+    const cpuSvc = await cpu.made;
+    expect(await planOutcome(cpuSvc, q4)).toBe("E_MODEL_TOO_BIG");
+    expect(cpu.fetched).toEqual([]);
+    cpuSvc.close();
+    const metal = service(40, [q4], { quantization: "4bit", metal: true });
+    const metalSvc = await metal.made;
+    expect(await planOutcome(metalSvc, q4)).not.toBe("E_MODEL_TOO_BIG");
+    metalSvc.close();
   });
 });
