@@ -21,7 +21,7 @@ import {
 
 const { values: args } = parseArgs({
   options: {
-    steps: { type: "string", default: "3000" },
+    steps: { type: "string", default: "4500" },
     out: { type: "string", default: "configs/default-model" },
     "eval-prompts": { type: "string", default: "150" },
     "log-every": { type: "string", default: "100" },

@@ -68,13 +68,14 @@ export function isHeldOut(prompt: string): boolean {
 
 const KINDS: readonly TaskKind[] = ["count", "reverse", "add"];
 
-/** An endless training stream: tasks (never held-out prompts) and a few greetings. */
+/** An endless training stream: tasks (never held-out prompts) and a few greetings. Addition, the slowest to learn, gets the most. */
 export function makeTrainingStream(seed: number): () => TaskExample {
   const rng = makeRng(seed);
   return () => {
     if (rng() < 0.03) return { kind: "greeting", prompt: GREETINGS[int(rng, 0, GREETINGS.length - 1)]!, answer: HELP_ANSWER };
     for (;;) {
-      const task = sampleTask(KINDS[int(rng, 0, KINDS.length - 1)]!, rng);
+      const r = rng();
+      const task = sampleTask(r < 0.3 ? "count" : r < 0.55 ? "reverse" : "add", rng);
       if (!isHeldOut(task.prompt)) return task;
     }
   };
