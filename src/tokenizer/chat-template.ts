@@ -24,7 +24,7 @@ export type RenderChat = (messages: readonly TemplateMessage[], options?: ChatTe
 /**
  * Compiles `source` (a jinja chat template) into a render function. `specialTokens` are the
  * `bos_token`, `eos_token`, ... strings templates refer to. `origin` names the file in errors.
- * @throws NodeError E_TOKENIZER when the template does not parse, or when rendering fails
+ * @throws NodeError E_TOKENIZER when the template does not parse; E_INVALID_REQUEST when rendering fails
  * (including the template's own raise_exception, e.g. roles that do not alternate).
  */
 export function compileChatTemplate(
@@ -52,7 +52,8 @@ export function compileChatTemplate(
       return template.render(context);
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
-      throw new NodeError("E_TOKENIZER", `chat template of ${origin} refused the conversation: ${reason}`, { cause });
+      // The template judged the conversation (roles out of order, tool message without tools): the client's fault.
+      throw new NodeError("E_INVALID_REQUEST", `chat template of ${origin} refused the conversation: ${reason}`, { cause });
     }
   };
 }

@@ -138,7 +138,7 @@ describe("model directories", () => {
     expect(t.applyChatTemplate([{ role: "user", content: "x" }])).not.toContain("Tools:");
   });
 
-  test("turns the template's raise_exception into E_TOKENIZER with its message", async () => {
+  test("turns the template's raise_exception into E_INVALID_REQUEST (an HTTP 400) with its message", async () => {
     const dir = dirWith({ "tokenizer_config.json": { chat_template: toolTemplate } });
     const t = await loadTokenizer(dir);
     const render = () => t.applyChatTemplate([{ role: "tool", content: "42" }]);
@@ -146,7 +146,7 @@ describe("model directories", () => {
     try {
       render();
     } catch (err) {
-      expect(isNodeError(err) && err.code).toBe("E_TOKENIZER");
+      expect(isNodeError(err) && err.code).toBe("E_INVALID_REQUEST");
     }
   });
 
@@ -184,7 +184,7 @@ describe("model directories", () => {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(isNodeError(err) && err.code).toBe("E_TOKENIZER");
+      expect(isNodeError(err) && err.code).toBe("E_INVALID_REQUEST");
       expect(String((err as Error).message)).toMatch(message);
     });
   }
