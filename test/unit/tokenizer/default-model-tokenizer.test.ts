@@ -43,14 +43,14 @@ describe("exo-tiny-chat tokenizer", () => {
     expect(ids.map((id) => d.push(id)).join("") + d.flush()).toBe("edcba");
   });
 
-  test("refuses a role it was not trained on with E_TOKENIZER", () => {
+  test("refuses a role it was not trained on with E_INVALID_REQUEST (the client's 400)", () => {
     let caught: unknown;
     try {
       tok.applyChatTemplate([{ role: "robot", content: "beep" }]);
     } catch (err) {
       caught = err;
     }
-    expect(isNodeError(caught) && caught.code).toBe("E_TOKENIZER");
+    expect(isNodeError(caught) && caught.code).toBe("E_INVALID_REQUEST");
     expect(String((caught as Error).message)).toContain("robot");
   });
 });

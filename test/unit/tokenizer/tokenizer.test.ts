@@ -184,7 +184,7 @@ describe("model directories", () => {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(isNodeError(err) && err.code).toBe("E_INVALID_REQUEST");
+      expect(isNodeError(err) && err.code).toBe("E_TOKENIZER");
       expect(String((err as Error).message)).toMatch(message);
     });
   }
