@@ -17,6 +17,9 @@ const BASE = {
   max_position_embeddings: 256,
 };
 
+/** A plain Llama (no rope scaling, untied head): the engine and runner tests' checkpoint. */
+export const PLAIN_LLAMA: Record<string, unknown> = { ...BASE, model_type: "llama", rope_theta: 10000, tie_word_embeddings: false };
+
 /** One config per architecture, each exercising that architecture's particular features. */
 export const TINY_CONFIGS: Record<string, Record<string, unknown>> = {
   llama: {

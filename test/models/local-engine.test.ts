@@ -9,19 +9,9 @@ import type { ShardSpec, StageInput, StageOutput } from "../../src/engine/types.
 import { isNodeError } from "../../src/errors.ts";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
 import { runEngineContract } from "../helpers/engine-contract.ts";
+import { PLAIN_LLAMA } from "../helpers/tiny-models.ts";
 
-const CONFIG = {
-  model_type: "llama",
-  hidden_size: 64,
-  num_hidden_layers: 4,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  intermediate_size: 128,
-  vocab_size: 128,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: false,
-};
+const CONFIG = PLAIN_LLAMA;
 
 runEngineContract("local MLX", async () => {
   const dir = mkdtempSync(join(tmpdir(), "exo-local-engine-"));

@@ -10,19 +10,9 @@ import { createRunnerEngine } from "../../src/engine/runner-client.ts";
 import type { SamplingParams, ShardEngine, ShardSpec } from "../../src/engine/types.ts";
 import { isNodeError } from "../../src/errors.ts";
 import { runEngineContract } from "../helpers/engine-contract.ts";
+import { PLAIN_LLAMA } from "../helpers/tiny-models.ts";
 
-const CONFIG = {
-  model_type: "llama",
-  hidden_size: 64,
-  num_hidden_layers: 4,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  intermediate_size: 128,
-  vocab_size: 128,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: false,
-};
+const CONFIG = PLAIN_LLAMA;
 const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0 };
 
 runEngineContract("runner(mlx)", async () => {
