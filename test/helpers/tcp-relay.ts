@@ -53,15 +53,15 @@ export function startTcpRelay(targetPort: number, targetHost = "127.0.0.1"): Tcp
             },
             data: (upstream, chunk) => pipeWrite(client, upstream.data.pending, chunk),
             drain: (upstream) => pipeWrite(upstream, client.data.pending),
-            close: () => client.end(),
-            connectError: () => client.end(),
+            close: () => void client.end(),
+            connectError: () => void client.end(),
           },
         }).catch(() => client.end());
       },
       // client → upstream bytes wait in the client's queue; upstream → client bytes in the upstream's queue
       data: (client, chunk) => pipeWrite(client.data.other, client.data.pending, chunk),
-      drain: (client) => client.data.other && pipeWrite(client, client.data.other.data.pending),
-      close: (client) => client.data.other?.end(),
+      drain: (client) => void (client.data.other && pipeWrite(client, client.data.other.data.pending)),
+      close: (client) => void client.data.other?.end(),
     },
   });
   return {
