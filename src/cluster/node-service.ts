@@ -3,6 +3,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ChatMessage, ModelInfo } from "../api/deps.ts";
+import { assertRunnable } from "../catalog/architectures.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
 import { bitsPerWeight, type Quantization } from "../catalog/quantization.ts";
 import { logger } from "../log.ts";
@@ -66,6 +67,8 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     listModels,
     resolveModel,
     planFor: (model) => {
+      const arch = resolved.get(model.id)?.arch;
+      if (arch) assertRunnable(model.id, arch);
       // Unknown size (a hub repo outside the catalog): split by memory alone.
       const size = resolved.get(model.id)?.sizeBytes ?? 0;
       return planModel({ modelId: model.id, nLayers: model.layers, weightBytes: size }, nodes(resolved.get(model.id)?.quantization ?? "fp32"));

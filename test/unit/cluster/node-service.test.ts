@@ -19,12 +19,12 @@ function localModel(name: string, mb: number): string {
   return modelDir;
 }
 
-function service(memoryMb: number, models: string[], opts: { quantization?: ShapedModel["quantization"]; metal?: boolean } = {}) {
+function service(memoryMb: number, models: string[], opts: { quantization?: ShapedModel["quantization"]; metal?: boolean; arch?: string } = {}) {
   const fetched: string[] = [];
   const store = {
     async resolveModel(ref: string): Promise<ShapedModel> {
       if (!ref.startsWith(dir)) throw new NodeError("E_MODEL_UNKNOWN", `unknown model ${ref}`);
-      return { id: ref, name: ref, layers: 4, quantization: opts.quantization ?? "fp32", source: { kind: "local", dir: ref } };
+      return { id: ref, name: ref, layers: 4, quantization: opts.quantization ?? "fp32", ...(opts.arch ? { arch: opts.arch } : {}), source: { kind: "local", dir: ref } };
     },
     async ensureShardFiles(model: string | { id: string }) {
       fetched.push(typeof model === "string" ? model : model.id);
@@ -79,5 +79,14 @@ describe("the node's cluster service", () => {
     const metalSvc = await metal.made;
     expect(await planOutcome(metalSvc, q4)).not.toBe("E_MODEL_TOO_BIG");
     metalSvc.close();
+  });
+
+  test("a model of an architecture this build cannot run fails with E_MODEL_UNSUPPORTED before any file is fetched", async () => {
+    const moe = localModel("moe", 1);
+    const { made, fetched } = service(1000, [moe], { arch: "deepseek_v3" });
+    const svc = await made;
+    expect(await planOutcome(svc, moe)).toBe("E_MODEL_UNSUPPORTED");
+    expect(fetched).toEqual([]);
+    svc.close();
   });
 });
