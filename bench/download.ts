@@ -41,7 +41,7 @@ try {
       }
     }
   } finally {
-    hub.stop();
+    await hub.stop();
   }
 
   const verifyOurs: number[] = [];
@@ -102,7 +102,7 @@ async function serve(files: string[]): Promise<never> {
   process.exit(0);
 }
 
-async function spawnServer(files: string[]): Promise<{ url: string; stop(): void }> {
+async function spawnServer(files: string[]): Promise<{ url: string; stop(): Promise<void> }> {
   const proc = Bun.spawn([process.execPath, import.meta.path, "--serve", JSON.stringify(files)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   const reader = proc.stdout.getReader();
   let text = "";
@@ -114,9 +114,11 @@ async function spawnServer(files: string[]): Promise<{ url: string; stop(): void
   const { url } = JSON.parse(text.trim()) as { url: string };
   return {
     url,
-    stop: () => {
+    // Closing stdin lets the server remove its temp repo; kill it only if it has not exited within 5 s.
+    stop: async () => {
       proc.stdin.end();
-      proc.kill();
+      const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(5000).then(() => false)]);
+      if (!exited) proc.kill();
     },
   };
 }

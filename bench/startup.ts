@@ -74,9 +74,10 @@ for (const v of variants) {
   const ready: number[] = [];
   const h = home();
   for (let i = 0; i < runs; i++) await stop(await start(v, h).then((s) => (ready.push(s.readyMs), s)));
-  const cold = await firstAnswer(v, home());
+  const coldHome = home();
+  const cold = await firstAnswer(v, coldHome);
   const warm = await firstAnswer(v, h);
-  rmSync(h, { recursive: true, force: true });
+  for (const dir of [h, coldHome]) rmSync(dir, { recursive: true, force: true });
   results[v.name] = { readyMedianMs: median(ready), readyMinMs: Math.min(...ready), coldAnswerMs: cold.answerMs, warmAnswerMs: warm.answerMs };
 }
 
