@@ -283,6 +283,32 @@ export function swiglu(gate: mx.array, up: mx.array): mx.array {
   return mx.multiply(mx.multiply(gate, mx.sigmoid(gate)), up);
 }
 
+/** What a stage owns besides its layers: the first embeds; the last norms and projects (a tied head is the embedding). */
+export interface StageEnds {
+  isFirst: boolean;
+  isLast: boolean;
+  embedTable?: Linear;
+  finalNorm?: mx.array;
+  head?: Linear;
+}
+
+/** Loads the embedding, final norm and head a stage owns. @throws E_WEIGHTS when one is missing. */
+export function loadStageEnds(args: ModelArgs, range: ShardRange, w: Weights): StageEnds {
+  const quant = args.quantization;
+  const isFirst = range.layerStart === 0;
+  const isLast = range.layerEnd === range.nLayers;
+  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", quant) : undefined;
+  const finalNorm = isLast ? need(w, "model.norm.weight") : undefined;
+  const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", quant)) : undefined;
+  return { isFirst, isLast, embedTable, finalNorm, head };
+}
+
+/** The last stage's logits for the last position: final norm, head, shaped [batch, vocab]. */
+export function headLogits(ends: StageEnds, h: mx.array, args: ModelArgs): mx.array {
+  const logits = linear(ends.head!, mx.fast.rmsNorm(lastPosition(h), ends.finalNorm!, args.rmsNormEps));
+  return logits.reshape(logits.shape[0]!, args.vocabSize);
+}
+
 /** The last position of [B,L,H] as [B,1,H]: logits are computed for it only. */
 export function lastPosition(h: mx.array): mx.array {
   const L = h.shape[1]!;

@@ -6,7 +6,8 @@ import {
   cachedAttention,
   embed,
   getLinear,
-  lastPosition,
+  headLogits,
+  loadStageEnds,
   linear,
   makeRope,
   mergeHeads,
@@ -45,8 +46,7 @@ interface Layer {
 /** Creates one stage of a Llama-family model from its weights. @throws E_WEIGHTS when a tensor is missing. */
 export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts: LlamaOptions = {}): ShardModel {
   const quant = args.quantization;
-  const isFirst = range.layerStart === 0;
-  const isLast = range.layerEnd === range.nLayers;
+  const ends = loadStageEnds(args, range, w);
   const layers: Layer[] = [];
   for (let i = range.layerStart; i < range.layerEnd; i++) {
     const p = `model.layers.${i}`;
@@ -68,9 +68,6 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
     if (opts.qkvBias) for (const n of ["q_proj", "k_proj", "v_proj"]) need(w, `${p}.self_attn.${n}.bias`);
     layers.push(layer);
   }
-  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", quant) : undefined;
-  const finalNorm = isLast ? need(w, "model.norm.weight") : undefined;
-  const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", quant)) : undefined;
   const rope = makeRope(args);
   const scale = 1 / Math.sqrt(args.headDim);
   const eps = args.rmsNormEps;
@@ -95,14 +92,12 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
     range,
     cacheSpec: { nLayers: layers.length, nKvHeads: args.numKeyValueHeads, headDim: args.headDim },
     forward(input, cache) {
-      let h = isFirst ? embed(embedTable!, input) : input;
+      let h = ends.isFirst ? embed(ends.embedTable!, input) : input;
       const mask = attentionMask(h.shape[1]!, cache.offset(0), undefined, h.dtype);
       layers.forEach((layer, i) => {
         h = block(layer, h, mask, cache, i);
       });
-      if (!isLast) return h;
-      const logits = linear(head!, mx.fast.rmsNorm(lastPosition(h), finalNorm!, eps));
-      return logits.reshape(logits.shape[0]!, args.vocabSize);
+      return ends.isLast ? headLogits(ends, h, args) : h;
     },
   };
 }

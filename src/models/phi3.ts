@@ -6,7 +6,8 @@ import {
   cachedAttention,
   embed,
   getLinear,
-  lastPosition,
+  headLogits,
+  loadStageEnds,
   linear,
   makeRope,
   mergeHeads,
@@ -32,8 +33,7 @@ interface Layer {
 /** Creates one stage of a Phi-3 model. @throws E_WEIGHTS when a tensor is missing. */
 export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): ShardModel {
   const quant = args.quantization;
-  const isFirst = range.layerStart === 0;
-  const isLast = range.layerEnd === range.nLayers;
+  const ends = loadStageEnds(args, range, w);
   const layers: Layer[] = [];
   for (let i = range.layerStart; i < range.layerEnd; i++) {
     const p = `model.layers.${i}`;
@@ -46,9 +46,6 @@ export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): Shar
       down: getLinear(w, `${p}.mlp.down_proj`, quant),
     });
   }
-  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", quant) : undefined;
-  const finalNorm = isLast ? need(w, "model.norm.weight") : undefined;
-  const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", quant)) : undefined;
   const rope = makeRope(args);
   const { numAttentionHeads: nH, numKeyValueHeads: nKv, headDim: D, intermediateSize: I, rmsNormEps: eps } = args;
   const scale = 1 / Math.sqrt(D);
@@ -59,7 +56,7 @@ export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): Shar
     range,
     cacheSpec: { nLayers: layers.length, nKvHeads: nKv, headDim: D },
     forward(input, cache) {
-      let h = isFirst ? embed(embedTable!, input) : input;
+      let h = ends.isFirst ? embed(ends.embedTable!, input) : input;
       const mask = attentionMask(h.shape[1]!, cache.offset(0), undefined, h.dtype);
       layers.forEach((layer, idx) => {
         const qkv = linear(layer.qkv, mx.fast.rmsNorm(h, layer.inputNorm, eps));
@@ -71,9 +68,7 @@ export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): Shar
         const gu = linear(layer.gateUp, mx.fast.rmsNorm(h, layer.postNorm, eps));
         h = mx.add(h, linear(layer.down, swiglu(gu.index("...", S(0, I)), gu.index("...", S(I, 2 * I)))));
       });
-      if (!isLast) return h;
-      const logits = linear(head!, mx.fast.rmsNorm(lastPosition(h), finalNorm!, eps));
-      return logits.reshape(logits.shape[0]!, args.vocabSize);
+      return ends.isLast ? headLogits(ends, h, args) : h;
     },
   };
 }
