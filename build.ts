@@ -37,8 +37,11 @@ export async function buildExecutable(opts: BuildOptions): Promise<BuildResult> 
   const mlxDir = join(root, "node_modules/@frost-beta/mlx/build/Release");
   const addon = join(mlxDir, "mlx.node");
   // The installed addon is the build machine's; it goes in only when it matches the target.
-  const mlxEmbedded = opts.embedMlx !== false && existsSync(addon) && nativeFormat(readFileSync(addon).subarray(0, 20)) === platform;
-  const mlxAssets = mlxEmbedded ? ["mlx.node", "mlx.metallib"].map((f) => join(mlxDir, f)).filter((f) => existsSync(f)) : [];
+  const mlxEmbedded =
+    opts.embedMlx !== false && existsSync(addon) && nativeFormat(readFileSync(addon).subarray(0, 20)) === platform;
+  const mlxAssets = mlxEmbedded
+    ? ["mlx.node", "mlx.metallib"].map((f) => join(mlxDir, f)).filter((f) => existsSync(f))
+    : [];
   const modelDir = join(root, "configs/default-model");
   const assets = [...mlxAssets, ...(existsSync(modelDir) ? [modelDir] : [])];
   const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
@@ -59,7 +62,8 @@ export async function buildExecutable(opts: BuildOptions): Promise<BuildResult> 
       assets,
     },
   });
-  if (!result.success) throw new AggregateError(result.logs, `bun build failed for ${opts.target}:\n${result.logs.join("\n")}`);
+  if (!result.success)
+    throw new AggregateError(result.logs, `bun build failed for ${opts.target}:\n${result.logs.join("\n")}`);
   // The source map is embedded in the executable (stack traces name src/ files); the side .map file is redundant.
   for (const out of result.outputs) if (out.path.endsWith(".map")) rmSync(out.path, { force: true });
   return { outfile: opts.outfile, sizeBytes: statSync(opts.outfile).size, platform, mlxEmbedded, buildId, version };
@@ -92,9 +96,12 @@ function mlxLoaderPlugin(loaderModule: string): BunPlugin {
       build.onLoad({ filter: /[\\/]@frost-beta[\\/]mlx[\\/]lib[\\/]index\.js$/ }, async (args) => {
         const source = await Bun.file(args.path).text();
         const addonRequire = "require(__dirname + '/../build/Release/mlx.node')";
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal source text node-mlx ships
         const lazyRequire = "require(`../dist/${name}`)";
         if (!source.includes(addonRequire) || !source.includes(lazyRequire)) {
-          throw new Error(`${args.path}: unexpected @frost-beta/mlx loader (not 0.0.7?); update build.ts's mlxLoaderPlugin`);
+          throw new Error(
+            `${args.path}: unexpected @frost-beta/mlx loader (not 0.0.7?); update build.ts's mlxLoaderPlugin`,
+          );
         }
         const contents = source
           .replace(addonRequire, `require(${JSON.stringify(loaderModule)}).loadEmbeddedMlx()`)
@@ -129,7 +136,8 @@ function parseTarget(value: string): BuildTarget {
 function smokeTest(outfile: string, version: string): void {
   const run = Bun.spawnSync([resolve(outfile), "--version"], { cwd: tmpdir(), stderr: "pipe" });
   const said = run.stdout.toString().trim();
-  if (run.exitCode !== 0 || said !== version) throw new Error(`${outfile} --version printed "${said}" (exit ${run.exitCode}): ${run.stderr}`);
+  if (run.exitCode !== 0 || said !== version)
+    throw new Error(`${outfile} --version printed "${said}" (exit ${run.exitCode}): ${run.stderr}`);
 }
 
 function parseArgs(argv: string[]): { targets: BuildTarget[]; outdir: string } {
@@ -140,7 +148,10 @@ function parseArgs(argv: string[]): { targets: BuildTarget[]; outdir: string } {
     const value = inline ?? argv[++i];
     if (flag === "--target" && value) targets = value.split(",").map(parseTarget);
     else if (flag === "--outdir" && value) outdir = value;
-    else throw new Error(`unknown or incomplete option ${argv[i]}; use --target host,bun-darwin-arm64,bun-linux-x64 --outdir dist`);
+    else
+      throw new Error(
+        `unknown or incomplete option ${argv[i]}; use --target host,bun-darwin-arm64,bun-linux-x64 --outdir dist`,
+      );
   }
   return { targets, outdir };
 }
@@ -153,7 +164,9 @@ if (import.meta.main) {
     const r = await buildExecutable({ target, outfile });
     const mb = (r.sizeBytes / 2 ** 20).toFixed(1);
     if (r.platform === `${process.platform}-${process.arch}`) smokeTest(outfile, r.version);
-    const mlx = r.mlxEmbedded ? "MLX addon embedded" : "NO MLX addon for this platform (models cannot run; build on that machine)";
+    const mlx = r.mlxEmbedded
+      ? "MLX addon embedded"
+      : "NO MLX addon for this platform (models cannot run; build on that machine)";
     console.log(`${outfile}  ${r.platform}  ${mb} MiB  ${Math.round(performance.now() - started)} ms  ${mlx}`);
   }
 }

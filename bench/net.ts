@@ -38,7 +38,14 @@ function makeNode(id: string): N {
   });
   const server = listenTcp("127.0.0.1", 0, (s) => pool.accept(s));
   port = server.port;
-  const topo = createTopologyService({ pool, capabilities, configuredCapabilities: () => undefined, maxDepth: 4, timeoutMs: 5000, refreshIntervalMs: 3_600_000 });
+  const topo = createTopologyService({
+    pool,
+    capabilities,
+    configuredCapabilities: () => undefined,
+    maxDepth: 4,
+    timeoutMs: 5000,
+    refreshIntervalMs: 3_600_000,
+  });
   return { pool, server, topo, addr: { nodeId: id, address: "127.0.0.1", port } };
 }
 
@@ -82,11 +89,22 @@ async function mesh(n: number): Promise<N[]> {
 }
 const close = (nodes: N[]) => nodes.forEach((x) => (x.topo.stop(), x.pool.stop(), x.server.stop()));
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 0.5);
+const median = (xs: number[]) =>
+  pct(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
 
 /** Raw Bun TCP pair: an echo or sink server and a client, with drain-aware writes. */
-async function rawPair(onServerData: (s: Socket<undefined>, d: Uint8Array) => void, onClientData: (d: Uint8Array) => void) {
-  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: onServerData, open: (s) => void s.setNoDelay(true) } });
+async function rawPair(
+  onServerData: (s: Socket<undefined>, d: Uint8Array) => void,
+  onClientData: (d: Uint8Array) => void,
+) {
+  const server = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data: onServerData, open: (s) => void s.setNoDelay(true) },
+  });
   const drained: (() => void)[] = [];
   const client = await Bun.connect({
     hostname: "127.0.0.1",
@@ -115,7 +133,10 @@ for (let i = 0; i < healthRounds; i++) {
   health.push(performance.now() - t0);
 }
 let pong: (() => void) | undefined;
-const ping = await rawPair((s, d) => void s.write(d), () => pong?.());
+const ping = await rawPair(
+  (s, d) => void s.write(d),
+  () => pong?.(),
+);
 const raw: number[] = [];
 for (let i = 0; i < healthRounds + 200; i++) {
   const t0 = performance.now();
@@ -127,7 +148,11 @@ health.sort((x, y) => x - y);
 raw.sort((x, y) => x - y);
 
 // 2. 16 MiB frames through a link vs the same bytes through a raw socket, both to a child process
-const child = Bun.spawn([process.execPath, import.meta.path, "--sink"], { stdout: "pipe", stderr: "inherit", env: { ...process.env, EXO_LOG_LEVEL: "1" } });
+const child = Bun.spawn([process.execPath, import.meta.path, "--sink"], {
+  stdout: "pipe",
+  stderr: "inherit",
+  env: { ...process.env, EXO_LOG_LEVEL: "1" },
+});
 const reader = child.stdout.getReader();
 const sinkPorts = JSON.parse(new TextDecoder().decode((await reader.read()).value)) as { port: number; raw: number };
 a!.pool.setPeers([b!.addr, { nodeId: "sink", address: "127.0.0.1", port: sinkPorts.port }]);
@@ -138,7 +163,8 @@ const rawRuns: number[] = [];
 let sent = 0;
 for (let run = 0; run < 5; run++) {
   const t0 = performance.now();
-  for (let i = 0; i < tensorFrames; i++) await a!.pool.send("sink", "TENSOR", { dtype: "uint8", shape: [tensor.length], request_id: "r" }, tensor);
+  for (let i = 0; i < tensorFrames; i++)
+    await a!.pool.send("sink", "TENSOR", { dtype: "uint8", shape: [tensor.length], request_id: "r" }, tensor);
   sent += tensorFrames;
   const count = await a!.pool.request("sink", "PROMPT"); // answered after every frame before it was decoded and handled
   if (count.fields.frames !== sent) throw new Error(`sink saw ${String(count.fields.frames)} frames, sent ${sent}`);
@@ -147,7 +173,11 @@ for (let run = 0; run < 5; run++) {
   const total = tensorFrames * tensor.length;
   const ack = Promise.withResolvers<void>();
   const drained: (() => void)[] = [];
-  const sock = await Bun.connect({ hostname: "127.0.0.1", port: sinkPorts.raw, socket: { data: () => ack.resolve(), drain: () => drained.splice(0).forEach((f) => f()) } });
+  const sock = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: sinkPorts.raw,
+    socket: { data: () => ack.resolve(), drain: () => drained.splice(0).forEach((f) => f()) },
+  });
   sock.setNoDelay(true);
   const writeAll = async (buf: Uint8Array) => {
     for (let off = 0; off < buf.length; ) {
@@ -192,7 +222,8 @@ for (let i = 0; i < 50; i++) {
   const t0 = performance.now();
   const t = await eight[0]!.topo.refresh();
   topo8.push(performance.now() - t0);
-  if (t.nodes.size !== 8 || t.links.length !== 56) throw new Error(`8-node topology incomplete: ${t.nodes.size} nodes, ${t.links.length} links`);
+  if (t.nodes.size !== 8 || t.links.length !== 56)
+    throw new Error(`8-node topology incomplete: ${t.nodes.size} nodes, ${t.links.length} links`);
 }
 close(eight);
 

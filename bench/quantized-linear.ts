@@ -53,6 +53,11 @@ const loadMs = performance.now() - t1;
 
 console.log(`linear ${IN}->${OUT}, median of ${RUNS} runs`);
 console.log("rows | path                      | ms      | x f32");
-for (const r of rows) console.log(`${String(r.rows).padStart(4)} | ${String(r.path).padEnd(25)} | ${Number(r.ms).toFixed(2).padStart(7)} | ${Number(r.ratio).toFixed(2)}`);
-console.log(`one-time dequantize of the q4 matrix at load: ${loadMs.toFixed(1)} ms (quantize took ${(t1 - t0).toFixed(1)} ms)`);
+for (const r of rows)
+  console.log(
+    `${String(r.rows).padStart(4)} | ${String(r.path).padEnd(25)} | ${Number(r.ms).toFixed(2).padStart(7)} | ${Number(r.ratio).toFixed(2)}`,
+  );
+console.log(
+  `one-time dequantize of the q4 matrix at load: ${loadMs.toFixed(1)} ms (quantize took ${(t1 - t0).toFixed(1)} ms)`,
+);
 console.log(JSON.stringify({ bench: "quantized-linear", rows, dequantizeAtLoadMs: loadMs }));

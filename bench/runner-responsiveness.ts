@@ -59,10 +59,13 @@ async function main(decodeTokens: number, promptTokens: number): Promise<void> {
       const engine: ShardEngine = make();
       await engine.load(shard);
       await generate(engine, "warm", prompt.slice(0, 8), 2);
-      const prober = Bun.spawn([process.execPath, import.meta.path, "--probe", `http://127.0.0.1:${server.port}/healthcheck`], {
-        stdin: "pipe",
-        stdout: "pipe",
-      });
+      const prober = Bun.spawn(
+        [process.execPath, import.meta.path, "--probe", `http://127.0.0.1:${server.port}/healthcheck`],
+        {
+          stdin: "pipe",
+          stdout: "pipe",
+        },
+      );
       const t0 = performance.now();
       const tokens = await generate(engine, "bench", prompt, decodeTokens + 1);
       const seconds = (performance.now() - t0) / 1000;
@@ -70,16 +73,36 @@ async function main(decodeTokens: number, promptTokens: number): Promise<void> {
       const latencies = (JSON.parse(await new Response(prober.stdout).text()) as number[]).sort((a, b) => a - b);
       await engine.close();
       const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-      rows.push({ name, probes: latencies.length, p50: q(0.5), p99: q(0.99), max: latencies[latencies.length - 1]!, tokPerS: tokens.length / seconds, tokens });
+      rows.push({
+        name,
+        probes: latencies.length,
+        p50: q(0.5),
+        p99: q(0.99),
+        max: latencies[latencies.length - 1]!,
+        tokPerS: tokens.length / seconds,
+        tokens,
+      });
     }
     const same = JSON.stringify(rows[0]!.tokens) === JSON.stringify(rows[1]!.tokens);
     console.log("engine        probes   p50 ms   p99 ms    max ms   tok/s (prefill+decode)");
     for (const r of rows) {
-      console.log(`${r.name.padEnd(12)} ${String(r.probes).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${r.max.toFixed(1).padStart(9)} ${r.tokPerS.toFixed(2).padStart(8)}`);
+      console.log(
+        `${r.name.padEnd(12)} ${String(r.probes).padStart(7)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${r.max.toFixed(1).padStart(9)} ${r.tokPerS.toFixed(2).padStart(8)}`,
+      );
     }
     const [a, b] = rows;
-    console.log(`p99 in-process/runner: ${(a!.p99 / b!.p99).toFixed(1)}x; runner tok/s / in-process tok/s: ${(b!.tokPerS / a!.tokPerS).toFixed(3)}; same tokens: ${same}`);
-    console.log(JSON.stringify({ bench: "runner-responsiveness", promptTokens, decodeTokens, rows: rows.map(({ tokens, ...r }) => r), sameTokens: same }));
+    console.log(
+      `p99 in-process/runner: ${(a!.p99 / b!.p99).toFixed(1)}x; runner tok/s / in-process tok/s: ${(b!.tokPerS / a!.tokPerS).toFixed(3)}; same tokens: ${same}`,
+    );
+    console.log(
+      JSON.stringify({
+        bench: "runner-responsiveness",
+        promptTokens,
+        decodeTokens,
+        rows: rows.map(({ tokens, ...r }) => r),
+        sameTokens: same,
+      }),
+    );
   } finally {
     server.stop(true);
     rmSync(dir, { recursive: true, force: true });

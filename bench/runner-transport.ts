@@ -10,7 +10,11 @@ import { createRunnerEngine } from "../src/engine/runner-client.ts";
 import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
 import type { Message } from "../src/protocol/types.ts";
 
-const SHAPES = [[1, 1, 2048], [1, 128, 2048], [1, 512, 8192]];
+const SHAPES = [
+  [1, 1, 2048],
+  [1, 128, 2048],
+  [1, 512, 8192],
+];
 const TMP = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
 
 if (process.argv[2] === "--child") await child();
@@ -36,7 +40,11 @@ async function child(): Promise<void> {
 }
 
 async function parent(rounds: number): Promise<void> {
-  const proc = Bun.spawn([process.execPath, import.meta.path, "--child"], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const proc = Bun.spawn([process.execPath, import.meta.path, "--child"], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+  });
   const waiting = new Map<number, (m: Message) => void>();
   void (async () => {
     const decoder = new FrameDecoder();
@@ -69,16 +77,26 @@ async function parent(rounds: number): Promise<void> {
     };
     const pipeMs = await median(pipe, rounds);
     const fileMs = await median(file, rounds);
-    rows.push({ shape: `[${shape.join(",")}]`, mb: bytes.byteLength / 2 ** 20, pipeMs, fileMs, ratio: pipeMs / fileMs });
+    rows.push({
+      shape: `[${shape.join(",")}]`,
+      mb: bytes.byteLength / 2 ** 20,
+      pipeMs,
+      fileMs,
+      ratio: pipeMs / fileMs,
+    });
   }
   proc.stdin.end();
   await proc.exited;
   const steps = await stepOverhead(rounds * 10);
   console.log("shape            MiB     pipe ms   tmpfs ms   pipe/tmpfs");
   for (const r of rows) {
-    console.log(`${r.shape.padEnd(16)} ${r.mb.toFixed(3).padStart(7)} ${r.pipeMs.toFixed(3).padStart(9)} ${r.fileMs.toFixed(3).padStart(10)} ${r.ratio.toFixed(2).padStart(11)}`);
+    console.log(
+      `${r.shape.padEnd(16)} ${r.mb.toFixed(3).padStart(7)} ${r.pipeMs.toFixed(3).padStart(9)} ${r.fileMs.toFixed(3).padStart(10)} ${r.ratio.toFixed(2).padStart(11)}`,
+    );
   }
-  console.log(`decode step [1,1,2048] through a fake middle stage: in-process ${steps.inProcessMs.toFixed(3)} ms, runner ${steps.runnerMs.toFixed(3)} ms (+${(steps.runnerMs - steps.inProcessMs).toFixed(3)} ms per step)`);
+  console.log(
+    `decode step [1,1,2048] through a fake middle stage: in-process ${steps.inProcessMs.toFixed(3)} ms, runner ${steps.runnerMs.toFixed(3)} ms (+${(steps.runnerMs - steps.inProcessMs).toFixed(3)} ms per step)`,
+  );
   console.log(JSON.stringify({ bench: "runner-transport", rounds, tmp: TMP, rows, steps }));
 }
 
@@ -87,10 +105,16 @@ async function stepOverhead(rounds: number): Promise<{ inProcessMs: number; runn
   const shard = { modelId: "fake", modelDir: "/nonexistent", layerStart: 1, layerEnd: 2, nLayers: 3 };
   const values = new Float32Array(2048);
   values[1] = 1;
-  const input = { kind: "hidden" as const, tensor: { dtype: "float32" as const, shape: [1, 1, 2048], bytes: new Uint8Array(values.buffer) } };
+  const input = {
+    kind: "hidden" as const,
+    tensor: { dtype: "float32" as const, shape: [1, 1, 2048], bytes: new Uint8Array(values.buffer) },
+  };
   const sampling = { temperature: 0, topP: 1, topK: 0 };
   const result: Record<string, number> = {};
-  for (const [name, engine] of [["inProcessMs", createFakeEngine({ hiddenSize: 2048 })], ["runnerMs", createRunnerEngine({ engine: "fake", fake: { hiddenSize: 2048 } })]] as const) {
+  for (const [name, engine] of [
+    ["inProcessMs", createFakeEngine({ hiddenSize: 2048 })],
+    ["runnerMs", createRunnerEngine({ engine: "fake", fake: { hiddenSize: 2048 } })],
+  ] as const) {
     await engine.load(shard);
     let n = 0;
     result[name] = await median(async () => void (await engine.step(`r${n++ % 4}`, input, sampling)), rounds);

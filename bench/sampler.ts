@@ -22,23 +22,24 @@ const modes: Record<string, SamplingParams> = {
 
 const results: { mode: string; medianMs: number; ratio: number }[] = [];
 for (const [dist, logits] of Object.entries(dists))
-for (const [name, params] of Object.entries(modes)) {
-  const mode = `${dist}: ${name}`;
-  const sample = makeSampler(params);
-  const times: number[] = [];
-  for (let i = 0; i < RUNS + 3; i++) {
-    const t0 = performance.now();
-    sample(logits);
-    if (i >= 3) times.push(performance.now() - t0);
-    if (i % 4 === 0) {
-      Bun.gc(true);
-      await new Promise((r) => setImmediate(r));
+  for (const [name, params] of Object.entries(modes)) {
+    const mode = `${dist}: ${name}`;
+    const sample = makeSampler(params);
+    const times: number[] = [];
+    for (let i = 0; i < RUNS + 3; i++) {
+      const t0 = performance.now();
+      sample(logits);
+      if (i >= 3) times.push(performance.now() - t0);
+      if (i % 4 === 0) {
+        Bun.gc(true);
+        await new Promise((r) => setImmediate(r));
+      }
     }
+    times.sort((a, b) => a - b);
+    results.push({ mode, medianMs: times[Math.floor(times.length / 2)]!, ratio: 0 });
   }
-  times.sort((a, b) => a - b);
-  results.push({ mode, medianMs: times[Math.floor(times.length / 2)]!, ratio: 0 });
-}
 for (const r of results) r.ratio = r.medianMs / results[0]!.medianMs;
 console.log(`sampling one token from ${V} logits, median of ${RUNS}`);
-for (const r of results) console.log(`${r.mode.padEnd(40)} ${r.medianMs.toFixed(2).padStart(7)} ms  x${r.ratio.toFixed(1)}`);
+for (const r of results)
+  console.log(`${r.mode.padEnd(40)} ${r.medianMs.toFixed(2).padStart(7)} ms  x${r.ratio.toFixed(1)}`);
 console.log(JSON.stringify({ bench: "sampler", vocab: V, results }));

@@ -56,7 +56,12 @@ async function firstAnswer(v: Variant, home: string): Promise<{ readyMs: number;
     const res = await fetch(`http://127.0.0.1:${s.apiPort}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "exo-tiny-chat", messages: [{ role: "user", content: "count from 3 to 9" }], max_tokens: 16, temperature: 0 }),
+      body: JSON.stringify({
+        model: "exo-tiny-chat",
+        messages: [{ role: "user", content: "count from 3 to 9" }],
+        max_tokens: 16,
+        temperature: 0,
+      }),
     });
     if (!res.ok) throw new Error(`${v.name}: ${res.status} ${await res.text()}`);
     await res.json();
@@ -78,18 +83,32 @@ for (const v of variants) {
   const cold = await firstAnswer(v, coldHome);
   const warm = await firstAnswer(v, h);
   for (const dir of [h, coldHome]) rmSync(dir, { recursive: true, force: true });
-  results[v.name] = { readyMedianMs: median(ready), readyMinMs: Math.min(...ready), coldAnswerMs: cold.answerMs, warmAnswerMs: warm.answerMs };
+  results[v.name] = {
+    readyMedianMs: median(ready),
+    readyMinMs: Math.min(...ready),
+    coldAnswerMs: cold.answerMs,
+    warmAnswerMs: warm.answerMs,
+  };
 }
 
 const b = results.binary!;
 const s = results.sources!;
 const row = (label: string, key: string) =>
-  console.log(`${label.padEnd(34)} ${b[key]!.toFixed(0).padStart(8)} ${s[key]!.toFixed(0).padStart(8)} ${(b[key]! / s[key]!).toFixed(2).padStart(7)}`);
+  console.log(
+    `${label.padEnd(34)} ${b[key]!.toFixed(0).padStart(8)} ${s[key]!.toFixed(0).padStart(8)} ${(b[key]! / s[key]!).toFixed(2).padStart(7)}`,
+  );
 console.log(`binary ${binary}: ${(statSync(binary).size / 2 ** 20).toFixed(1)} MiB`);
 console.log(`${"ms".padEnd(34)} ${"binary".padStart(8)} ${"sources".padStart(8)} ${"ratio".padStart(7)}`);
 row(`start → ready, median of ${runs}`, "readyMedianMs");
 row("start → ready, fastest", "readyMinMs");
 row("start → first answer, fresh home", "coldAnswerMs");
 row("start → first answer, warm home", "warmAnswerMs");
-console.log(JSON.stringify({ bench: "startup", runs, sizeBytes: statSync(binary).size, ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v])) }));
+console.log(
+  JSON.stringify({
+    bench: "startup",
+    runs,
+    sizeBytes: statSync(binary).size,
+    ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v])),
+  }),
+);
 process.exit(0);

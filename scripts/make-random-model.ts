@@ -14,7 +14,12 @@ const PRESETS: Record<string, Record<string, number | boolean>> = {
   "100m": { hidden: 512, layers: 8, heads: 8, "kv-heads": 4, intermediate: 1536, vocab: 128256, tie: true },
   "1b": { hidden: 2048, layers: 16, heads: 32, "kv-heads": 8, intermediate: 8192, vocab: 128256, tie: true },
 };
-const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
+const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "generation_config.json",
+];
 
 const { values: opt } = parseArgs({
   options: {
@@ -36,8 +41,12 @@ const { values: opt } = parseArgs({
 });
 
 if (!opt.out) {
-  console.error("usage: bun scripts/make-random-model.ts --out DIR [--preset tiny|100m|1b] [--hidden N --layers N --heads N");
-  console.error("         --kv-heads N --intermediate N --vocab N --tie] [--seed N] [--dtype float32|bfloat16|float16]");
+  console.error(
+    "usage: bun scripts/make-random-model.ts --out DIR [--preset tiny|100m|1b] [--hidden N --layers N --heads N",
+  );
+  console.error(
+    "         --kv-heads N --intermediate N --vocab N --tie] [--seed N] [--dtype float32|bfloat16|float16]",
+  );
   console.error("         [--bits 3|4|6|8 --group-size 64] [--tokenizer-from DIR]");
   process.exit(2);
 }
@@ -47,11 +56,15 @@ if (!preset) {
   process.exit(2);
 }
 const size = (key: string) => Number((opt as Record<string, unknown>)[key] ?? preset[key]);
-const tokenizerDir = opt["tokenizer-from"] ?? (existsSync("configs/default-model/tokenizer.json") ? "configs/default-model" : undefined);
+const tokenizerDir =
+  opt["tokenizer-from"] ?? (existsSync("configs/default-model/tokenizer.json") ? "configs/default-model" : undefined);
 /** Ids a tokenizer.json can produce or decode: the model's vocabulary must cover them and should not exceed them. */
 function tokenizerVocabSize(dir: string | undefined): number | undefined {
   if (!dir || !existsSync(join(dir, "tokenizer.json"))) return undefined;
-  const t = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")) as { model?: { vocab?: Record<string, number> }; added_tokens?: { id: number }[] };
+  const t = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")) as {
+    model?: { vocab?: Record<string, number> };
+    added_tokens?: { id: number }[];
+  };
   const ids = [...Object.values(t.model?.vocab ?? {}), ...(t.added_tokens ?? []).map((a) => a.id)];
   return ids.length ? Math.max(...ids) + 1 : undefined;
 }
@@ -60,7 +73,9 @@ function specialIds(dir: string | undefined, vocab: number): Record<string, unkn
   const cfgPath = dir ? join(dir, "config.json") : "";
   if (cfgPath && existsSync(cfgPath)) {
     const c = JSON.parse(readFileSync(cfgPath, "utf8")) as Record<string, unknown>;
-    return Object.fromEntries(["bos_token_id", "eos_token_id", "pad_token_id"].filter((k) => k in c).map((k) => [k, c[k]]));
+    return Object.fromEntries(
+      ["bos_token_id", "eos_token_id", "pad_token_id"].filter((k) => k in c).map((k) => [k, c[k]]),
+    );
   }
   return vocab >= 128256 ? { bos_token_id: 128000, eos_token_id: [128001, 128008, 128009] } : {};
 }
@@ -80,7 +95,13 @@ const config = {
   head_dim: size("hidden") / size("heads"),
   rms_norm_eps: 1e-5,
   rope_theta: 500000,
-  rope_scaling: { rope_type: "llama3", factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  rope_scaling: {
+    rope_type: "llama3",
+    factor: 32,
+    low_freq_factor: 1,
+    high_freq_factor: 4,
+    original_max_position_embeddings: 8192,
+  },
   max_position_embeddings: 131072,
   tie_word_embeddings: tie,
   ...specialIds(tokenizerDir, vocabSize),

@@ -92,7 +92,9 @@ async function train(): Promise<Params> {
     if ((step + 1) % LOG_EVERY === 0) {
       const seconds = (performance.now() - started) / 1000;
       const lr = learningRate(step).toExponential(2);
-      console.log(`step ${step + 1}/${STEPS} loss ${(lossSum / LOG_EVERY).toFixed(4)} lr ${lr} ${seconds.toFixed(0)} s`);
+      console.log(
+        `step ${step + 1}/${STEPS} loss ${(lossSum / LOG_EVERY).toFixed(4)} lr ${lr} ${seconds.toFixed(0)} s`,
+      );
       lossSum = 0;
     }
     if (EVAL_EVERY > 0 && (step + 1) % EVAL_EVERY === 0) {

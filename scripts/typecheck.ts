@@ -9,5 +9,7 @@ await proc.exited;
 const blocks = output.split(/\n(?=\S)/).filter((block) => /error TS\d+/.test(block));
 const ours = blocks.filter((block) => !block.startsWith("node_modules/"));
 if (ours.length > 0) console.log(ours.join("\n"));
-console.log(`typecheck: ${ours.length} error(s) in the project, ${blocks.length - ours.length} ignored in node_modules`);
+console.log(
+  `typecheck: ${ours.length} error(s) in the project, ${blocks.length - ours.length} ignored in node_modules`,
+);
 process.exit(ours.length > 0 ? 1 : 0);

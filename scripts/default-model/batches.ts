@@ -40,42 +40,52 @@ export function encodeConversation(tokenizer: Tokenizer, chat: Conversation): { 
 }
 
 /** Returns a function that packs conversations from `next` into `rows` rows of `rowLength` tokens, filling gaps from a small pool. */
-export function makeBatcher(tokenizer: Tokenizer, next: () => Conversation, rows: number, rowLength: number): () => Batch {
+export function makeBatcher(
+  tokenizer: Tokenizer,
+  next: () => Conversation,
+  rows: number,
+  rowLength: number,
+): () => Batch {
   const pool: { ids: number[]; isAnswer: boolean[] }[] = [];
   return () => {
-  const batch: Batch = { tokens: [], targets: [], weights: [], segments: [] };
-  for (let r = 0; r < rows; r++) {
-    const row = { tokens: [] as number[], targets: [] as number[], weights: [] as number[], segments: [] as number[] };
-    for (let seg = 0; ; seg++) {
-      while (pool.length < POOL_SIZE) {
-        const { ids, isAnswer } = encodeConversation(tokenizer, next());
-        // A long chat is cut to one row; its first turns still teach.
-        pool.push({ ids: ids.slice(0, rowLength), isAnswer: isAnswer.slice(0, rowLength) });
+    const batch: Batch = { tokens: [], targets: [], weights: [], segments: [] };
+    for (let r = 0; r < rows; r++) {
+      const row = {
+        tokens: [] as number[],
+        targets: [] as number[],
+        weights: [] as number[],
+        segments: [] as number[],
+      };
+      for (let seg = 0; ; seg++) {
+        while (pool.length < POOL_SIZE) {
+          const { ids, isAnswer } = encodeConversation(tokenizer, next());
+          // A long chat is cut to one row; its first turns still teach.
+          pool.push({ ids: ids.slice(0, rowLength), isAnswer: isAnswer.slice(0, rowLength) });
+        }
+        const room = rowLength - row.tokens.length;
+        const pick = pool.findIndex((c) => c.ids.length <= room);
+        if (pick < 0) break;
+        const { ids, isAnswer } = pool.splice(pick, 1)[0]!;
+        for (let i = 0; i < ids.length; i++) {
+          const target = i + 1 < ids.length ? ids[i + 1]! : PAD_ID;
+          const weight = isAnswer[i + 1] === true ? (target === EOS_ID || target === SPACE_ID ? STOP_WEIGHT : 1) : 0;
+          row.tokens.push(ids[i]!);
+          row.targets.push(target);
+          row.weights.push(weight);
+          row.segments.push(seg);
+        }
       }
-      const room = rowLength - row.tokens.length;
-      const pick = pool.findIndex((c) => c.ids.length <= room);
-      if (pick < 0) break;
-      const { ids, isAnswer } = pool.splice(pick, 1)[0]!;
-      for (let i = 0; i < ids.length; i++) {
-        const target = i + 1 < ids.length ? ids[i + 1]! : PAD_ID;
-        const weight = isAnswer[i + 1] === true ? (target === EOS_ID || target === SPACE_ID ? STOP_WEIGHT : 1) : 0;
-        row.tokens.push(ids[i]!);
-        row.targets.push(target);
-        row.weights.push(weight);
-        row.segments.push(seg);
+      while (row.tokens.length < rowLength) {
+        row.tokens.push(PAD_ID);
+        row.targets.push(PAD_ID);
+        row.weights.push(0);
+        row.segments.push(-1);
       }
+      batch.tokens.push(row.tokens);
+      batch.targets.push(row.targets);
+      batch.weights.push(row.weights);
+      batch.segments.push(row.segments);
     }
-    while (row.tokens.length < rowLength) {
-      row.tokens.push(PAD_ID);
-      row.targets.push(PAD_ID);
-      row.weights.push(0);
-      row.segments.push(-1);
-    }
-    batch.tokens.push(row.tokens);
-    batch.targets.push(row.targets);
-    batch.weights.push(row.weights);
-    batch.segments.push(row.segments);
-  }
-  return batch;
-};
+    return batch;
+  };
 }

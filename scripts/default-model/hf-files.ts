@@ -4,7 +4,15 @@
 
 export const MODEL_ID = "exo-tiny-chat";
 
-export const SPECIAL_TOKENS = ["<|begin|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|pad|>"];
+export const SPECIAL_TOKENS = [
+  "<|begin|>",
+  "<|end|>",
+  "<|system|>",
+  "<|user|>",
+  "<|assistant|>",
+  "<|tool|>",
+  "<|pad|>",
+];
 export const BOS_ID = 256;
 export const EOS_ID = 257;
 export const PAD_ID = 262;

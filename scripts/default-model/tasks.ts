@@ -72,7 +72,8 @@ const KINDS: readonly TaskKind[] = ["count", "reverse", "add"];
 export function makeTrainingStream(seed: number): () => TaskExample {
   const rng = makeRng(seed);
   return () => {
-    if (rng() < 0.03) return { kind: "greeting", prompt: GREETINGS[int(rng, 0, GREETINGS.length - 1)]!, answer: HELP_ANSWER };
+    if (rng() < 0.03)
+      return { kind: "greeting", prompt: GREETINGS[int(rng, 0, GREETINGS.length - 1)]!, answer: HELP_ANSWER };
     for (;;) {
       const r = rng();
       const task = sampleTask(r < 0.3 ? "count" : r < 0.55 ? "reverse" : "add", rng);

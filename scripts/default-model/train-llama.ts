@@ -95,7 +95,13 @@ export function forward(values: mx.array[], tokens: mx.array, mask: mx.array): m
 }
 
 /** Weighted mean cross-entropy; weights are 0 off the assistant's tokens. */
-export function lossFn(values: mx.array[], tokens: mx.array, targets: mx.array, weights: mx.array, mask: mx.array): mx.array {
+export function lossFn(
+  values: mx.array[],
+  tokens: mx.array,
+  targets: mx.array,
+  weights: mx.array,
+  mask: mx.array,
+): mx.array {
   const logits = forward(values, tokens, mask);
   const picked = mx.takeAlongAxis(logits, mx.expandDims(targets, -1), -1).squeeze(-1);
   const nll = mx.subtract(mx.logsumexp(logits, -1), picked);
@@ -114,7 +120,10 @@ export function createAdam(params: Params, opts: { beta1: number; beta2: number;
     g = mx.multiply(g, mx.minimum(mx.divide(maxNorm, mx.add(norm, 1e-6)), 1));
     m = mx.add(mx.multiply(m, opts.beta1), mx.multiply(g, 1 - opts.beta1));
     v = mx.add(mx.multiply(v, opts.beta2), mx.multiply(mx.square(g), 1 - opts.beta2));
-    const step = mx.divide(mx.divide(m, 1 - opts.beta1 ** t), mx.add(mx.sqrt(mx.divide(v, 1 - opts.beta2 ** t)), opts.eps));
+    const step = mx.divide(
+      mx.divide(m, 1 - opts.beta1 ** t),
+      mx.add(mx.sqrt(mx.divide(v, 1 - opts.beta2 ** t)), opts.eps),
+    );
     params.flat = mx.subtract(params.flat, mx.multiply(mx.add(step, mx.multiply(params.flat, opts.weightDecay)), lr));
     mx.eval(params.flat, m, v);
   };

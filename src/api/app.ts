@@ -112,7 +112,11 @@ function checkAuth(req: Request, apiKey: string | undefined): void {
 /** Allow whatever headers the browser asks for: SDKs add their own (x-stainless-*), and "*" would not cover Authorization. */
 function preflight(req: Request): Response {
   const asked = req.headers.get("access-control-request-headers");
-  const headers = { ...CORS, "access-control-max-age": "86400", ...(asked ? { "access-control-allow-headers": asked } : {}) };
+  const headers = {
+    ...CORS,
+    "access-control-max-age": "86400",
+    ...(asked ? { "access-control-allow-headers": asked } : {}),
+  };
   return new Response(null, { status: 204, headers });
 }
 

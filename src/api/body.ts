@@ -9,7 +9,8 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<unkn
   const declared = Number(req.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge(maxBytes);
   const text = await readText(req, maxBytes);
-  if (text.trim().length === 0) throw new ApiError("E_INVALID_REQUEST", "the request body is empty; send a JSON object");
+  if (text.trim().length === 0)
+    throw new ApiError("E_INVALID_REQUEST", "the request body is empty; send a JSON object");
   try {
     return JSON.parse(text);
   } catch (err) {

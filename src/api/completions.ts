@@ -71,12 +71,18 @@ export async function handleGenerate(
 // --- internal ---
 
 /** Pass events through and log one line per finished request (the request's lifecycle, not its tokens). */
-async function* logDone(events: AsyncIterable<GenerationEvent>, id: string, model: string): AsyncGenerator<GenerationEvent> {
+async function* logDone(
+  events: AsyncIterable<GenerationEvent>,
+  id: string,
+  model: string,
+): AsyncGenerator<GenerationEvent> {
   const started = performance.now();
   for await (const event of events) {
     if (event.kind === "done") {
       const ms = Math.round(performance.now() - started);
-      log.info(`${id} ${model}: ${event.finishReason}, ${event.usage.promptTokens} prompt + ${event.usage.completionTokens} completion tokens in ${ms} ms`);
+      log.info(
+        `${id} ${model}: ${event.finishReason}, ${event.usage.promptTokens} prompt + ${event.usage.completionTokens} completion tokens in ${ms} ms`,
+      );
     }
     yield event;
   }

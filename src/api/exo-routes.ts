@@ -10,7 +10,16 @@ import { DONE, SSE_HEADERS, sseData } from "./sse.ts";
 const CREATED = 1_700_000_000;
 
 function modelObject(m: { id: string; name: string; layers: number; repo: string }) {
-  return { id: m.id, object: "model", created: CREATED, owned_by: "exo", name: m.name, layers: m.layers, repo: m.repo, ready: true };
+  return {
+    id: m.id,
+    object: "model",
+    created: CREATED,
+    owned_by: "exo",
+    name: m.name,
+    layers: m.layers,
+    repo: m.repo,
+    ready: true,
+  };
 }
 
 /** GET /v1/models: OpenAI's list shape, with exo's extra fields (name, layers, repo, ready). */
@@ -21,7 +30,8 @@ export function listModels(deps: ApiDeps): Response {
 /** GET /v1/models/{id}. @throws E_MODEL_UNKNOWN */
 export function retrieveModel(deps: ApiDeps, id: string): Response {
   const model = deps.inference.listModels().find((m) => m.id === id);
-  if (!model) throw new NodeError("E_MODEL_UNKNOWN", `model "${id}" is not served here; GET /v1/models lists the models`);
+  if (!model)
+    throw new NodeError("E_MODEL_UNKNOWN", `model "${id}" is not served here; GET /v1/models lists the models`);
   return Response.json(modelObject(model));
 }
 
@@ -38,7 +48,8 @@ export async function modelPool(deps: ApiDeps, req: Request): Promise<Response> 
 export async function startDownload(deps: ApiDeps, req: Request, maxBodyBytes: number): Promise<Response> {
   const body = (await readJsonBody(req, maxBodyBytes)) as { model?: unknown } | null;
   const model = body?.model;
-  if (typeof model !== "string" || model.length === 0) throw invalidParam("model", "model is required (a model id string)");
+  if (typeof model !== "string" || model.length === 0)
+    throw invalidParam("model", "model is required (a model id string)");
   await deps.models.startDownload(model);
   return Response.json({ status: "success", message: `Download started for model: ${model}` });
 }

@@ -38,7 +38,7 @@ export function parseChatBody(raw: unknown): ParsedRequest {
   if (body.logprobs === true) throw invalidParam("logprobs", "logprobs are not supported");
   const format = body.response_format;
   if (format !== undefined && format !== null && (format as Body).type !== "text") {
-    throw invalidParam("response_format", "only response_format {\"type\":\"text\"} is supported");
+    throw invalidParam("response_format", 'only response_format {"type":"text"} is supported');
   }
   return parsed;
 }
@@ -50,11 +50,13 @@ export function parseCompletionBody(raw: unknown): ParsedRequest {
   let prompt = body.prompt;
   if (Array.isArray(prompt) && prompt.length === 1 && typeof prompt[0] === "string") prompt = prompt[0];
   if (prompt === undefined || prompt === null) throw invalidParam("prompt", "prompt is required");
-  if (typeof prompt !== "string") throw invalidParam("prompt", "prompt must be a string (token arrays and batches are not supported)");
+  if (typeof prompt !== "string")
+    throw invalidParam("prompt", "prompt must be a string (token arrays and batches are not supported)");
   parsed.request.prompt = prompt;
   if (body.echo === true) throw invalidParam("echo", "echo is not supported");
   if (body.suffix !== undefined && body.suffix !== null) throw invalidParam("suffix", "suffix is not supported");
-  if (body.logprobs !== undefined && body.logprobs !== null) throw invalidParam("logprobs", "logprobs are not supported");
+  if (body.logprobs !== undefined && body.logprobs !== null)
+    throw invalidParam("logprobs", "logprobs are not supported");
   const bestOf = optionalNumber(body, "best_of", { min: 1, integer: true });
   if (bestOf !== undefined && bestOf !== 1) throw invalidParam("best_of", "best_of must be 1");
   return parsed;
@@ -71,7 +73,8 @@ function asBody(raw: unknown): Body {
 
 function parseCommon(body: Body): ParsedRequest {
   const model = body.model;
-  if (typeof model !== "string" || model.length === 0) throw invalidParam("model", "model is required (a model id string)");
+  if (typeof model !== "string" || model.length === 0)
+    throw invalidParam("model", "model is required (a model id string)");
   const n = optionalNumber(body, "n", { min: 1, integer: true });
   if (n !== undefined && n !== 1) throw invalidParam("n", "only n=1 is supported");
   for (const key of ["frequency_penalty", "presence_penalty"]) {
@@ -83,7 +86,9 @@ function parseCommon(body: Body): ParsedRequest {
   if (options !== undefined && options !== null && (typeof options !== "object" || Array.isArray(options))) {
     throw invalidParam("stream_options", "stream_options must be an object");
   }
-  const includeUsage = options ? optionalBoolean(options as Body, "include_usage", "stream_options.include_usage") : undefined;
+  const includeUsage = options
+    ? optionalBoolean(options as Body, "include_usage", "stream_options.include_usage")
+    : undefined;
   const maxTokens =
     optionalNumber(body, "max_completion_tokens", { min: 1, integer: true }) ??
     optionalNumber(body, "max_tokens", { min: 1, integer: true }) ??
@@ -114,7 +119,8 @@ function parseStop(stop: unknown): string[] {
 }
 
 function parseMessage(raw: unknown, path: string): ChatMessage {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalidParam(path, `${path} must be an object`);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw invalidParam(path, `${path} must be an object`);
   const { role: rawRole, content, ...extra } = raw as Body;
   // OpenAI's newer "developer" role is the system role under another name.
   const role = rawRole === "developer" ? "system" : rawRole;

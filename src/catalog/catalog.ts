@@ -74,19 +74,23 @@ function parseEntry(raw: unknown, where: string): CatalogEntry {
   const r = raw as Record<string, unknown>;
   const str = (key: string): string => {
     const v = r[key];
-    if (typeof v !== "string" || v === "") throw invalid(where, key, `expected a non-empty string, got ${JSON.stringify(v)}`);
+    if (typeof v !== "string" || v === "")
+      throw invalid(where, key, `expected a non-empty string, got ${JSON.stringify(v)}`);
     return v;
   };
   const int = (key: string): number => {
     const v = r[key];
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw invalid(where, key, `expected a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1)
+      throw invalid(where, key, `expected a positive integer, got ${JSON.stringify(v)}`);
     return v;
   };
   const isEmbedded = r.embedded === true;
   const repo = isEmbedded ? undefined : str("repo");
-  if (repo !== undefined && !isRepoId(repo)) throw invalid(where, "repo", `expected "org/name", got ${JSON.stringify(repo)}`);
+  if (repo !== undefined && !isRepoId(repo))
+    throw invalid(where, "repo", `expected "org/name", got ${JSON.stringify(repo)}`);
   const quantization = str("quantization");
-  if (!/^(\d{1,2}bit|bf16|fp16|fp32)$/.test(quantization)) throw invalid(where, "quantization", `unknown value ${quantization}`);
+  if (!/^(\d{1,2}bit|bf16|fp16|fp32)$/.test(quantization))
+    throw invalid(where, "quantization", `unknown value ${quantization}`);
   return Object.freeze({
     id: str("id"),
     name: str("name"),

@@ -27,7 +27,9 @@ export interface ResolvedModel {
 export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalog()): Promise<ResolvedModel> {
   const entry = findModel(catalog, ref);
   if (entry) {
-    const source: ModelSource = entry.repo ? { kind: "hub", repo: entry.repo } : { kind: "local", dir: embeddedModelDir() };
+    const source: ModelSource = entry.repo
+      ? { kind: "hub", repo: entry.repo }
+      : { kind: "local", dir: embeddedModelDir() };
     const { id, name, layers, arch, quantization, sizeBytes } = entry;
     return { id, name, layers, arch, quantization, sizeBytes, source };
   }
@@ -43,12 +45,25 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
 }
 
 /** Layer count, architecture and quantization from a Hugging Face config.json object. */
-export function describeConfig(config: Record<string, unknown>): { layers?: number; arch?: string; quantization?: Quantization } {
-  const layers = config.num_hidden_layers ?? (config.text_config as Record<string, unknown> | undefined)?.num_hidden_layers;
+export function describeConfig(config: Record<string, unknown>): {
+  layers?: number;
+  arch?: string;
+  quantization?: Quantization;
+} {
+  const layers =
+    config.num_hidden_layers ?? (config.text_config as Record<string, unknown> | undefined)?.num_hidden_layers;
   const bits = (config.quantization as { bits?: unknown } | undefined)?.bits;
   const dtype = config.torch_dtype;
   const quantization: Quantization | undefined =
-    typeof bits === "number" ? `${bits}bit` : dtype === "bfloat16" ? "bf16" : dtype === "float16" ? "fp16" : dtype === "float32" ? "fp32" : undefined;
+    typeof bits === "number"
+      ? `${bits}bit`
+      : dtype === "bfloat16"
+        ? "bf16"
+        : dtype === "float16"
+          ? "fp16"
+          : dtype === "float32"
+            ? "fp32"
+            : undefined;
   return {
     ...(typeof layers === "number" ? { layers } : {}),
     ...(typeof config.model_type === "string" ? { arch: config.model_type } : {}),

@@ -3,9 +3,17 @@
 import { defineCommand } from "citty";
 
 export default defineCommand({
-  meta: { name: "doctor", description: "Diagnose links to every node in the peer file: connect, handshake, health round trips, topology agreement." },
+  meta: {
+    name: "doctor",
+    description:
+      "Diagnose links to every node in the peer file: connect, handshake, health round trips, topology agreement.",
+  },
   args: {
-    config: { type: "string", description: "peer file (YAML or exo's JSON) listing the nodes to check", required: true },
+    config: {
+      type: "string",
+      description: "peer file (YAML or exo's JSON) listing the nodes to check",
+      required: true,
+    },
     count: { type: "string", description: "health checks per node (default 10)" },
     "timeout-ms": { type: "string", description: "deadline of each step (default 5000)" },
   },

@@ -12,7 +12,15 @@ export interface DownloadBars {
 export function createDownloadBars(stream: NodeJS.WriteStream = process.stderr): DownloadBars {
   if (!stream.isTTY) return createPlainLines(stream);
   const multi = new cliProgress.MultiBar(
-    { stream, hideCursor: true, clearOnComplete: false, fps: 8, barsize: 30, format: "{bar} {percentage}% | {label}", autopadding: true },
+    {
+      stream,
+      hideCursor: true,
+      clearOnComplete: false,
+      fps: 8,
+      barsize: 30,
+      format: "{bar} {percentage}% | {label}",
+      autopadding: true,
+    },
     cliProgress.Presets.shades_classic,
   );
   let total: cliProgress.SingleBar | undefined;
@@ -24,9 +32,12 @@ export function createDownloadBars(stream: NodeJS.WriteStream = process.stderr):
       total.update(p.downloadedBytes, { label: `${p.modelId}: ${describeProgress(p)}` });
       for (const f of p.files) {
         const bar = files.get(f.path);
-        if (f.status === "in_progress" && !bar) files.set(f.path, multi.create(Math.max(1, f.totalBytes), f.downloadedBytes, { label: f.path }));
+        if (f.status === "in_progress" && !bar)
+          files.set(f.path, multi.create(Math.max(1, f.totalBytes), f.downloadedBytes, { label: f.path }));
         const current = files.get(f.path);
-        current?.update(f.downloadedBytes, { label: `${f.path} (${formatBytes(f.downloadedBytes)} / ${formatBytes(f.totalBytes)})` });
+        current?.update(f.downloadedBytes, {
+          label: `${f.path} (${formatBytes(f.downloadedBytes)} / ${formatBytes(f.totalBytes)})`,
+        });
         if (current && f.status === "complete") {
           multi.remove(current);
           files.delete(f.path);
@@ -44,7 +55,8 @@ function createPlainLines(stream: NodeJS.WriteStream): DownloadBars {
       for (const f of p.files) {
         if (f.status !== "complete" || done.has(f.path)) continue;
         done.add(f.path);
-        if (f.sessionBytes > 0) stream.write(`fetched ${f.path} (${formatBytes(f.totalBytes)}) — ${describeProgress(p)}\n`);
+        if (f.sessionBytes > 0)
+          stream.write(`fetched ${f.path} (${formatBytes(f.totalBytes)}) — ${describeProgress(p)}\n`);
       }
     },
     stop() {},

@@ -7,15 +7,25 @@ export const nodeArgs = {
   config: { type: "string", description: "peer file (YAML or exo's JSON), hot-reloaded" },
   "node-id": { type: "string", description: "this node's id (default: the host name)" },
   host: { type: "string", description: "address for peer links (default 0.0.0.0)" },
-  port: { type: "string", description: "TCP port for peer links (default: the peer file's entry, else 50051; 0 = any free port)" },
+  port: {
+    type: "string",
+    description: "TCP port for peer links (default: the peer file's entry, else 50051; 0 = any free port)",
+  },
   "api-host": { type: "string", description: "address for the HTTP API (default 0.0.0.0)" },
   "api-port": { type: "string", description: "HTTP API port (default 52415; 0 = any free port)" },
   "models-dir": { type: "string", description: "Hugging Face hub cache for model files" },
   "health-interval-ms": { type: "string", description: "period of health checks on every peer (default 5000)" },
-  "health-timeout-ms": { type: "string", description: "deadline of one health check (default 5000, at most the interval)" },
+  "health-timeout-ms": {
+    type: "string",
+    description: "deadline of one health check (default 5000, at most the interval)",
+  },
   "request-timeout-ms": { type: "string", description: "default deadline of a request to a peer (default 30000)" },
   "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
-  models: { type: "string", description: "also serve these models besides the catalog: local directories or Hugging Face repo ids, comma-separated" },
+  models: {
+    type: "string",
+    description:
+      "also serve these models besides the catalog: local directories or Hugging Face repo ids, comma-separated",
+  },
   // Test knobs (src/cluster/README.md): the fake engine, its step delay, and a reported memory size.
   engine: { type: "string", description: "engine: mlx (default) or fake (tests)" },
   "fake-step-ms": { type: "string", description: "fake engine delay per step (tests)" },

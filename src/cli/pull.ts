@@ -4,10 +4,16 @@ import { NodeError } from "../errors.ts";
 import { createDownloadBars } from "./download-bars.ts";
 
 export default defineCommand({
-  meta: { name: "pull", description: "Download a model's files to this node (catalog id, Hugging Face repo, or local dir)." },
+  meta: {
+    name: "pull",
+    description: "Download a model's files to this node (catalog id, Hugging Face repo, or local dir).",
+  },
   args: {
     model: { type: "positional", required: true, description: "model id, e.g. llama-3.2-1b, or org/name" },
-    "models-dir": { type: "string", description: "Hugging Face hub cache to use (default $HF_HUB_CACHE or $HF_HOME/hub)" },
+    "models-dir": {
+      type: "string",
+      description: "Hugging Face hub cache to use (default $HF_HUB_CACHE or $HF_HOME/hub)",
+    },
     layers: { type: "string", description: "only the files of layers START:END (half-open), as one stage would" },
   },
   async run({ args }) {
@@ -27,7 +33,9 @@ export default defineCommand({
       });
       bars.stop();
       const what = model.source.kind === "hub" ? model.source.repo : "local files";
-      process.stdout.write(`pulled ${model.id} (${what}, layers ${range.layerStart}-${range.layerEnd - 1} of ${model.layers}): ${files} files, ${formatBytes(fetched)} fetched now, in ${dir}\n`);
+      process.stdout.write(
+        `pulled ${model.id} (${what}, layers ${range.layerStart}-${range.layerEnd - 1} of ${model.layers}): ${files} files, ${formatBytes(fetched)} fetched now, in ${dir}\n`,
+      );
     } finally {
       bars.stop();
     }
@@ -38,7 +46,10 @@ function parseLayers(text: string, nLayers: number): { layerStart: number; layer
   const m = /^(\d+):(\d+)$/.exec(text);
   const range = m ? { layerStart: Number(m[1]), layerEnd: Number(m[2]) } : undefined;
   if (!range || range.layerStart >= range.layerEnd || range.layerEnd > nLayers) {
-    throw new NodeError("E_CONFIG_INVALID", `--layers must be START:END with 0 <= START < END <= ${nLayers}, got ${text}`);
+    throw new NodeError(
+      "E_CONFIG_INVALID",
+      `--layers must be START:END with 0 <= START < END <= ${nLayers}, got ${text}`,
+    );
   }
   return range;
 }

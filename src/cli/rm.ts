@@ -5,7 +5,10 @@ export default defineCommand({
   meta: { name: "rm", description: "Delete a model's downloaded files from this node." },
   args: {
     model: { type: "positional", required: true, description: "model id or Hugging Face repo" },
-    "models-dir": { type: "string", description: "Hugging Face hub cache to use (default $HF_HUB_CACHE or $HF_HOME/hub)" },
+    "models-dir": {
+      type: "string",
+      description: "Hugging Face hub cache to use (default $HF_HUB_CACHE or $HF_HOME/hub)",
+    },
   },
   async run({ args }) {
     const { createDefaultModelStore } = await import("../download/model-store.ts");

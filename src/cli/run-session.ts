@@ -46,7 +46,10 @@ export function parseRunFlags(
   }
   const peerWaitMs = args["peer-wait-ms"] === undefined ? DEFAULT_PEER_WAIT_MS : Number(args["peer-wait-ms"]);
   if (!Number.isSafeInteger(peerWaitMs) || peerWaitMs < 0) {
-    throw new NodeError("E_CONFIG_INVALID", `--peer-wait-ms: expected milliseconds >= 0, got "${args["peer-wait-ms"]}"`);
+    throw new NodeError(
+      "E_CONFIG_INVALID",
+      `--peer-wait-ms: expected milliseconds >= 0, got "${args["peer-wait-ms"]}"`,
+    );
   }
   return { modelId: args.model || defaultModel, prompt: args.prompt, temperature, maxTokens, peerWaitMs };
 }
@@ -94,7 +97,11 @@ async function answerOnce(
   opts.signals?.on("SIGINT", onInterrupt);
   try {
     const write = (text: string) => void opts.stdout.write(text);
-    const { end } = await streamReply({ inference, template, write }, [{ role: "user", content: opts.prompt ?? "" }], abort.signal);
+    const { end } = await streamReply(
+      { inference, template, write },
+      [{ role: "user", content: opts.prompt ?? "" }],
+      abort.signal,
+    );
     write("\n");
     return end === "interrupted" ? EXIT_INTERRUPTED : 0;
   } finally {

@@ -16,14 +16,18 @@ const QUIET_LOG_LEVEL = 1;
 export default defineCommand({
   meta: {
     name: "run",
-    description: "Run a node, place MODEL on the cluster (downloading with progress), then chat, or answer --prompt and exit.",
+    description:
+      "Run a node, place MODEL on the cluster (downloading with progress), then chat, or answer --prompt and exit.",
   },
   args: {
     model: { type: "positional", required: false, description: "model id (default: the embedded exo-tiny-chat)" },
     prompt: { type: "string", description: "answer this once, streamed to stdout, then exit" },
     temperature: { type: "string", description: "sampling temperature 0-2 (default 0: greedy)" },
     "max-tokens": { type: "string", description: "longest answer in tokens (default 1024)" },
-    "peer-wait-ms": { type: "string", description: "how long to wait for the peer file's peers before placing (default 10000)" },
+    "peer-wait-ms": {
+      type: "string",
+      description: "how long to wait for the peer file's peers before placing (default 10000)",
+    },
     ...nodeArgs,
   },
   async run({ args }) {
@@ -53,6 +57,7 @@ export default defineCommand({
 /** The node's inference service is the cluster service, which can also prepare a model ahead of the first request. */
 function backendOf(inference: InferenceService): RunBackend {
   const prepare = (inference as Partial<ClusterService>).prepare;
-  if (typeof prepare !== "function") throw new NodeError("E_INTERNAL", "this node's inference service cannot prepare models");
+  if (typeof prepare !== "function")
+    throw new NodeError("E_INTERNAL", "this node's inference service cannot prepare models");
   return { inference, prepare: (modelId, onProgress) => prepare.call(inference, modelId, onProgress) };
 }

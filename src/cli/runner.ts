@@ -11,7 +11,10 @@ export default defineCommand({
     "parent-pid": { type: "string", description: "exit when this process is gone" },
     fake: { type: "string", description: "fake engine options as JSON" },
     "log-level": { type: "string", description: "consola level of the node, so both log alike" },
-    fault: { type: "string", description: "test-only fault: abort-on-request:<prefix> | abort-on-token:<id> (default: env EXO_RUNNER_FAULT)" },
+    fault: {
+      type: "string",
+      description: "test-only fault: abort-on-request:<prefix> | abort-on-token:<id> (default: env EXO_RUNNER_FAULT)",
+    },
   },
   async run({ args }) {
     const { setLogLevel } = await import("../log.ts");
@@ -37,6 +40,7 @@ export default defineCommand({
 function optionalInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new NodeError("E_CONFIG_INVALID", `${flag} must be a non-negative integer, got ${value}`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new NodeError("E_CONFIG_INVALID", `${flag} must be a non-negative integer, got ${value}`);
   return n;
 }

@@ -16,7 +16,9 @@ export default defineCommand({
     process.on("SIGINT", handlers.SIGINT);
     process.on("SIGTERM", handlers.SIGTERM);
     // Machine-readable: straight to stdout, never through the logger (which writes to stderr).
-    process.stdout.write(`${JSON.stringify({ event: "ready", node_id: node.nodeId, port: node.port, api_port: node.apiPort })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ event: "ready", node_id: node.nodeId, port: node.port, api_port: node.apiPort })}\n`,
+    );
     await stopped.promise;
     await node.stop();
     process.off("SIGINT", handlers.SIGINT);

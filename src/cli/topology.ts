@@ -20,14 +20,21 @@ export default defineCommand({
       try {
         res = await fetch(`${baseUrl}${path}`, { headers });
       } catch (err) {
-        throw new NodeError("E_PEER_DOWN", `no node answers at ${baseUrl} (${(err as Error).message}): start one with \`exo start\`, or pass --api-host/--api-port`);
+        throw new NodeError(
+          "E_PEER_DOWN",
+          `no node answers at ${baseUrl} (${(err as Error).message}): start one with \`exo start\`, or pass --api-host/--api-port`,
+        );
       }
-      if (!res.ok) throw new NodeError("E_PEER_DOWN", `${baseUrl}${path} answered HTTP ${res.status}: ${await res.text()}`);
+      if (!res.ok)
+        throw new NodeError("E_PEER_DOWN", `${baseUrl}${path} answered HTTP ${res.status}: ${await res.text()}`);
       return res.json();
     };
     const json = await get("/topology");
     if (args.json) return void process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
-    const self = await get("/debug/net").then((d) => (d as { nodeId?: string }).nodeId, () => undefined);
+    const self = await get("/debug/net").then(
+      (d) => (d as { nodeId?: string }).nodeId,
+      () => undefined,
+    );
     process.stdout.write(`${renderTopology(parseTopologyJson(json), self)}\n`);
   },
 });

@@ -9,8 +9,16 @@ export interface PeerView {
 export const DEFAULT_PEER_WAIT_MS = 10_000;
 
 /** Resolve with the configured peers that are still down once all are up or `timeoutMs` passed. */
-export async function waitForPeers(view: PeerView, timeoutMs: number, write: (text: string) => void): Promise<string[]> {
-  const down = () => view.stats().peers.filter((p) => p.configured && !p.up).map((p) => p.nodeId);
+export async function waitForPeers(
+  view: PeerView,
+  timeoutMs: number,
+  write: (text: string) => void,
+): Promise<string[]> {
+  const down = () =>
+    view
+      .stats()
+      .peers.filter((p) => p.configured && !p.up)
+      .map((p) => p.nodeId);
   if (down().length === 0) return [];
   write(`waiting for peers: ${down().join(", ")}\n`);
   const { promise, resolve } = Promise.withResolvers<void>();

@@ -4,7 +4,14 @@ import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { SamplingParams } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
-import { planNodes, routeFields, type ErrorFields, type Plan, type RouteContext, type TokenFields } from "./messages.ts";
+import {
+  planNodes,
+  routeFields,
+  type ErrorFields,
+  type Plan,
+  type RouteContext,
+  type TokenFields,
+} from "./messages.ts";
 
 const log = logger("cluster");
 
@@ -61,7 +68,10 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         p.wake = resolve;
-        timer = setTimeout(() => fail(p, new NodeError("E_TIMEOUT", `request ${requestId}: no token for ${tokenTimeoutMs} ms`)), tokenTimeoutMs);
+        timer = setTimeout(
+          () => fail(p, new NodeError("E_TIMEOUT", `request ${requestId}: no token for ${tokenTimeoutMs} ms`)),
+          tokenTimeoutMs,
+        );
       });
       clearTimeout(timer);
       p.wake = undefined;
@@ -70,7 +80,9 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
 
   function endEverywhere(plan: Plan, requestId: string): void {
     for (const node of planNodes(plan)) {
-      transport.send(node, "END", { requestId }).catch((e) => log.debug(`END ${requestId} → ${node} not delivered: ${String(e)}`));
+      transport
+        .send(node, "END", { requestId })
+        .catch((e) => log.debug(`END ${requestId} → ${node} not delivered: ${String(e)}`));
     }
   }
 
@@ -82,7 +94,14 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
     const onAbort = () => fail(p, new NodeError("E_CANCELLED", `request ${requestId} was cancelled`));
     signal.addEventListener("abort", onAbort);
     try {
-      const route: RouteContext = { requestId, coordinator: transport.selfId, plan, sampling: req.sampling, maxTokens: req.maxTokens, eosIds: req.eosIds };
+      const route: RouteContext = {
+        requestId,
+        coordinator: transport.selfId,
+        plan,
+        sampling: req.sampling,
+        maxTokens: req.maxTokens,
+        eosIds: req.eosIds,
+      };
       await transport.send(plan.stages[0]!.nodeId, "PROMPT", { ...routeFields(route), tokens: req.tokens });
       for (let i = 0; i < req.maxTokens; i++) {
         const token = await nextToken(p, i, requestId);
@@ -110,7 +129,8 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
     },
     onPeerDown(peer) {
       for (const [requestId, p] of pending) {
-        if (planNodes(p.plan).includes(peer)) fail(p, new NodeError("E_PEER_DOWN", `request ${requestId}: node ${peer}, a stage of its plan, went down`));
+        if (planNodes(p.plan).includes(peer))
+          fail(p, new NodeError("E_PEER_DOWN", `request ${requestId}: node ${peer}, a stage of its plan, went down`));
       }
     },
     size: () => pending.size,

@@ -60,7 +60,9 @@ function num(v: unknown, name: string): number {
 }
 
 function obj(v: unknown, name: string): Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : bad(`${name} must be an object`);
+  return typeof v === "object" && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : bad(`${name} must be an object`);
 }
 
 function intArray(v: unknown, name: string): number[] {
@@ -70,7 +72,11 @@ function intArray(v: unknown, name: string): number[] {
 
 export function parseSampling(v: unknown): SamplingParams {
   const o = obj(v, "sampling");
-  const s: SamplingParams = { temperature: num(o.temperature, "sampling.temperature"), topP: num(o.topP, "sampling.topP"), topK: int(o.topK, "sampling.topK") };
+  const s: SamplingParams = {
+    temperature: num(o.temperature, "sampling.temperature"),
+    topP: num(o.topP, "sampling.topP"),
+    topK: int(o.topK, "sampling.topK"),
+  };
   if (o.seed !== undefined && o.seed !== null) s.seed = num(o.seed, "sampling.seed");
   return s;
 }
@@ -88,7 +94,14 @@ export function parseRoute(f: Record<string, unknown>): RouteContext {
 
 /** The JSON fields of a route (spread into PROMPT and TENSOR). */
 export function routeFields(r: RouteContext): Record<string, unknown> {
-  return { requestId: r.requestId, coordinator: r.coordinator, plan: r.plan, sampling: r.sampling, maxTokens: r.maxTokens, eosIds: r.eosIds };
+  return {
+    requestId: r.requestId,
+    coordinator: r.coordinator,
+    plan: r.plan,
+    sampling: r.sampling,
+    maxTokens: r.maxTokens,
+    eosIds: r.eosIds,
+  };
 }
 
 export function parseTokens(f: Record<string, unknown>): number[] {
@@ -105,15 +118,26 @@ export function parseRequestId(f: Record<string, unknown>): string {
 }
 
 export function parseError(f: Record<string, unknown>): ErrorFields {
-  return { requestId: str(f.requestId, "requestId"), code: str(f.code, "code") as ErrorCode, message: String(f.message ?? ""), nodeId: String(f.nodeId ?? "?") };
+  return {
+    requestId: str(f.requestId, "requestId"),
+    code: str(f.code, "code") as ErrorCode,
+    message: String(f.message ?? ""),
+    nodeId: String(f.nodeId ?? "?"),
+  };
 }
 
 export function parseStatus(f: Record<string, unknown>): StatusFields {
   const phase = f.phase;
   if (phase !== "download" && phase !== "load" && phase !== "ready") bad("phase must be download, load or ready");
-  const s: StatusFields = { nodeId: str(f.nodeId, "nodeId"), modelId: str(f.modelId, "modelId"), phase, fraction: num(f.fraction, "fraction") };
+  const s: StatusFields = {
+    nodeId: str(f.nodeId, "nodeId"),
+    modelId: str(f.modelId, "modelId"),
+    phase,
+    fraction: num(f.fraction, "fraction"),
+  };
   if (typeof f.detail === "string") s.detail = f.detail;
-  if (typeof f.progress === "object" && f.progress !== null && !Array.isArray(f.progress)) s.progress = f.progress as Record<string, unknown>;
+  if (typeof f.progress === "object" && f.progress !== null && !Array.isArray(f.progress))
+    s.progress = f.progress as Record<string, unknown>;
   return s;
 }
 

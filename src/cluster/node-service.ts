@@ -55,7 +55,12 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
 
   // The catalog, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that it lacks.
   function listModels(): ModelInfo[] {
-    const catalog = loadCatalog().entries.map((e) => ({ id: e.id, name: e.name, layers: e.layers, repo: e.repo ?? "embedded" }));
+    const catalog = loadCatalog().entries.map((e) => ({
+      id: e.id,
+      name: e.name,
+      layers: e.layers,
+      repo: e.repo ?? "embedded",
+    }));
     const known = new Set(catalog.map((m) => m.id));
     const extra = [...resolved.values()].filter((m) => !known.has(m.id)).map((m) => infoOf(m));
     return [...catalog, ...extra];
@@ -71,21 +76,32 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
       if (arch) assertRunnable(model.id, arch);
       // Unknown size (a hub repo outside the catalog): split by memory alone.
       const size = resolved.get(model.id)?.sizeBytes ?? 0;
-      return planModel({ modelId: model.id, nLayers: model.layers, weightBytes: size }, nodes(resolved.get(model.id)?.quantization ?? "fp32"));
+      return planModel(
+        { modelId: model.id, nLayers: model.layers, weightBytes: size },
+        nodes(resolved.get(model.id)?.quantization ?? "fp32"),
+      );
     },
     ensureShardFiles: async (model, range, onProgress) => {
       const full = resolved.get(model.id) ?? (await store.resolveModel(model.id));
-      const report = (p: DownloadProgress) => onProgress(p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : 0, `${p.completedFiles}/${p.totalFiles} files`, toExoProgress(p));
+      const report = (p: DownloadProgress) =>
+        onProgress(
+          p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : 0,
+          `${p.completedFiles}/${p.totalFiles} files`,
+          toExoProgress(p),
+        );
       return store.ensureShardFiles(full, range, report);
     },
     onStatus: (status) => {
-      if (status.progress && status.nodeId !== transport.selfId) store.recordPeerProgress(status.nodeId, status.progress);
+      if (status.progress && status.nodeId !== transport.selfId)
+        store.recordPeerProgress(status.nodeId, status.progress);
     },
     loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,
   });
   for (const ref of opts.models ?? []) {
-    await resolveModel(ref).catch((err: unknown) => log.error(`--models ${ref}: ${err instanceof Error ? err.message : String(err)}`));
+    await resolveModel(ref).catch((err: unknown) =>
+      log.error(`--models ${ref}: ${err instanceof Error ? err.message : String(err)}`),
+    );
   }
   return service;
 }
@@ -101,12 +117,18 @@ function withLocalSize(model: ShapedModel): ShapedModel {
 }
 
 function infoOf(model: ShapedModel): ModelInfo {
-  return { id: model.id, name: model.name, layers: model.layers, repo: model.source.kind === "hub" ? model.source.repo : model.source.dir };
+  return {
+    id: model.id,
+    name: model.name,
+    layers: model.layers,
+    repo: model.source.kind === "hub" ? model.source.repo : model.source.dir,
+  };
 }
 
 function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>): ClusterTokenizer {
   return {
-    encodeChat: (messages: ChatMessage[], tools?: unknown[]) => t.encodeChat(messages, { addGenerationPrompt: true, ...(tools ? { tools } : {}) }),
+    encodeChat: (messages: ChatMessage[], tools?: unknown[]) =>
+      t.encodeChat(messages, { addGenerationPrompt: true, ...(tools ? { tools } : {}) }),
     encode: (text) => t.encode(text, { addSpecialTokens: true }),
     eosIds: [...t.eosIds],
     createDetokenizer: () => createDetokenizer(t),

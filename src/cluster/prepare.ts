@@ -38,7 +38,12 @@ export function createShardPreparer(opts: {
   const self = transport.selfId;
   const jobs = new Map<string, Promise<void>>();
 
-  type Broadcast = (phase: StatusFields["phase"], fraction: number, detail?: string, progress?: Record<string, unknown>) => void;
+  type Broadcast = (
+    phase: StatusFields["phase"],
+    fraction: number,
+    detail?: string,
+    progress?: Record<string, unknown>,
+  ) => void;
   function broadcaster(modelId: string): Broadcast {
     let lastMs = 0;
     let lastPhase = "";
@@ -52,7 +57,14 @@ export function createShardPreparer(opts: {
       if (phase === lastPhase && fraction < 1 && now - lastMs < STATUS_EVERY_MS) return;
       lastMs = now;
       lastPhase = phase;
-      const status: StatusFields = { nodeId: self, modelId, phase, fraction, ...(detail ? { detail } : {}), ...(latest ? { progress: latest } : {}) };
+      const status: StatusFields = {
+        nodeId: self,
+        modelId,
+        phase,
+        fraction,
+        ...(detail ? { detail } : {}),
+        ...(latest ? { progress: latest } : {}),
+      };
       for (const peer of [self, ...transport.peersUp()]) {
         transport.send(peer, "STATUS", { ...status }).catch(() => log.debug(`STATUS to ${peer} not delivered`));
       }
@@ -63,10 +75,14 @@ export function createShardPreparer(opts: {
     const model = await opts.resolveModel(plan.modelId);
     const status = broadcaster(plan.modelId);
     status("download", 0);
-    const modelDir = await opts.ensureShardFiles(model, { layerStart, layerEnd }, (f, d, p) => status("download", f, d, p));
+    const modelDir = await opts.ensureShardFiles(model, { layerStart, layerEnd }, (f, d, p) =>
+      status("download", f, d, p),
+    );
     status("download", 1);
     status("load", 0);
-    await engine.load({ modelId: plan.modelId, modelDir, layerStart, layerEnd, nLayers: plan.nLayers }, (f, d) => status("load", f, d));
+    await engine.load({ modelId: plan.modelId, modelDir, layerStart, layerEnd, nLayers: plan.nLayers }, (f, d) =>
+      status("load", f, d),
+    );
     status("ready", 1);
     log.info(`loaded ${plan.modelId} layers [${layerStart},${layerEnd}) of ${plan.nLayers}`);
   }
@@ -74,9 +90,18 @@ export function createShardPreparer(opts: {
   return {
     prepare(plan) {
       const stage = plan.stages.find((s) => s.nodeId === self);
-      if (!stage) return Promise.reject(new NodeError("E_INTERNAL", `node ${self} is not a stage of the plan for ${plan.modelId}`));
+      if (!stage)
+        return Promise.reject(
+          new NodeError("E_INTERNAL", `node ${self} is not a stage of the plan for ${plan.modelId}`),
+        );
       const loaded = engine.loaded();
-      if (loaded && loaded.modelId === plan.modelId && loaded.layerStart === stage.layerStart && loaded.layerEnd === stage.layerEnd && !jobs.size) {
+      if (
+        loaded &&
+        loaded.modelId === plan.modelId &&
+        loaded.layerStart === stage.layerStart &&
+        loaded.layerEnd === stage.layerEnd &&
+        !jobs.size
+      ) {
         return Promise.resolve();
       }
       const key = `${plan.modelId}:${stage.layerStart}:${stage.layerEnd}:${plan.nLayers}`;

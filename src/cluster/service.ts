@@ -6,7 +6,18 @@ import type { ChatMessage, GenerateRequest, GenerationEvent, InferenceService, M
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import { createCoordinator } from "./coordinator.ts";
-import { parseError, parsePlan, parseRequestId, parseRoute, parseStatus, parseToken, parseTokens, planNodes, type Plan, type StatusFields } from "./messages.ts";
+import {
+  parseError,
+  parsePlan,
+  parseRequestId,
+  parseRoute,
+  parseStatus,
+  parseToken,
+  parseTokens,
+  planNodes,
+  type Plan,
+  type StatusFields,
+} from "./messages.ts";
 import { createShardPreparer, type EnsureShardFiles } from "./prepare.ts";
 import { decodeTensor } from "../protocol/tensor.ts";
 import { createStageHost } from "./stage.ts";
@@ -61,14 +72,21 @@ export interface ClusterService extends InferenceService {
 
 /** Bytes with a buffer of their own: a socket's Buffer views share a pool that typed-array readers would misread. */
 function ownBytes(body: Uint8Array): Uint8Array {
-  return body.constructor === Uint8Array && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body : new Uint8Array(body);
+  return body.constructor === Uint8Array && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength
+    ? body
+    : new Uint8Array(body);
 }
 
 export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   const { transport, engine } = deps;
   const coordinator = createCoordinator({ transport, tokenTimeoutMs: deps.tokenTimeoutMs ?? 300_000 });
   const stages = createStageHost({ transport, engine });
-  const preparer = createShardPreparer({ transport, engine, resolveModel: deps.resolveModel, ensureShardFiles: deps.ensureShardFiles });
+  const preparer = createShardPreparer({
+    transport,
+    engine,
+    resolveModel: deps.resolveModel,
+    ensureShardFiles: deps.ensureShardFiles,
+  });
   const prepared = new Map<string, { key: string; done: Promise<void> }>();
   const progressListeners = new Map<string, Set<PrepareProgress>>();
   const tokenizers = new Map<string, Promise<ClusterTokenizer>>();
@@ -83,7 +101,9 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     for (const l of progressListeners.get(status.modelId) ?? []) l(status);
   });
   transport.handle("PROMPT", (msg) => stages.onPrompt(parseRoute(msg.fields), parseTokens(msg.fields)));
-  transport.handle("TENSOR", (msg) => stages.onTensor(parseRoute(msg.fields), { kind: "hidden", tensor: decodeTensor(msg.fields, ownBytes(msg.body)) }));
+  transport.handle("TENSOR", (msg) =>
+    stages.onTensor(parseRoute(msg.fields), { kind: "hidden", tensor: decodeTensor(msg.fields, ownBytes(msg.body)) }),
+  );
   transport.handle("TOKEN", (msg) => {
     const t = parseToken(msg.fields);
     coordinator.onToken(t);
@@ -112,10 +132,19 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     if (known?.key === key) return known.done.finally(() => onProgress && listeners.delete(onProgress));
     const timeoutMs = deps.prepareTimeoutMs ?? 6 * 3600_000;
     // Each node's answer is its "ready", whether or not its own STATUS frames arrived first.
-    const ready = (nodeId: string) => listeners.forEach((l) => l({ nodeId, modelId: plan.modelId, phase: "ready", fraction: 1 }));
-    const ask = (node: string) => transport.request(node, "PREPARE", { modelId: plan.modelId, plan }, undefined, { timeoutMs }).then(() => ready(node));
+    const ready = (nodeId: string) => {
+      for (const l of listeners) l({ nodeId, modelId: plan.modelId, phase: "ready", fraction: 1 });
+    };
+    const ask = (node: string) =>
+      transport
+        .request(node, "PREPARE", { modelId: plan.modelId, plan }, undefined, { timeoutMs })
+        .then(() => ready(node));
     const done = Promise.all(planNodes(plan).map(ask))
-      .then(() => log.info(`${plan.modelId} ready on ${plan.stages.map((s) => `${s.nodeId}[${s.layerStart},${s.layerEnd})`).join(" → ")}`))
+      .then(() =>
+        log.info(
+          `${plan.modelId} ready on ${plan.stages.map((s) => `${s.nodeId}[${s.layerStart},${s.layerEnd})`).join(" → ")}`,
+        ),
+      )
       .finally(() => {
         if (onProgress) listeners.delete(onProgress);
       });
@@ -144,9 +173,18 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     if (tokens.length === 0) throw new NodeError("E_TOKENIZER", "the prompt encodes to no tokens");
     const requestId = crypto.randomUUID();
     const eosIds = tokenizer.eosIds;
-    const ids = coordinator.generateTokens({ requestId, plan, tokens, sampling: req.sampling, maxTokens: req.maxTokens, eosIds }, signal);
+    const ids = coordinator.generateTokens(
+      { requestId, plan, tokens, sampling: req.sampling, maxTokens: req.maxTokens, eosIds },
+      signal,
+    );
     try {
-      yield* streamText(ids, { detokenizer: tokenizer.createDetokenizer(), stop: req.stop, eosIds, maxTokens: req.maxTokens, promptTokens: tokens.length });
+      yield* streamText(ids, {
+        detokenizer: tokenizer.createDetokenizer(),
+        stop: req.stop,
+        eosIds,
+        maxTokens: req.maxTokens,
+        promptTokens: tokens.length,
+      });
     } catch (err) {
       // A stage that failed may have lost its shard (runner restart): prepare again next time.
       if (errorCode(err) !== "E_CANCELLED") prepared.delete(plan.modelId);

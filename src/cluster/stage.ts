@@ -46,16 +46,25 @@ export function createStageHost(opts: { transport: PeerTransport; engine: ShardE
 
   function stageIndexOf(route: RouteContext): number {
     const i = route.plan.stages.findIndex((s) => s.nodeId === self);
-    if (i < 0) throw new NodeError("E_INTERNAL", `node ${self} is not a stage of the plan for request ${route.requestId}`);
+    if (i < 0)
+      throw new NodeError("E_INTERNAL", `node ${self} is not a stage of the plan for request ${route.requestId}`);
     return i;
   }
 
   function checkLoaded(route: RouteContext, i: number): void {
     const stage = route.plan.stages[i]!;
     const shard = engine.loaded();
-    if (!shard || shard.modelId !== route.plan.modelId || shard.layerStart !== stage.layerStart || shard.layerEnd !== stage.layerEnd) {
+    if (
+      !shard ||
+      shard.modelId !== route.plan.modelId ||
+      shard.layerStart !== stage.layerStart ||
+      shard.layerEnd !== stage.layerEnd
+    ) {
       const have = shard ? `${shard.modelId} [${shard.layerStart},${shard.layerEnd})` : "nothing";
-      throw new NodeError("E_MODEL_UNSUPPORTED", `node ${self} holds ${have}, the plan needs ${route.plan.modelId} [${stage.layerStart},${stage.layerEnd}): prepare the model first`);
+      throw new NodeError(
+        "E_MODEL_UNSUPPORTED",
+        `node ${self} holds ${have}, the plan needs ${route.plan.modelId} [${stage.layerStart},${stage.layerEnd}): prepare the model first`,
+      );
     }
   }
 
@@ -65,23 +74,28 @@ export function createStageHost(opts: { transport: PeerTransport; engine: ShardE
     void free(route.requestId);
     // A request, not a one-way frame: links treat an id-less ERROR as a notice about the link itself.
     const fields = { requestId: route.requestId, code: errorCode(err), message, nodeId: self };
-    transport.request(route.coordinator, "ERROR", fields, undefined, { timeoutMs: 10_000 }).catch((e) =>
-      log.debug(`could not report the error of ${route.requestId} to ${route.coordinator}: ${String(e)}`),
-    );
+    transport
+      .request(route.coordinator, "ERROR", fields, undefined, { timeoutMs: 10_000 })
+      .catch((e) =>
+        log.debug(`could not report the error of ${route.requestId} to ${route.coordinator}: ${String(e)}`),
+      );
   }
 
   async function forward(st: StageState, out: StageOutput): Promise<void> {
     const { route } = st;
     if (out.kind === "hidden") {
       const next = route.plan.stages[st.stageIndex + 1];
-      if (!next) throw new NodeError("E_INTERNAL", `stage ${st.stageIndex} produced hidden states but is the last stage`);
+      if (!next)
+        throw new NodeError("E_INTERNAL", `stage ${st.stageIndex} produced hidden states but is the last stage`);
       const { fields, body } = encodeTensor(out.tensor);
       await transport.send(next.nodeId, "TENSOR", { ...routeFields(route), ...fields }, body);
       return;
     }
     const index = st.sampled++;
     const targets = new Set([route.coordinator, route.plan.stages[0]!.nodeId]);
-    await Promise.all([...targets].map((to) => transport.send(to, "TOKEN", { requestId: route.requestId, token: out.token, index })));
+    await Promise.all(
+      [...targets].map((to) => transport.send(to, "TOKEN", { requestId: route.requestId, token: out.token, index })),
+    );
   }
 
   function enqueue(st: StageState, input: StageInput): void {
@@ -105,7 +119,14 @@ export function createStageHost(opts: { transport: PeerTransport; engine: ShardE
     try {
       const stageIndex = stageIndexOf(route);
       checkLoaded(route, stageIndex);
-      const st: StageState = { route, stageIndex, chain: Promise.resolve(), ended: false, lastActiveMs: Date.now(), sampled: 0 };
+      const st: StageState = {
+        route,
+        stageIndex,
+        chain: Promise.resolve(),
+        ended: false,
+        lastActiveMs: Date.now(),
+        sampled: 0,
+      };
       states.set(route.requestId, st);
       return st;
     } catch (err) {
@@ -120,7 +141,8 @@ export function createStageHost(opts: { transport: PeerTransport; engine: ShardE
     if (!st) return;
     states.delete(requestId);
     st.ended = true;
-    const endEngine = () => engine.end(requestId).catch((e) => log.warn(`engine.end(${requestId}) failed on ${self}: ${String(e)}`));
+    const endEngine = () =>
+      engine.end(requestId).catch((e) => log.warn(`engine.end(${requestId}) failed on ${self}: ${String(e)}`));
     // At once, so a long prefill in flight is cancelled; again once that step settled, in case it left state behind.
     await endEngine();
     await st.chain;
@@ -138,7 +160,7 @@ export function createStageHost(opts: { transport: PeerTransport; engine: ShardE
     },
     onToken(requestId, token, index) {
       const st = states.get(requestId);
-      if (!st || st.stageIndex !== 0) return;
+      if (st?.stageIndex !== 0) return;
       const { route } = st;
       if (route.eosIds.includes(token) || index + 1 >= route.maxTokens) return;
       enqueue(st, { kind: "tokens", tokens: [token] });

@@ -43,12 +43,19 @@ export function firstStop(text: string, stop: string[]): number {
 }
 
 /** Stream text events for a token stream; returning early (stop string) ends the token stream too. */
-export async function* streamText(tokens: AsyncIterable<number>, opts: TextStreamOptions): AsyncGenerator<GenerationEvent> {
+export async function* streamText(
+  tokens: AsyncIterable<number>,
+  opts: TextStreamOptions,
+): AsyncGenerator<GenerationEvent> {
   const { detokenizer, stop, eosIds } = opts;
   let pending = "";
   let completionTokens = 0;
   let finishReason: FinishReason = "length";
-  const done = (): GenerationEvent => ({ kind: "done", finishReason, usage: { promptTokens: opts.promptTokens, completionTokens } });
+  const done = (): GenerationEvent => ({
+    kind: "done",
+    finishReason,
+    usage: { promptTokens: opts.promptTokens, completionTokens },
+  });
 
   for await (const token of tokens) {
     completionTokens++;

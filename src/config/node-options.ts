@@ -61,7 +61,11 @@ export interface NodeFlags {
 
 /** A stable id from the host name: lower case, letters, digits, `-` and `_` only. */
 export function defaultNodeId(host: string = hostname()): string {
-  const id = host.split(".")[0]!.toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "");
+  const id = host
+    .split(".")[0]!
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, "-")
+    .replace(/^-+|-+$/g, "");
   return id || "node";
 }
 
@@ -75,7 +79,8 @@ function integer(flag: string, value: string | undefined, fallback: number, min:
 }
 
 function engineKind(value: string | undefined): "mlx" | "fake" {
-  if (value === undefined || value === "" || value === "mlx" || value === "fake") return value === "fake" ? "fake" : "mlx";
+  if (value === undefined || value === "" || value === "mlx" || value === "fake")
+    return value === "fake" ? "fake" : "mlx";
   throw new NodeError("E_CONFIG_INVALID", `--engine: expected mlx or fake, got "${value}"`);
 }
 
@@ -83,7 +88,10 @@ function engineKind(value: string | undefined): "mlx" | "fake" {
  * Options for one node process.
  * @throws NodeError E_CONFIG_INVALID naming the flag that is wrong
  */
-export function parseNodeOptions(flags: NodeFlags, env: Record<string, string | undefined> = process.env): Readonly<NodeOptions> {
+export function parseNodeOptions(
+  flags: NodeFlags,
+  env: Record<string, string | undefined> = process.env,
+): Readonly<NodeOptions> {
   const nodeId = (flags["node-id"] ?? "").trim() || defaultNodeId();
   if (!/^[A-Za-z0-9_.@:-]+$/.test(nodeId)) {
     throw new NodeError("E_CONFIG_INVALID", `--node-id: "${nodeId}" may use only letters, digits and . _ - @ :`);
@@ -92,7 +100,8 @@ export function parseNodeOptions(flags: NodeFlags, env: Record<string, string | 
   return Object.freeze({
     nodeId,
     host: flags.host || "0.0.0.0",
-    port: flags.port === undefined || flags.port === "" ? undefined : integer("port", flags.port, DEFAULT_PORT, 0, 65535),
+    port:
+      flags.port === undefined || flags.port === "" ? undefined : integer("port", flags.port, DEFAULT_PORT, 0, 65535),
     apiHost: flags["api-host"] || "0.0.0.0",
     apiPort: integer("api-port", flags["api-port"], DEFAULT_API_PORT, 0, 65535),
     configPath: flags.config || undefined,
@@ -100,7 +109,13 @@ export function parseNodeOptions(flags: NodeFlags, env: Record<string, string | 
     exoHome: exoHome(env),
     apiKey: env.EXO_API_KEY || undefined,
     healthIntervalMs,
-    healthTimeoutMs: integer("health-timeout-ms", flags["health-timeout-ms"], Math.min(5000, healthIntervalMs), 10, 600_000),
+    healthTimeoutMs: integer(
+      "health-timeout-ms",
+      flags["health-timeout-ms"],
+      Math.min(5000, healthIntervalMs),
+      10,
+      600_000,
+    ),
     requestTimeoutMs: integer("request-timeout-ms", flags["request-timeout-ms"], 30_000, 10, 3_600_000),
     dialTimeoutMs: 5000,
     handshakeTimeoutMs: 5000,
@@ -109,14 +124,21 @@ export function parseNodeOptions(flags: NodeFlags, env: Record<string, string | 
     engine: engineKind(flags.engine),
     fakeStepMs: integer("fake-step-ms", flags["fake-step-ms"], 0, 0, 60_000),
     memoryMb: flags["memory-mb"] ? integer("memory-mb", flags["memory-mb"], 0, 1, 1 << 30) : undefined,
-    models: (flags.models ?? "").split(",").map((m) => m.trim()).filter((m) => m !== ""),
+    models: (flags.models ?? "")
+      .split(",")
+      .map((m) => m.trim())
+      .filter((m) => m !== ""),
   });
 }
 
 /**
  * Options of `exo doctor`. @throws NodeError E_CONFIG_INVALID naming the flag
  */
-export function parseDoctorOptions(flags: { count?: string; "timeout-ms"?: string }): { count: number; timeoutMs: number; probeId: string } {
+export function parseDoctorOptions(flags: { count?: string; "timeout-ms"?: string }): {
+  count: number;
+  timeoutMs: number;
+  probeId: string;
+} {
   return {
     count: integer("count", flags.count, 10, 1, 10_000),
     timeoutMs: integer("timeout-ms", flags["timeout-ms"], 5000, 10, 600_000),

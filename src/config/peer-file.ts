@@ -73,7 +73,14 @@ class Checker {
     const v = obj[key];
     return typeof v === "string" && v.trim() !== "" ? v.trim() : this.fail(`${path}.${key}`, "a non-empty string", v);
   }
-  number(obj: Record<string, unknown>, key: string, path: string, min: number, max: number, integer: boolean): number | undefined {
+  number(
+    obj: Record<string, unknown>,
+    key: string,
+    path: string,
+    min: number,
+    max: number,
+    integer: boolean,
+  ): number | undefined {
     const v = obj[key];
     const n = asNumber(v);
     const ok = n !== undefined && n >= min && n <= max && (!integer || Number.isInteger(n));
@@ -114,7 +121,8 @@ function checkPeer(c: Checker, value: unknown, path: string): PeerEntry | undefi
  * @throws NodeError E_CONFIG_INVALID naming the file, key path and reason
  */
 export function parsePeerFile(text: string, fileName: string): PeerFile {
-  if (text.trim() === "") throw new NodeError("E_CONFIG_INVALID", `${fileName}: the file is empty (expected a "peers" map)`);
+  if (text.trim() === "")
+    throw new NodeError("E_CONFIG_INVALID", `${fileName}: the file is empty (expected a "peers" map)`);
   const root = decode(text, fileName);
   const c = new Checker();
   const peers = new Map<string, PeerEntry>();

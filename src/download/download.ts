@@ -51,7 +51,11 @@ export interface DownloadResult {
  * Ensures the files of `req` are in the cache, verified.
  * @throws E_DOWNLOAD_AUTH, E_DOWNLOAD_NOT_FOUND, E_DOWNLOAD_DISK_FULL, E_DOWNLOAD_VERIFY, E_DOWNLOAD_OFFLINE, E_DOWNLOAD.
  */
-export async function downloadRepo(req: RepoRequest, opts: DownloadOptions, onProgress: ProgressListener = () => {}): Promise<DownloadResult> {
+export async function downloadRepo(
+  req: RepoRequest,
+  opts: DownloadOptions,
+  onProgress: ProgressListener = () => {},
+): Promise<DownloadResult> {
   const cache = repoCache(opts.hubCacheDir, req.repo);
   const revision = req.revision ?? "main";
   if (opts.offline) return fromCache(req, cache, revision, "HF_HUB_OFFLINE is set");
@@ -70,25 +74,48 @@ export async function downloadRepo(req: RepoRequest, opts: DownloadOptions, onPr
   const support = listing.filter((f) => isSupportFile(f.path));
   await fetchAll(support, req, commit, cache, opts, () => {});
   const { nLayers, tied } = await readModelShape(cache, commit, req.repo);
-  if (req.supportOnly) return { dir: cache.snapshotDir(commit), commit, nLayers, files: support.map((f) => f.path), offline: false };
+  if (req.supportOnly)
+    return { dir: cache.snapshotDir(commit), commit, nLayers, files: support.map((f) => f.path), offline: false };
   const range = req.range ?? { layerStart: 0, layerEnd: nLayers };
   checkRange(range, nLayers, req.modelId);
   const weightMap = byPath.has(INDEX) ? await readWeightMap(cache, commit) : undefined;
   const selected = filesForStage([...byPath.keys()], weightMap, range, nLayers, tied);
   const missing = selected.filter((p) => !byPath.has(p));
-  if (missing.length > 0) throw new NodeError("E_DOWNLOAD_NOT_FOUND", `${req.repo}'s index names files the repo does not have: ${missing.join(", ")}`);
+  if (missing.length > 0)
+    throw new NodeError(
+      "E_DOWNLOAD_NOT_FOUND",
+      `${req.repo}'s index names files the repo does not have: ${missing.join(", ")}`,
+    );
   const wanted = selected.map((p) => byPath.get(p) as RepoFile);
 
-  const state = await Promise.all(wanted.map(async (f) => ({ file: f, cached: (await cache.snapshotFileSize(commit, f.path)) === f.size })));
-  await checkFreeSpace(state.filter((s) => !s.cached).map((s) => s.file), cache, opts);
+  const state = await Promise.all(
+    wanted.map(async (f) => ({ file: f, cached: (await cache.snapshotFileSize(commit, f.path)) === f.size })),
+  );
+  await checkFreeSpace(
+    state.filter((s) => !s.cached).map((s) => s.file),
+    cache,
+    opts,
+  );
   const tracker = createProgressTracker(
-    { modelId: req.modelId, repo: req.repo, revision: commit, layerStart: range.layerStart, layerEnd: range.layerEnd, nLayers },
+    {
+      modelId: req.modelId,
+      repo: req.repo,
+      revision: commit,
+      layerStart: range.layerStart,
+      layerEnd: range.layerEnd,
+      nLayers,
+    },
     state.map((s) => ({ path: s.file.path, size: s.file.size, cached: s.cached })),
     onProgress,
   );
   try {
-    await fetchAll(state.filter((s) => !s.cached).map((s) => s.file), req, commit, cache, opts, (path, bytes, done) =>
-      done ? tracker.complete(path) : tracker.update(path, bytes),
+    await fetchAll(
+      state.filter((s) => !s.cached).map((s) => s.file),
+      req,
+      commit,
+      cache,
+      opts,
+      (path, bytes, done) => (done ? tracker.complete(path) : tracker.update(path, bytes)),
     );
   } catch (err) {
     tracker.fail((err as Error).message);
@@ -127,7 +154,14 @@ const inflight = new Map<string, Promise<void>>();
 
 type FileReport = (path: string, bytes: number, done: boolean) => void;
 
-async function fetchAll(files: RepoFile[], req: RepoRequest, commit: string, cache: RepoCache, opts: DownloadOptions, report: FileReport): Promise<void> {
+async function fetchAll(
+  files: RepoFile[],
+  req: RepoRequest,
+  commit: string,
+  cache: RepoCache,
+  opts: DownloadOptions,
+  report: FileReport,
+): Promise<void> {
   if (files.length === 0) return;
   await mkdir(`${cache.dir}/blobs`, { recursive: true });
   const abort = new AbortController();
@@ -141,10 +175,26 @@ async function fetchAll(files: RepoFile[], req: RepoRequest, commit: string, cac
       if ((await fileSize(blobPath)) !== file.size) {
         let job = inflight.get(blobPath);
         if (!job) {
-          const fetchJob = { repo: req.repo, path: file.path, url: resolveUrl(opts.hub, req.repo, commit, file.path), size: file.size, etag: file.etag, incompletePath: cache.incompletePath(file.etag), blobPath };
-          const deps = { hub: opts.hub, policy: opts.policy ?? DEFAULT_RETRY, openWriter: opts.openWriter, signal: abort.signal, onBytes: (b: number) => report(file.path, b, false) };
+          const fetchJob = {
+            repo: req.repo,
+            path: file.path,
+            url: resolveUrl(opts.hub, req.repo, commit, file.path),
+            size: file.size,
+            etag: file.etag,
+            incompletePath: cache.incompletePath(file.etag),
+            blobPath,
+          };
+          const deps = {
+            hub: opts.hub,
+            policy: opts.policy ?? DEFAULT_RETRY,
+            openWriter: opts.openWriter,
+            signal: abort.signal,
+            onBytes: (b: number) => report(file.path, b, false),
+          };
           // Another process may have finished this blob while we waited for its lock.
-          job = withBlobLock(blobPath, async () => ((await fileSize(blobPath)) === file.size ? undefined : fetchFile(fetchJob, deps))).finally(() => inflight.delete(blobPath));
+          job = withBlobLock(blobPath, async () =>
+            (await fileSize(blobPath)) === file.size ? undefined : fetchFile(fetchJob, deps),
+          ).finally(() => inflight.delete(blobPath));
           inflight.set(blobPath, job);
         }
         await job;
@@ -162,14 +212,18 @@ async function fetchAll(files: RepoFile[], req: RepoRequest, commit: string, cac
   const results = await Promise.allSettled(workers);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   // Report the failure that caused the others to stop, not a cancellation that followed it.
-  const root = results.map((r) => (r.status === "rejected" ? (r.reason as NodeError) : undefined)).find((e) => e && e.code !== "E_CANCELLED");
+  const root = results
+    .map((r) => (r.status === "rejected" ? (r.reason as NodeError) : undefined))
+    .find((e) => e && e.code !== "E_CANCELLED");
   if (failed) throw root ?? failed.reason;
 }
 
 async function fromCache(req: RepoRequest, cache: RepoCache, revision: string, why: string): Promise<DownloadResult> {
   const commit = /^[0-9a-f]{40}$/.test(revision) ? revision : await cache.readRef(revision);
-  const offlineError = (detail: string) => new NodeError("E_DOWNLOAD_OFFLINE", `${why}, and ${req.repo} ${detail} in ${cache.dir}; pull it once while online`);
-  if (!commit || (await cache.snapshotFileSize(commit, "config.json")) === undefined) throw offlineError("is not cached");
+  const offlineError = (detail: string) =>
+    new NodeError("E_DOWNLOAD_OFFLINE", `${why}, and ${req.repo} ${detail} in ${cache.dir}; pull it once while online`);
+  if (!commit || (await cache.snapshotFileSize(commit, "config.json")) === undefined)
+    throw offlineError("is not cached");
   const { nLayers, tied } = await readModelShape(cache, commit, req.repo);
   if (req.supportOnly) return { dir: cache.snapshotDir(commit), commit, nLayers, files: [], offline: true };
   const range = req.range ?? { layerStart: 0, layerEnd: nLayers };
@@ -183,11 +237,17 @@ async function fromCache(req: RepoRequest, cache: RepoCache, revision: string, w
   return { dir: cache.snapshotDir(commit), commit, nLayers, files: weights, offline: true };
 }
 
-async function readModelShape(cache: RepoCache, commit: string, repo: string): Promise<{ nLayers: number; tied: boolean }> {
+async function readModelShape(
+  cache: RepoCache,
+  commit: string,
+  repo: string,
+): Promise<{ nLayers: number; tied: boolean }> {
   const path = `${cache.snapshotDir(commit)}/config.json`;
-  const config = (await Bun.file(path).json().catch((cause: unknown) => {
-    throw new NodeError("E_WEIGHTS", `${repo} has no readable config.json (${path})`, { cause });
-  })) as Record<string, unknown>;
+  const config = (await Bun.file(path)
+    .json()
+    .catch((cause: unknown) => {
+      throw new NodeError("E_WEIGHTS", `${repo} has no readable config.json (${path})`, { cause });
+    })) as Record<string, unknown>;
   const text = config.text_config as Record<string, unknown> | undefined;
   const nLayers = config.num_hidden_layers ?? text?.num_hidden_layers;
   if (typeof nLayers !== "number") throw new NodeError("E_WEIGHTS", `${repo}'s config.json has no num_hidden_layers`);
@@ -195,14 +255,19 @@ async function readModelShape(cache: RepoCache, commit: string, repo: string): P
 }
 
 async function readWeightMap(cache: RepoCache, commit: string): Promise<Record<string, string>> {
-  const index = (await Bun.file(`${cache.snapshotDir(commit)}/${INDEX}`).json()) as { weight_map?: Record<string, string> };
+  const index = (await Bun.file(`${cache.snapshotDir(commit)}/${INDEX}`).json()) as {
+    weight_map?: Record<string, string>;
+  };
   if (!index.weight_map) throw new NodeError("E_WEIGHTS", `${INDEX} has no weight_map`);
   return index.weight_map;
 }
 
 function checkRange(range: LayerRange, nLayers: number, modelId: string): void {
   if (range.layerStart < 0 || range.layerEnd > nLayers || range.layerStart >= range.layerEnd) {
-    throw new NodeError("E_WEIGHTS", `layers [${range.layerStart}, ${range.layerEnd}) are not a stage of ${modelId}, which has ${nLayers} layers`);
+    throw new NodeError(
+      "E_WEIGHTS",
+      `layers [${range.layerStart}, ${range.layerEnd}) are not a stage of ${modelId}, which has ${nLayers} layers`,
+    );
   }
 }
 

@@ -71,7 +71,10 @@ export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void
       }
       await restart(job);
       hasher = undefined;
-      failure = new NodeError("E_DOWNLOAD_VERIFY", `${job.repo}/${job.path} failed verification: hash ${digest} instead of ${job.etag}`);
+      failure = new NodeError(
+        "E_DOWNLOAD_VERIFY",
+        `${job.repo}/${job.path} failed verification: hash ${digest} instead of ${job.etag}`,
+      );
       log.warn(`${(failure as Error).message}; deleted, fetching again`);
     }
     const progressed = (await fileSize(job.incompletePath)) > have;
@@ -79,7 +82,11 @@ export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void
     if (failures >= deps.policy.attempts) {
       const reason = (failure as Error | undefined)?.message ?? "short file";
       if ((failure as NodeError | undefined)?.code === "E_DOWNLOAD_VERIFY") throw failure;
-      throw new NodeError("E_DOWNLOAD", `gave up on ${job.repo}/${job.path} after ${failures} failed tries: ${reason}`, { cause: failure });
+      throw new NodeError(
+        "E_DOWNLOAD",
+        `gave up on ${job.repo}/${job.path} after ${failures} failed tries: ${reason}`,
+        { cause: failure },
+      );
     }
     log.debug(`retrying ${job.path} (${failures}): ${(failure as Error | undefined)?.message}`);
     if (!progressed) await Bun.sleep(backoffMs(deps.policy, failures));
@@ -99,7 +106,13 @@ async function hashPrefix(job: FileJob, have: number): Promise<Hasher> {
   return hasher;
 }
 
-async function transfer(job: FileJob, have: number, hasher: Hasher, openWriter: OpenWriter, deps: FetchFileDeps): Promise<void> {
+async function transfer(
+  job: FileJob,
+  have: number,
+  hasher: Hasher,
+  openWriter: OpenWriter,
+  deps: FetchFileDeps,
+): Promise<void> {
   const abort = new AbortController();
   const onOuterAbort = () => abort.abort(new NodeError("E_CANCELLED", `download of ${job.repo}/${job.path} cancelled`));
   deps.signal?.addEventListener("abort", onOuterAbort, { once: true });
@@ -147,9 +160,14 @@ async function transfer(job: FileJob, have: number, hasher: Hasher, openWriter: 
       received += chunk.length;
       deps.onBytes(received);
     }
-    if (received < job.size) throw new TransientError(`${job.path}: connection closed at ${received} of ${job.size} bytes`);
+    if (received < job.size)
+      throw new TransientError(`${job.path}: connection closed at ${received} of ${job.size} bytes`);
   } catch (err) {
-    if (stalled) throw new TransientError(`${job.path}: no data from ${new URL(job.url).host} for ${deps.policy.stallTimeoutMs} ms (stalled)`, { cause: err });
+    if (stalled)
+      throw new TransientError(
+        `${job.path}: no data from ${new URL(job.url).host} for ${deps.policy.stallTimeoutMs} ms (stalled)`,
+        { cause: err },
+      );
     throw err;
   } finally {
     clearInterval(watchdog);
@@ -182,7 +200,10 @@ function checkEtag(res: Response, job: FileJob): void {
   const raw = res.headers.get("x-linked-etag") ?? res.headers.get("etag");
   const etag = raw?.replace(/^W\//, "").replaceAll('"', "");
   if (etag && etag.length === job.etag.length && /^[0-9a-f]+$/.test(etag) && etag !== job.etag) {
-    throw new NodeError("E_DOWNLOAD_VERIFY", `${job.repo}/${job.path} changed on the hub (ETag ${etag}, expected ${job.etag}); pull again`);
+    throw new NodeError(
+      "E_DOWNLOAD_VERIFY",
+      `${job.repo}/${job.path} changed on the hub (ETag ${etag}, expected ${job.etag}); pull again`,
+    );
   }
 }
 

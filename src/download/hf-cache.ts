@@ -83,7 +83,11 @@ export async function withBlobLock<T>(blobPath: string, fn: () => Promise<T>, po
       break;
     } catch (err) {
       if ((err as { code?: string }).code !== "EEXIST") throw err;
-      const owner = Number(await Bun.file(lockPath).text().catch(() => ""));
+      const owner = Number(
+        await Bun.file(lockPath)
+          .text()
+          .catch(() => ""),
+      );
       if (!isAlive(owner)) await rm(lockPath, { force: true });
       else await Bun.sleep(pollMs); // another process is fetching this blob: wait for it to finish
     }

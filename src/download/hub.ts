@@ -25,9 +25,16 @@ export interface RepoFile {
  */
 export async function fetchCommit(hub: HubOptions, repo: string, revision: string): Promise<string> {
   try {
-    const info = await modelInfo({ name: repo, revision, hubUrl: hub.endpoint, fetch: authFetch(hub), additionalFields: ["sha"] });
+    const info = await modelInfo({
+      name: repo,
+      revision,
+      hubUrl: hub.endpoint,
+      fetch: authFetch(hub),
+      additionalFields: ["sha"],
+    });
     const sha = (info as { sha?: unknown }).sha;
-    if (typeof sha !== "string" || !/^[0-9a-f]{40}$/.test(sha)) throw new NodeError("E_DOWNLOAD", `${hub.endpoint} gave no commit for ${repo}@${revision}`);
+    if (typeof sha !== "string" || !/^[0-9a-f]{40}$/.test(sha))
+      throw new NodeError("E_DOWNLOAD", `${hub.endpoint} gave no commit for ${repo}@${revision}`);
     return sha;
   } catch (err) {
     throw hubError(err, hub, repo);
@@ -38,7 +45,13 @@ export async function fetchCommit(hub: HubOptions, repo: string, revision: strin
 export async function listCommitFiles(hub: HubOptions, repo: string, commit: string): Promise<RepoFile[]> {
   const files: RepoFile[] = [];
   try {
-    for await (const entry of listFiles({ repo, revision: commit, recursive: true, hubUrl: hub.endpoint, fetch: authFetch(hub) })) {
+    for await (const entry of listFiles({
+      repo,
+      revision: commit,
+      recursive: true,
+      hubUrl: hub.endpoint,
+      fetch: authFetch(hub),
+    })) {
       if (entry.type !== "file") continue;
       const etag = entry.lfs?.oid ?? entry.oid;
       if (!etag) throw new NodeError("E_DOWNLOAD", `${hub.endpoint} listed ${repo}/${entry.path} without a hash`);
@@ -86,7 +99,12 @@ export function statusError(status: number, hub: HubOptions, repo: string, path?
     );
   }
   if (status === 404) {
-    return new NodeError("E_DOWNLOAD_NOT_FOUND", path ? `file ${path} not found in ${repo} on ${hub.endpoint}` : `repo ${repo} not found on ${hub.endpoint} (check the name, or it may be private: set HF_TOKEN)`);
+    return new NodeError(
+      "E_DOWNLOAD_NOT_FOUND",
+      path
+        ? `file ${path} not found in ${repo} on ${hub.endpoint}`
+        : `repo ${repo} not found on ${hub.endpoint} (check the name, or it may be private: set HF_TOKEN)`,
+    );
   }
   const what = path ? `${repo}/${path}` : repo;
   if (status === 429 || status >= 500) return new TransientError(`${hub.endpoint} answered ${status} for ${what}`);
@@ -103,5 +121,9 @@ export function isUnreachable(err: unknown): boolean {
 function hubError(err: unknown, hub: HubOptions, repo: string): NodeError {
   if (err instanceof NodeError) return err;
   if (err instanceof HubApiError) return statusError(err.statusCode, hub, repo);
-  return new NodeError("E_DOWNLOAD_OFFLINE", `cannot reach ${hub.endpoint} for ${repo}: ${(err as Error).message ?? String(err)}`, { cause: err });
+  return new NodeError(
+    "E_DOWNLOAD_OFFLINE",
+    `cannot reach ${hub.endpoint} for ${repo}: ${(err as Error).message ?? String(err)}`,
+    { cause: err },
+  );
 }

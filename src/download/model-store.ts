@@ -69,7 +69,11 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     return { ...model, ...describeConfig(config), layers: res.nLayers };
   };
 
-  const ensureShardFiles = async (ref: string | ResolvedModel, range: LayerRange, onProgress?: ProgressListener): Promise<string> => {
+  const ensureShardFiles = async (
+    ref: string | ResolvedModel,
+    range: LayerRange,
+    onProgress?: ProgressListener,
+  ): Promise<string> => {
     const model = typeof ref === "string" ? await resolveModelRef(ref, catalog) : ref;
     if (model.source.kind === "local") return model.source.dir;
     const report = (p: DownloadProgress) => {
@@ -81,20 +85,35 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     } catch (err) {
       // Failures before the file list is known have no tracker: report them in the same shape.
       const last = latest.get(`${model.id}:${range.layerStart}:${range.layerEnd}`);
-      if (last?.status !== "failed") report(failedProgress(model, model.source.repo, range, (err as Error).message, last));
+      if (last?.status !== "failed")
+        report(failedProgress(model, model.source.repo, range, (err as Error).message, last));
       throw err;
     }
   };
 
   const localState = async (entry: CatalogEntry): Promise<LocalModelState> => {
     const base = { id: entry.id, name: entry.name, layers: entry.layers };
-    if (!entry.repo) return { ...base, downloaded: true, downloadedBytes: entry.sizeBytes, totalBytes: entry.sizeBytes, percentage: 100 };
+    if (!entry.repo)
+      return {
+        ...base,
+        downloaded: true,
+        downloadedBytes: entry.sizeBytes,
+        totalBytes: entry.sizeBytes,
+        percentage: 100,
+      };
     const cached = await cachedModelState(opts.hubCacheDir, entry.repo);
     if (!cached) return { ...base, downloaded: false, downloadedBytes: 0, totalBytes: entry.sizeBytes, percentage: 0 };
     const complete = cached.missing.length === 0;
     const total = complete ? cached.presentBytes : Math.max(entry.sizeBytes, cached.presentBytes);
     const percentage = total > 0 ? (100 * cached.presentBytes) / total : 0;
-    return { ...base, downloaded: complete, downloadedBytes: cached.presentBytes, totalBytes: total, percentage, dir: cached.dir };
+    return {
+      ...base,
+      downloaded: complete,
+      downloadedBytes: cached.presentBytes,
+      totalBytes: total,
+      percentage,
+      dir: cached.dir,
+    };
   };
 
   return {
@@ -113,7 +132,12 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
       const pool: Record<string, unknown> = {};
       for (const entry of catalog.entries) {
         const s = await localState(entry);
-        pool[entry.id] = { downloaded: s.downloaded, download_percentage: s.percentage, total_size: s.totalBytes, total_downloaded: s.downloadedBytes };
+        pool[entry.id] = {
+          downloaded: s.downloaded,
+          download_percentage: s.percentage,
+          total_size: s.totalBytes,
+          total_downloaded: s.downloadedBytes,
+        };
       }
       return pool;
     },
@@ -145,9 +169,34 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
   };
 }
 
-function failedProgress(model: ResolvedModel, repo: string, range: LayerRange, error: string, last?: DownloadProgress): DownloadProgress {
-  const empty = { revision: "main", files: [], completedFiles: 0, totalFiles: 0, downloadedBytes: 0, sessionBytes: 0, totalBytes: 0 };
-  return { ...empty, ...last, modelId: model.id, repo, ...range, nLayers: model.layers ?? range.layerEnd, speedBytesPerSec: 0, etaSec: 0, status: "failed", error };
+function failedProgress(
+  model: ResolvedModel,
+  repo: string,
+  range: LayerRange,
+  error: string,
+  last?: DownloadProgress,
+): DownloadProgress {
+  const empty = {
+    revision: "main",
+    files: [],
+    completedFiles: 0,
+    totalFiles: 0,
+    downloadedBytes: 0,
+    sessionBytes: 0,
+    totalBytes: 0,
+  };
+  return {
+    ...empty,
+    ...last,
+    modelId: model.id,
+    repo,
+    ...range,
+    nLayers: model.layers ?? range.layerEnd,
+    speedBytesPerSec: 0,
+    etaSec: 0,
+    status: "failed",
+    error,
+  };
 }
 
 /** A store configured from the environment (HF_*), with `modelsDir` (--models-dir) overriding the hub cache. */
@@ -167,7 +216,11 @@ let defaultStore: Promise<NodeModelStore> | undefined;
  * The stage's files on this node (a store from the environment, shared by every caller in the process).
  * @throws E_MODEL_UNKNOWN, E_DOWNLOAD_AUTH, E_DOWNLOAD_NOT_FOUND, E_DOWNLOAD_DISK_FULL, E_DOWNLOAD_VERIFY, E_DOWNLOAD_OFFLINE, E_DOWNLOAD
  */
-export async function ensureShardFiles(model: string | ResolvedModel, range: LayerRange, onProgress?: ProgressListener): Promise<string> {
+export async function ensureShardFiles(
+  model: string | ResolvedModel,
+  range: LayerRange,
+  onProgress?: ProgressListener,
+): Promise<string> {
   defaultStore ??= createDefaultModelStore({ nodeId: "local" });
   return (await defaultStore).ensureShardFiles(model, range, onProgress);
 }

@@ -64,7 +64,14 @@ export function createProgressTracker(
   const startedAt = now();
   const state = new Map<string, FileState>();
   for (const f of files) {
-    state.set(f.path, { path: f.path, total: f.size, startBytes: -1, bytes: f.cached ? f.size : 0, status: f.cached ? "complete" : "not_started", startedAt });
+    state.set(f.path, {
+      path: f.path,
+      total: f.size,
+      startBytes: -1,
+      bytes: f.cached ? f.size : 0,
+      status: f.cached ? "complete" : "not_started",
+      startedAt,
+    });
   }
   let status: DownloadStatus = files.every((f) => f.cached) ? "complete" : "not_started";
   let error: string | undefined;

@@ -75,8 +75,13 @@ export function loadMlxAddon(at: RuntimeLocation): Record<string, unknown> {
   try {
     process.dlopen(mod, path);
   } catch (cause) {
-    const hint = process.platform === "linux" ? `; MLX needs Debian's liblapack3 and libopenblas0-pthread: ${LINUX_MLX_LIBS_HINT}` : "";
-    throw new NodeError("E_MLX_UNAVAILABLE", `cannot load MLX from ${path}: ${(cause as Error).message}${hint}`, { cause });
+    const hint =
+      process.platform === "linux"
+        ? `; MLX needs Debian's liblapack3 and libopenblas0-pthread: ${LINUX_MLX_LIBS_HINT}`
+        : "";
+    throw new NodeError("E_MLX_UNAVAILABLE", `cannot load MLX from ${path}: ${(cause as Error).message}${hint}`, {
+      cause,
+    });
   }
   return mod.exports;
 }

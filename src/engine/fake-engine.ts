@@ -3,7 +3,7 @@
 // multi-stage chain produces exactly the tokens one stage would, and a skipped stage is detected.
 import { NodeError } from "../errors.ts";
 import type { Tensor } from "../protocol/types.ts";
-import type { SamplingParams, ShardEngine, ShardSpec, StageInput, StageOutput } from "./types.ts";
+import type { SamplingParams, ShardEngine, ShardSpec, StageInput } from "./types.ts";
 
 export interface FakeEngineOptions {
   /** Token ids produced are in [0, vocabSize). Default 256. */
@@ -47,7 +47,10 @@ export function createFakeEngine(opts: FakeEngineOptions = {}): ShardEngine {
     const found = requests.get(requestId);
     if (found) return found;
     if (requests.size >= maxLive) {
-      throw new NodeError("E_CAPACITY", `engine holds ${requests.size} live requests (limit ${maxLive}); refusing ${requestId}`);
+      throw new NodeError(
+        "E_CAPACITY",
+        `engine holds ${requests.size} live requests (limit ${maxLive}); refusing ${requestId}`,
+      );
     }
     const created: RequestState = { length: 0, steps: 0, lastToken: 0 };
     requests.set(requestId, created);
@@ -73,7 +76,8 @@ export function createFakeEngine(opts: FakeEngineOptions = {}): ShardEngine {
       if (!requests.has(requestId)) throw new NodeError("E_CANCELLED", `request ${requestId} ended during its step`);
       state.length += positions.length;
       state.steps += 1;
-      if (spec.layerEnd < spec.nLayers) return { kind: "hidden", tensor: writeHidden(positions, spec.layerEnd, hiddenSize) };
+      if (spec.layerEnd < spec.nLayers)
+        return { kind: "hidden", tensor: writeHidden(positions, spec.layerEnd, hiddenSize) };
       state.lastToken = positions[positions.length - 1]!;
       return { kind: "token", token: pickToken(state, sampling, vocabSize, opts) };
     },
@@ -94,32 +98,46 @@ export function createFakeEngine(opts: FakeEngineOptions = {}): ShardEngine {
 function checkShard(spec: ShardSpec): void {
   const ok = Number.isInteger(spec.layerStart) && Number.isInteger(spec.layerEnd) && Number.isInteger(spec.nLayers);
   if (!ok || spec.layerStart < 0 || spec.layerEnd <= spec.layerStart || spec.layerEnd > spec.nLayers) {
-    throw new NodeError("E_WEIGHTS", `shard [${spec.layerStart}, ${spec.layerEnd}) is not a non-empty range of ${spec.nLayers} layers`);
+    throw new NodeError(
+      "E_WEIGHTS",
+      `shard [${spec.layerStart}, ${spec.layerEnd}) is not a non-empty range of ${spec.nLayers} layers`,
+    );
   }
 }
 
 /** Token ids of the positions in this step; checks the input kind and that no stage was skipped. */
 function readPositions(spec: ShardSpec, input: StageInput, hiddenSize: number, vocabSize: number): number[] {
   if (spec.layerStart === 0) {
-    if (input.kind !== "tokens") throw new NodeError("E_PROTOCOL_PAYLOAD", "the first stage takes token ids, got a hidden state");
+    if (input.kind !== "tokens")
+      throw new NodeError("E_PROTOCOL_PAYLOAD", "the first stage takes token ids, got a hidden state");
     const bad = input.tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
     if (input.tokens.length === 0 || bad !== undefined) {
-      throw new NodeError("E_PROTOCOL_PAYLOAD", `tokens must be 1+ ids in [0, ${vocabSize}), got ${input.tokens.length ? bad : "none"}`);
+      throw new NodeError(
+        "E_PROTOCOL_PAYLOAD",
+        `tokens must be 1+ ids in [0, ${vocabSize}), got ${input.tokens.length ? bad : "none"}`,
+      );
     }
     return [...input.tokens];
   }
-  if (input.kind !== "hidden") throw new NodeError("E_PROTOCOL_PAYLOAD", `stage at layer ${spec.layerStart} takes a hidden state, got tokens`);
+  if (input.kind !== "hidden")
+    throw new NodeError("E_PROTOCOL_PAYLOAD", `stage at layer ${spec.layerStart} takes a hidden state, got tokens`);
   const { tensor } = input;
   const [batch, length, width] = tensor.shape;
   if (tensor.dtype !== "float32" || tensor.shape.length !== 3 || batch !== 1 || width !== hiddenSize || !length) {
-    throw new NodeError("E_PROTOCOL_PAYLOAD", `fake hidden state must be float32[1,T,${hiddenSize}], got ${tensor.dtype}[${tensor.shape.join(",")}]`);
+    throw new NodeError(
+      "E_PROTOCOL_PAYLOAD",
+      `fake hidden state must be float32[1,T,${hiddenSize}], got ${tensor.dtype}[${tensor.shape.join(",")}]`,
+    );
   }
   const values = new Float32Array(tensor.bytes.slice().buffer);
   const tokens: number[] = [];
   for (let i = 0; i < length; i++) {
     const layers = values[i * hiddenSize + 1];
     if (layers !== spec.layerStart) {
-      throw new NodeError("E_PROTOCOL_PAYLOAD", `hidden state has passed ${layers} layers but this stage starts at layer ${spec.layerStart}`);
+      throw new NodeError(
+        "E_PROTOCOL_PAYLOAD",
+        `hidden state has passed ${layers} layers but this stage starts at layer ${spec.layerStart}`,
+      );
     }
     tokens.push(values[i * hiddenSize]!);
   }
@@ -138,7 +156,8 @@ function writeHidden(tokens: number[], layersPassed: number, hiddenSize: number)
 
 /** The next token depends only on the request's history length, last token and seed. */
 function pickToken(state: RequestState, sampling: SamplingParams, vocabSize: number, opts: FakeEngineOptions): number {
-  if (opts.eosToken !== undefined && opts.eosAfterSteps !== undefined && state.steps > opts.eosAfterSteps) return opts.eosToken;
+  if (opts.eosToken !== undefined && opts.eosAfterSteps !== undefined && state.steps > opts.eosAfterSteps)
+    return opts.eosToken;
   let token = (state.lastToken * 31 + state.length * 7 + 3) % vocabSize;
   if (sampling.temperature > 0) token = (token + (sampling.seed ?? 0) * 13) % vocabSize;
   if (opts.eosToken !== undefined && token === opts.eosToken) token = (token + 1) % vocabSize;

@@ -72,7 +72,10 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     const found = requests.get(requestId);
     if (found) return found;
     if (requests.size >= maxLive) {
-      throw new NodeError("E_CAPACITY", `engine holds ${requests.size} live requests (limit ${maxLive}); refusing ${requestId}, retry when one ends`);
+      throw new NodeError(
+        "E_CAPACITY",
+        `engine holds ${requests.size} live requests (limit ${maxLive}); refusing ${requestId}, retry when one ends`,
+      );
     }
     const st: RequestState = { cache: createKVCache(m.cacheSpec) };
     if (m.range.layerEnd === m.range.nLayers) st.sampler = makeSampler(sampling);
@@ -94,7 +97,8 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
       outs.push(part);
       if (s + prefillChunk >= L) break;
       await releaseMemory();
-      if (requests.get(requestId) !== st) throw new NodeError("E_CANCELLED", `request ${requestId} ended during its prefill`);
+      if (requests.get(requestId) !== st)
+        throw new NodeError("E_CANCELLED", `request ${requestId} ended during its prefill`);
     }
     // The last stage only needs the final chunk's logits; other stages pass every position on.
     return st.sampler ? outs[outs.length - 1]! : mx.concatenate(outs, 1);
@@ -102,17 +106,34 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
 
   function inputArray(m: ShardModel, input: StageInput): mx.array {
     if (m.range.layerStart === 0) {
-      if (input.kind !== "tokens") throw new NodeError("E_PROTOCOL_PAYLOAD", "the first stage takes token ids, got a hidden state");
+      if (input.kind !== "tokens")
+        throw new NodeError("E_PROTOCOL_PAYLOAD", "the first stage takes token ids, got a hidden state");
       const bad = input.tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= m.args.vocabSize);
       if (input.tokens.length === 0 || bad !== undefined) {
-        throw new NodeError("E_PROTOCOL_PAYLOAD", `tokens must be 1+ ids in [0, ${m.args.vocabSize}), got ${input.tokens.length ? bad : "none"}`);
+        throw new NodeError(
+          "E_PROTOCOL_PAYLOAD",
+          `tokens must be 1+ ids in [0, ${m.args.vocabSize}), got ${input.tokens.length ? bad : "none"}`,
+        );
       }
       return mx.array([input.tokens], mx.int32);
     }
-    if (input.kind !== "hidden") throw new NodeError("E_PROTOCOL_PAYLOAD", `stage at layer ${m.range.layerStart} takes a hidden state, got tokens`);
+    if (input.kind !== "hidden")
+      throw new NodeError(
+        "E_PROTOCOL_PAYLOAD",
+        `stage at layer ${m.range.layerStart} takes a hidden state, got tokens`,
+      );
     const { shape, dtype } = input.tensor;
-    if (shape.length !== 3 || shape[0] !== 1 || shape[2] !== m.args.hiddenSize || !shape[1] || !["float32", "float16", "bfloat16"].includes(dtype)) {
-      throw new NodeError("E_PROTOCOL_PAYLOAD", `hidden state must be float[1,T,${m.args.hiddenSize}], got ${dtype}[${shape.join(",")}]`);
+    if (
+      shape.length !== 3 ||
+      shape[0] !== 1 ||
+      shape[2] !== m.args.hiddenSize ||
+      !shape[1] ||
+      !["float32", "float16", "bfloat16"].includes(dtype)
+    ) {
+      throw new NodeError(
+        "E_PROTOCOL_PAYLOAD",
+        `hidden state must be float[1,T,${m.args.hiddenSize}], got ${dtype}[${shape.join(",")}]`,
+      );
     }
     const a = tensorToArray(input.tensor);
     return native || a.dtype === mx.float32 ? a : a.astype(mx.float32);
@@ -120,7 +141,10 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
 
   async function loadShard(spec: ShardSpec, onProgress?: LoadProgress): Promise<void> {
     if (spec.layerStart < 0 || spec.layerEnd <= spec.layerStart || spec.layerEnd > spec.nLayers) {
-      throw new NodeError("E_WEIGHTS", `shard [${spec.layerStart}, ${spec.layerEnd}) is not a non-empty range of ${spec.nLayers} layers`);
+      throw new NodeError(
+        "E_WEIGHTS",
+        `shard [${spec.layerStart}, ${spec.layerEnd}) is not a non-empty range of ${spec.nLayers} layers`,
+      );
     }
     const started = performance.now();
     onProgress?.(0, "reading config");
@@ -132,7 +156,10 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     }
     const args = parseModelArgs(config);
     if (args.numHiddenLayers !== spec.nLayers) {
-      throw new NodeError("E_WEIGHTS", `shard says ${spec.nLayers} layers but ${spec.modelId}'s config.json has ${args.numHiddenLayers}`);
+      throw new NodeError(
+        "E_WEIGHTS",
+        `shard says ${spec.nLayers} layers but ${spec.modelId}'s config.json has ${args.numHiddenLayers}`,
+      );
     }
     const arch = getArchitecture(args.modelType);
     const range = { layerStart: spec.layerStart, layerEnd: spec.layerEnd, nLayers: spec.nLayers };
@@ -151,7 +178,9 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     model = arch.create(args, range, loaded.weights);
     shard = { ...spec };
     report = { tensorsRead: loaded.tensorsRead, files: loaded.files, loadMs: performance.now() - started };
-    log.info(`loaded ${spec.modelId} layers [${spec.layerStart}, ${spec.layerEnd}) of ${spec.nLayers} in ${report.loadMs.toFixed(0)} ms`);
+    log.info(
+      `loaded ${spec.modelId} layers [${spec.layerStart}, ${spec.layerEnd}) of ${spec.nLayers} in ${report.loadMs.toFixed(0)} ms`,
+    );
     onProgress?.(1, "loaded");
   }
 

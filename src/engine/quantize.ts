@@ -9,7 +9,8 @@ const SUPPORTED_BITS = new Set([2, 3, 4, 5, 6, 8]);
 
 /** Per 32-value block: which word each value starts in, its shift, and whether it spills into the next word. */
 function layout(bits: number): { word: number[]; shift: number[]; spill: number[] } {
-  if (!SUPPORTED_BITS.has(bits)) throw new NodeError("E_WEIGHTS", `unsupported quantization: ${bits} bits (supported 2,3,4,5,6,8)`);
+  if (!SUPPORTED_BITS.has(bits))
+    throw new NodeError("E_WEIGHTS", `unsupported quantization: ${bits} bits (supported 2,3,4,5,6,8)`);
   const word: number[] = [];
   const shift: number[] = [];
   const spill: number[] = [];
@@ -25,14 +26,23 @@ function layout(bits: number): { word: number[]; shift: number[]; spill: number[
 const u32 = (v: number[]) => mx.array(v, mx.uint32);
 
 /** Unpacks w [..., rows, in*bits/32] uint32 into float32 [..., rows, in] = q*scale + bias per group. */
-export function dequantizeAffine(w: mx.array, scales: mx.array, biases: mx.array, groupSize: number, bits: number): mx.array {
+export function dequantizeAffine(
+  w: mx.array,
+  scales: mx.array,
+  biases: mx.array,
+  groupSize: number,
+  bits: number,
+): mx.array {
   const { word, shift, spill } = layout(bits);
   const lead = w.shape.slice(0, -1);
   const packed = w.shape[w.ndim - 1]!;
   const blocks = packed / bits;
   const inFeatures = blocks * 32;
   if (!Number.isInteger(blocks) || scales.shape[scales.ndim - 1]! * groupSize !== inFeatures) {
-    throw new NodeError("E_WEIGHTS", `quantized shape mismatch: ${packed} packed words, ${scales.shape.join("x")} scales, group ${groupSize}, ${bits} bits`);
+    throw new NodeError(
+      "E_WEIGHTS",
+      `quantized shape mismatch: ${packed} packed words, ${scales.shape.join("x")} scales, group ${groupSize}, ${bits} bits`,
+    );
   }
   const w3 = w.reshape([...lead, blocks, bits]);
   // The binding's shift ops do not broadcast a size-1 axis (silently): broadcast explicitly.
@@ -100,8 +110,15 @@ const NATIVE_BITS = new Set([2, 4, 8]);
  * Load-time dequantization to float32: the native kernel for 2/4/8 bits, else dequantizeAffine over
  * row chunks, each evaluated at once.
  */
-export async function dequantizeRows(w: mx.array, scales: mx.array, biases: mx.array, groupSize: number, bits: number): Promise<mx.array> {
-  if (NATIVE_BITS.has(bits)) return mx.dequantize(w, scales.astype(mx.float32), biases.astype(mx.float32), groupSize, bits);
+export async function dequantizeRows(
+  w: mx.array,
+  scales: mx.array,
+  biases: mx.array,
+  groupSize: number,
+  bits: number,
+): Promise<mx.array> {
+  if (NATIVE_BITS.has(bits))
+    return mx.dequantize(w, scales.astype(mx.float32), biases.astype(mx.float32), groupSize, bits);
   const rows = w.shape[0]!;
   const inFeatures = (w.shape[w.ndim - 1]! * 32) / bits;
   const per = Math.max(1, Math.floor(CHUNK_WEIGHTS / inFeatures));
@@ -119,17 +136,22 @@ export async function dequantizeRows(w: mx.array, scales: mx.array, biases: mx.a
 }
 
 /** Quantizes a big matrix: the binding's kernel where it accepts the shape, else quantizeAffine per row chunk. */
-export async function quantizeRows(w: mx.array, groupSize: number, bits: number): Promise<[mx.array, mx.array, mx.array]> {
+export async function quantizeRows(
+  w: mx.array,
+  groupSize: number,
+  bits: number,
+): Promise<[mx.array, mx.array, mx.array]> {
   const [rows, inFeatures] = w.shape as [number, number];
   // The kernel refuses narrow matrices (e.g. 4 bits needs >= 256 features); its check runs before any eval.
-  if (NATIVE_BITS.has(bits) && inFeatures >= 512) return mx.quantize(w, groupSize, bits) as unknown as [mx.array, mx.array, mx.array];
+  if (NATIVE_BITS.has(bits) && inFeatures >= 512)
+    return mx.quantize(w, groupSize, bits) as unknown as [mx.array, mx.array, mx.array];
   const per = Math.max(1, Math.floor(CHUNK_WEIGHTS / inFeatures));
   if (rows <= per) return quantizeAffine(w, groupSize, bits);
   const parts: [mx.array[], mx.array[], mx.array[]] = [[], [], []];
   for (let r = 0; r < rows; r += per) {
     const chunk = quantizeAffine(w.index(mx.Slice(r, Math.min(rows, r + per))), groupSize, bits);
     mx.eval(...chunk);
-    chunk.forEach((a, i) => parts[i]!.push(a));
+    for (const [i, a] of chunk.entries()) parts[i as 0 | 1 | 2].push(a);
     if (parts[0].length % 16 === 0) await releaseMemory();
   }
   return parts.map((p) => mx.concatenate(p, 0)) as [mx.array, mx.array, mx.array];

@@ -80,14 +80,20 @@ export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointO
   await releaseMemory();
 
   const fileName = (g: number) =>
-    groupCount === 1 ? "model.safetensors" : `model-${String(g).padStart(5, "0")}-of-${String(groupCount).padStart(5, "0")}.safetensors`;
+    groupCount === 1
+      ? "model.safetensors"
+      : `model-${String(g).padStart(5, "0")}-of-${String(groupCount).padStart(5, "0")}.safetensors`;
   const files: string[] = [];
   for (let g = 1; g <= groupCount; g++) {
     renameSync(join(dir, `group-${g}.safetensors`), join(dir, fileName(g)));
     files.push(fileName(g));
   }
   const weightMap = Object.fromEntries(Object.entries(groupOf).map(([n, g]) => [n, fileName(g)]));
-  if (groupCount > 1) writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 1));
+  if (groupCount > 1)
+    writeFileSync(
+      join(dir, "model.safetensors.index.json"),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 1),
+    );
   writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
   return { files, tensorNames: Object.keys(weightMap).sort() };
 }

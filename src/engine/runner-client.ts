@@ -6,7 +6,13 @@ import { encodeFrame } from "../protocol/frame.ts";
 import { missingMlxAddon } from "./embedded-assets.ts";
 import type { FakeEngineOptions } from "./fake-engine.ts";
 import { isShuttingDown, runnerCommand, spawnRunner, type RunnerExit, type RunnerProcess } from "./runner-process.ts";
-import { decodeRunnerReply, encodeRunnerCall, type RunnerCall, type RunnerCallBody, type RunnerReply } from "./runner-wire.ts";
+import {
+  decodeRunnerReply,
+  encodeRunnerCall,
+  type RunnerCall,
+  type RunnerCallBody,
+  type RunnerReply,
+} from "./runner-wire.ts";
 import type { LoadProgress, ShardEngine, ShardSpec } from "./types.ts";
 
 const log = logger("engine");
@@ -67,7 +73,11 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
   const lost = new Set<string>();
 
   function spawn(): Runner {
-    const runner: Runner = { proc: undefined as unknown as RunnerProcess, pending: new Map(), hello: Promise.withResolvers<void>() };
+    const runner: Runner = {
+      proc: undefined as unknown as RunnerProcess,
+      pending: new Map(),
+      hello: Promise.withResolvers<void>(),
+    };
     runner.hello.promise.catch(() => {});
     runner.proc = spawnRunner(argv, (msg) => onReply(runner, decodeRunnerReply(msg)));
     void runner.proc.exited.then((exit) => onExit(runner, exit));
@@ -91,7 +101,10 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     const inflight = runner.pending.size;
     const err = closed
       ? new NodeError("E_RUNNER", "engine runner was closed")
-      : new NodeError("E_RUNNER_CRASHED", `engine runner (pid ${runner.proc.pid}) died with ${how}; ${inflight} call(s) in flight failed`);
+      : new NodeError(
+          "E_RUNNER_CRASHED",
+          `engine runner (pid ${runner.proc.pid}) died with ${how}; ${inflight} call(s) in flight failed`,
+        );
     runner.death = err;
     runner.hello.reject(err);
     for (const pending of runner.pending.values()) {
@@ -120,7 +133,10 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     const runner = spawn();
     current = runner;
     const timeoutMs = opts.startTimeoutMs ?? 30_000;
-    const timer = setTimeout(() => runner.hello.reject(new NodeError("E_RUNNER", `engine runner did not start within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => runner.hello.reject(new NodeError("E_RUNNER", `engine runner did not start within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     try {
       await runner.hello.promise;
       log.info(`engine runner ${runner.proc.pid} started (${opts.engine})`);
@@ -141,7 +157,9 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
       expectReply(await send(runner, { op: "load", shard: target }), "ok");
     } catch (err) {
       shard = undefined;
-      log.error(`engine runner could not re-load ${target.modelId} [${target.layerStart}, ${target.layerEnd}) (${(err as Error).message}); it now holds no shard`);
+      log.error(
+        `engine runner could not re-load ${target.modelId} [${target.layerStart}, ${target.layerEnd}) (${(err as Error).message}); it now holds no shard`,
+      );
       if ((err as NodeError).code === "E_RUNNER_CRASHED") throw err;
     }
   }
@@ -181,7 +199,10 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     async load(spec, onProgress) {
       const reply = await call({ op: "load", shard: spec }, onProgress);
       // A load that failed half-way may have dropped the old shard: mirror what the runner holds now.
-      const now = reply.kind === "error" ? (expectReply(await call({ op: "health" }), "health").loaded ?? undefined) : { ...spec };
+      const now =
+        reply.kind === "error"
+          ? (expectReply(await call({ op: "health" }), "health").loaded ?? undefined)
+          : { ...spec };
       if (reply.kind !== "error" || JSON.stringify(now) !== JSON.stringify(shard)) {
         live.clear();
         lost.clear();
@@ -236,6 +257,7 @@ function runnerArgs(opts: RunnerEngineOptions): string[] {
 /** Narrows a reply to the expected kind; an ERROR reply becomes the NodeError it carries. */
 function expectReply<K extends RunnerReply["kind"]>(reply: RunnerReply, kind: K): Extract<RunnerReply, { kind: K }> {
   if (reply.kind === "error") throw new NodeError(reply.code, reply.message);
-  if (reply.kind !== kind) throw new NodeError("E_RUNNER", `engine runner answered ${reply.kind} where ${kind} was expected`);
+  if (reply.kind !== kind)
+    throw new NodeError("E_RUNNER", `engine runner answered ${reply.kind} where ${kind} was expected`);
   return reply as Extract<RunnerReply, { kind: K }>;
 }

@@ -35,7 +35,8 @@ export async function runRunner(opts: RunnerMainOptions): Promise<void> {
   };
   // Ctrl-C reaches the whole foreground process group: it is the node's to interpret (stop a reply), not
   // a reason to drop the shard. The runner ends with its parent (stdin EOF, parent watch) or by SIGTERM/SIGKILL.
-  for (const signal of ["SIGINT", "SIGHUP"] as const) process.on(signal, () => log.debug(`runner ${process.pid} ignores ${signal}`));
+  for (const signal of ["SIGINT", "SIGHUP"] as const)
+    process.on(signal, () => log.debug(`runner ${process.pid} ignores ${signal}`));
   const stopWatch = watchParent(opts.parentPid);
   const engine = await createEngine(opts);
   send({ kind: "hello", pid: process.pid, engine: opts.engine });
@@ -64,7 +65,8 @@ export async function runRunner(opts: RunnerMainOptions): Promise<void> {
 // --- internal ---
 
 async function createEngine(opts: RunnerMainOptions): Promise<ShardEngine> {
-  if (opts.engine === "fake") return createFakeEngine({ ...opts.fake, maxLiveRequests: opts.maxLiveRequests ?? opts.fake?.maxLiveRequests });
+  if (opts.engine === "fake")
+    return createFakeEngine({ ...opts.fake, maxLiveRequests: opts.maxLiveRequests ?? opts.fake?.maxLiveRequests });
   const { createLocalEngine } = await import("./local-engine.ts");
   return createLocalEngine({ maxLiveRequests: opts.maxLiveRequests });
 }
@@ -86,7 +88,12 @@ function decodeOrRefuse(msg: Message, send: (r: RunnerReply) => void): RunnerCal
 }
 
 /** Runs one call and sends its reply; errors become ERROR replies (this is the runner's boundary). */
-async function serve(engine: ShardEngine, call: RunnerCall, send: (r: RunnerReply) => void, fault?: RunnerFault): Promise<void> {
+async function serve(
+  engine: ShardEngine,
+  call: RunnerCall,
+  send: (r: RunnerReply) => void,
+  fault?: RunnerFault,
+): Promise<void> {
   try {
     switch (call.op) {
       case "load":
@@ -102,7 +109,12 @@ async function serve(engine: ShardEngine, call: RunnerCall, send: (r: RunnerRepl
         await engine.end(call.requestId);
         return send({ kind: "ok", id: call.id });
       case "health":
-        return send({ kind: "health", id: call.id, liveRequests: await engine.liveRequests(), loaded: engine.loaded() ?? null });
+        return send({
+          kind: "health",
+          id: call.id,
+          liveRequests: await engine.liveRequests(),
+          loaded: engine.loaded() ?? null,
+        });
     }
   } catch (err) {
     send({ kind: "error", id: call.id, code: errorCode(err), message: (err as Error)?.message ?? String(err) });

@@ -25,7 +25,9 @@ export function watchParent(parentPid: number | undefined): () => void {
 
 function setDeathSignal(): void {
   try {
-    const libc = dlopen("libc.so.6", { prctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64], returns: FFIType.i32 } });
+    const libc = dlopen("libc.so.6", {
+      prctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
+    });
     const rc = libc.symbols.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (rc !== 0) log.warn(`runner ${process.pid}: prctl(PR_SET_PDEATHSIG) failed; relying on the parent poll`);
   } catch (err) {

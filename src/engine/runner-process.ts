@@ -48,7 +48,9 @@ export function spawnRunner(argv: string[], onMessage: (msg: Message) => void): 
   try {
     child = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   } catch (err) {
-    throw new NodeError("E_RUNNER", `cannot start the engine runner (${argv.join(" ")}): ${(err as Error).message}`, { cause: err });
+    throw new NodeError("E_RUNNER", `cannot start the engine runner (${argv.join(" ")}): ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   track(child);
   // An idle runner must not keep the node alive; the client refs it while calls are pending.

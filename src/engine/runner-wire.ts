@@ -58,7 +58,9 @@ export function decodeRunnerCall(msg: Message): RunnerCall {
       const requestId = str(f.requestId, "requestId");
       const sampling = samplingOf(f.sampling);
       const input: StageInput =
-        msg.type === "PROMPT" ? { kind: "tokens", tokens: intArray(f.tokens, "tokens") } : { kind: "hidden", tensor: decodeTensor(f, msg.body) };
+        msg.type === "PROMPT"
+          ? { kind: "tokens", tokens: intArray(f.tokens, "tokens") }
+          : { kind: "hidden", tensor: decodeTensor(f, msg.body) };
       return { op: "step", id, requestId, input, sampling };
     }
     default:
@@ -93,11 +95,21 @@ export function decodeRunnerReply(msg: Message): RunnerReply {
   const id = int(f.id, "id");
   switch (msg.type) {
     case "STATUS":
-      return { kind: "progress", id, fraction: num(f.fraction, "fraction"), detail: typeof f.detail === "string" ? f.detail : undefined };
+      return {
+        kind: "progress",
+        id,
+        fraction: num(f.fraction, "fraction"),
+        detail: typeof f.detail === "string" ? f.detail : undefined,
+      };
     case "OK":
       return { kind: "ok", id };
     case "HEALTH_OK":
-      return { kind: "health", id, liveRequests: int(f.liveRequests, "liveRequests"), loaded: f.loaded === null ? null : shardOf(f.loaded) };
+      return {
+        kind: "health",
+        id,
+        liveRequests: int(f.liveRequests, "liveRequests"),
+        loaded: f.loaded === null ? null : shardOf(f.loaded),
+      };
     case "ERROR":
       return { kind: "error", id, code: str(f.code, "code") as ErrorCode, message: str(f.message, "message") };
     case "TOKEN":
@@ -112,7 +124,10 @@ export function decodeRunnerReply(msg: Message): RunnerReply {
 // --- internal ---
 
 function bad(name: string, value: unknown, want: string): NodeError {
-  return new NodeError("E_PROTOCOL_PAYLOAD", `runner frame field ${name} must be ${want}, got ${JSON.stringify(value)}`);
+  return new NodeError(
+    "E_PROTOCOL_PAYLOAD",
+    `runner frame field ${name} must be ${want}, got ${JSON.stringify(value)}`,
+  );
 }
 
 function int(v: unknown, name: string): number {
@@ -153,7 +168,11 @@ function shardOf(v: unknown): ShardSpec {
 
 function samplingOf(v: unknown): SamplingParams {
   const s = record(v, "sampling");
-  const sampling: SamplingParams = { temperature: num(s.temperature, "sampling.temperature"), topP: num(s.topP, "sampling.topP"), topK: int(s.topK, "sampling.topK") };
+  const sampling: SamplingParams = {
+    temperature: num(s.temperature, "sampling.temperature"),
+    topP: num(s.topP, "sampling.topP"),
+    topK: int(s.topK, "sampling.topK"),
+  };
   if (s.seed !== undefined) sampling.seed = int(s.seed, "sampling.seed");
   return sampling;
 }

@@ -27,18 +27,22 @@ export interface SafetensorsEntry {
 
 const tmpRoot = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
 let counter = 0;
-const tmpPath = () => join(tmpRoot, `exo-${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}.safetensors`);
+const tmpPath = () =>
+  join(tmpRoot, `exo-${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}.safetensors`);
 
 /** Reads only the JSON header of a safetensors file. @throws E_WEIGHTS when the header is not valid. */
 export function readSafetensorsHeader(path: string): { entries: Record<string, SafetensorsEntry>; dataStart: number } {
   const fd = openSync(path, "r");
   try {
     const len = Buffer.alloc(8);
-    if (readSync(fd, len, 0, 8, 0) !== 8) throw new NodeError("E_WEIGHTS", `${path}: too short for a safetensors header`);
+    if (readSync(fd, len, 0, 8, 0) !== 8)
+      throw new NodeError("E_WEIGHTS", `${path}: too short for a safetensors header`);
     const headerLen = Number(len.readBigUInt64LE(0));
-    if (headerLen <= 0 || headerLen > 100 * 1024 * 1024) throw new NodeError("E_WEIGHTS", `${path}: bad safetensors header length ${headerLen}`);
+    if (headerLen <= 0 || headerLen > 100 * 1024 * 1024)
+      throw new NodeError("E_WEIGHTS", `${path}: bad safetensors header length ${headerLen}`);
     const header = Buffer.alloc(headerLen);
-    if (readSync(fd, header, 0, headerLen, 8) !== headerLen) throw new NodeError("E_WEIGHTS", `${path}: truncated safetensors header`);
+    if (readSync(fd, header, 0, headerLen, 8) !== headerLen)
+      throw new NodeError("E_WEIGHTS", `${path}: truncated safetensors header`);
     const parsed = JSON.parse(header.toString("utf8")) as Record<string, unknown>;
     delete parsed.__metadata__;
     return { entries: parsed as Record<string, SafetensorsEntry>, dataStart: 8 + headerLen };
@@ -61,7 +65,9 @@ export function arrayToTensor(a: mx.array): Tensor {
     const dtype = FROM_SAFETENSORS[entry.dtype];
     if (!dtype) throw new NodeError("E_DTYPE", `cannot send a ${entry.dtype} tensor on the wire`);
     const start = 8 + headerLen + entry.data_offsets[0];
-    const bytes = new Uint8Array(file.buffer.slice(file.byteOffset + start, file.byteOffset + 8 + headerLen + entry.data_offsets[1]));
+    const bytes = new Uint8Array(
+      file.buffer.slice(file.byteOffset + start, file.byteOffset + 8 + headerLen + entry.data_offsets[1]),
+    );
     return { dtype, shape: entry.shape, bytes };
   } finally {
     if (existsSync(path)) unlinkSync(path);
@@ -72,7 +78,10 @@ export function arrayToTensor(a: mx.array): Tensor {
 export function tensorToArray(t: Tensor): mx.array {
   const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
   if (t.bytes.byteLength !== expected) {
-    throw new NodeError("E_DTYPE", `tensor ${t.dtype}[${t.shape.join(",")}] needs ${expected} bytes, got ${t.bytes.byteLength}`);
+    throw new NodeError(
+      "E_DTYPE",
+      `tensor ${t.dtype}[${t.shape.join(",")}] needs ${expected} bytes, got ${t.bytes.byteLength}`,
+    );
   }
   let header = JSON.stringify({ t: { dtype: TO_SAFETENSORS[t.dtype], shape: t.shape, data_offsets: [0, expected] } });
   header += " ".repeat((8 - (header.length % 8)) % 8);

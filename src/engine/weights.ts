@@ -38,10 +38,13 @@ export function checkpointIndex(modelDir: string): Map<string, string> {
     if (!index.weight_map) throw new NodeError("E_WEIGHTS", `${indexPath}: no weight_map`);
     return new Map(Object.entries(index.weight_map));
   }
-  const files = readdirSync(modelDir).filter((f) => /^(model|weights?).*\.safetensors$/.test(f)).sort();
+  const files = readdirSync(modelDir)
+    .filter((f) => /^(model|weights?).*\.safetensors$/.test(f))
+    .sort();
   if (files.length === 0) throw new NodeError("E_WEIGHTS", `${modelDir}: no model*.safetensors file`);
   const map = new Map<string, string>();
-  for (const f of files) for (const name of Object.keys(readSafetensorsHeader(join(modelDir, f)).entries)) map.set(name, f);
+  for (const f of files)
+    for (const name of Object.keys(readSafetensorsHeader(join(modelDir, f)).entries)) map.set(name, f);
   return map;
 }
 
@@ -49,7 +52,11 @@ export function checkpointIndex(modelDir: string): Map<string, string> {
  * Loads the tensors `wants` selects. On CPU every float tensor becomes float32 and quantized linears are
  * dequantized to float32 (see src/models/README.md for why). @throws E_WEIGHTS (missing/bad file), E_DTYPE.
  */
-export async function loadShardWeights(modelDir: string, wants: (name: string) => boolean, opts: LoadWeightsOptions = {}): Promise<LoadedWeights> {
+export async function loadShardWeights(
+  modelDir: string,
+  wants: (name: string) => boolean,
+  opts: LoadWeightsOptions = {},
+): Promise<LoadedWeights> {
   const native = opts.native ?? mx.metal.isAvailable();
   const index = checkpointIndex(modelDir);
   const names = [...index.keys()].filter(wants).sort();
@@ -106,7 +113,11 @@ export async function loadShardWeights(modelDir: string, wants: (name: string) =
       if (!native || !NATIVE_QUANT_BITS.has(bits)) {
         dequantized.add(prefix);
         const full = await dequantizeRows(w, scales, biases, groupSize, bits);
-        await put(`${prefix}.weight`, native ? full.astype(scales.dtype) : full, byteSize(w) + byteSize(scales) + byteSize(biases));
+        await put(
+          `${prefix}.weight`,
+          native ? full.astype(scales.dtype) : full,
+          byteSize(w) + byteSize(scales) + byteSize(biases),
+        );
         continue;
       }
     }
@@ -122,16 +133,26 @@ export async function loadShardWeights(modelDir: string, wants: (name: string) =
 /** On CPU only float32 reaches a matmul: anything else would abort the process inside eval. @throws E_DTYPE */
 export function guardCpuDtypes(weights: Weights): void {
   for (const [name, t] of weights) {
-    if (t.dtype !== mx.float32) throw new NodeError("E_DTYPE", `${name} is ${String(t.dtype)} but the CPU backend runs float32 only`);
+    if (t.dtype !== mx.float32)
+      throw new NodeError("E_DTYPE", `${name} is ${String(t.dtype)} but the CPU backend runs float32 only`);
   }
 }
 
-function quantParams(prefix: string, w: mx.array, scales: mx.array, q: QuantizationArgs | undefined): { groupSize: number; bits: number } {
+function quantParams(
+  prefix: string,
+  w: mx.array,
+  scales: mx.array,
+  q: QuantizationArgs | undefined,
+): { groupSize: number; bits: number } {
   const override = q?.overrides[prefix];
   const groupSize = override ? override.groupSize : (q?.groupSize ?? 64);
   const inFeatures = scales.shape[scales.ndim - 1]! * groupSize;
   const bits = (w.shape[w.ndim - 1]! * 32) / inFeatures;
-  if (!Number.isInteger(bits)) throw new NodeError("E_WEIGHTS", `${prefix}: packed width ${w.shape.join("x")} does not fit group size ${groupSize}`);
+  if (!Number.isInteger(bits))
+    throw new NodeError(
+      "E_WEIGHTS",
+      `${prefix}: packed width ${w.shape.join("x")} does not fit group size ${groupSize}`,
+    );
   return { groupSize, bits };
 }
 

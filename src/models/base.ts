@@ -120,11 +120,18 @@ function parseRopeScaling(raw: unknown): RopeScaling {
     };
   }
   if ((kind === "longrope" || kind === "su") && Array.isArray(r.long_factor)) {
-    const scaling: RopeScaling = { kind: "longrope", longFactor: r.long_factor as number[], originalMaxPositions: num(r, "original_max_position_embeddings", 4096) };
+    const scaling: RopeScaling = {
+      kind: "longrope",
+      longFactor: r.long_factor as number[],
+      originalMaxPositions: num(r, "original_max_position_embeddings", 4096),
+    };
     if (typeof r.long_mscale === "number") scaling.longMscale = r.long_mscale;
     return scaling;
   }
-  throw new NodeError("E_MODEL_UNSUPPORTED", `rope_scaling type "${kind}" is not supported (supported: default, linear, llama3, longrope)`);
+  throw new NodeError(
+    "E_MODEL_UNSUPPORTED",
+    `rope_scaling type "${kind}" is not supported (supported: default, linear, llama3, longrope)`,
+  );
 }
 
 function parseQuantization(raw: unknown): QuantizationArgs | undefined {
@@ -133,7 +140,8 @@ function parseQuantization(raw: unknown): QuantizationArgs | undefined {
   const overrides: QuantizationArgs["overrides"] = {};
   for (const [key, v] of Object.entries(q)) {
     if (v === false) overrides[key] = false;
-    else if (v && typeof v === "object") overrides[key] = { groupSize: num(v as Json, "group_size", 64), bits: num(v as Json, "bits", 4) };
+    else if (v && typeof v === "object")
+      overrides[key] = { groupSize: num(v as Json, "group_size", 64), bits: num(v as Json, "bits", 4) };
   }
   return { groupSize: num(q, "group_size", 64), bits: num(q, "bits", 4), overrides };
 }
@@ -199,7 +207,13 @@ export function linear(l: Linear, x: mx.array): mx.array {
 export function embed(table: Linear, tokens: mx.array): mx.array {
   if (!table.quant) return mx.take(table.weight, tokens, 0);
   const q = table.quant;
-  return mx.dequantize(mx.take(table.weight, tokens, 0), mx.take(q.scales, tokens, 0), mx.take(q.biases, tokens, 0), q.groupSize, q.bits);
+  return mx.dequantize(
+    mx.take(table.weight, tokens, 0),
+    mx.take(q.scales, tokens, 0),
+    mx.take(q.biases, tokens, 0),
+    q.groupSize,
+    q.bits,
+  );
 }
 
 /** RoPE for one model: fast.rope when frequencies are plain, explicit cos/sin when llama3/longrope reshape them. */
@@ -212,7 +226,7 @@ export function makeRope(args: ModelArgs, headDim = args.headDim): (x: mx.array,
   }
   if (s.kind === "longrope") {
     // As mlx-lm does: long factors at every length (no mid-request switch), magnitudes scaled by mscale.
-    const invFreq = s.longFactor.map((f, i) => 1 / (f * Math.pow(args.ropeTheta, (2 * i) / dims)));
+    const invFreq = s.longFactor.map((f, i) => 1 / (f * args.ropeTheta ** ((2 * i) / dims)));
     const ratio = args.maxPositionEmbeddings / s.originalMaxPositions;
     const mscale = s.longMscale ?? (ratio <= 1 ? 1 : Math.sqrt(1 + Math.log(ratio) / Math.log(s.originalMaxPositions)));
     return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset, mscale);
@@ -226,7 +240,7 @@ function llama3InvFreq(s: Extract<RopeScaling, { kind: "llama3" }>, theta: numbe
   const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
   const highWavelen = s.originalMaxPositions / s.highFreqFactor;
   for (let i = 0; i < dims / 2; i++) {
-    const f = 1 / Math.pow(theta, (2 * i) / dims);
+    const f = 1 / theta ** ((2 * i) / dims);
     const wavelen = (2 * Math.PI) / f;
     if (wavelen < highWavelen) invFreq.push(f);
     else if (wavelen > lowWavelen) invFreq.push(f / s.factor);
@@ -250,13 +264,21 @@ export function ropeWithFreqs(x: mx.array, invFreq: number[], dims: number, offs
   const S = mx.Slice;
   const x1 = x.index("...", S(0, half));
   const x2 = x.index("...", S(half, dims));
-  const parts = [mx.subtract(mx.multiply(x1, cos), mx.multiply(x2, sin)), mx.add(mx.multiply(x2, cos), mx.multiply(x1, sin))];
+  const parts = [
+    mx.subtract(mx.multiply(x1, cos), mx.multiply(x2, sin)),
+    mx.add(mx.multiply(x2, cos), mx.multiply(x1, sin)),
+  ];
   if (dims < D) parts.push(x.index("...", S(dims, D)));
   return mx.concatenate(parts, -1);
 }
 
 /** Additive mask [L, offset+L] for a prefill chunk: causal, optionally limited to a sliding window; in the activations' dtype (Metal). */
-export function attentionMask(L: number, offset: number, window?: number, dtype: mx.Dtype = mx.float32): mx.array | undefined {
+export function attentionMask(
+  L: number,
+  offset: number,
+  window?: number,
+  dtype: mx.Dtype = mx.float32,
+): mx.array | undefined {
   const total = offset + L;
   if (L === 1 && (window === undefined || total <= window)) return undefined;
   const q = mx.arange(offset, total, 1, mx.int32).reshape(L, 1);
@@ -297,7 +319,8 @@ export function loadStageEnds(args: ModelArgs, range: ShardRange, w: Weights): S
   const quant = args.quantization;
   const isFirst = range.layerStart === 0;
   const isLast = range.layerEnd === range.nLayers;
-  const embedTable = isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", quant) : undefined;
+  const embedTable =
+    isFirst || (isLast && args.tieWordEmbeddings) ? getLinear(w, "model.embed_tokens", quant) : undefined;
   const finalNorm = isLast ? need(w, "model.norm.weight") : undefined;
   const head = isLast ? (args.tieWordEmbeddings ? embedTable : getLinear(w, "lm_head", quant)) : undefined;
   return { isFirst, isLast, embedTable, finalNorm, head };
@@ -320,7 +343,13 @@ export function cachedAttention(
   q: mx.array,
   k: mx.array,
   v: mx.array,
-  opts: { cache: KVCache; layer: number; rope: (x: mx.array, offset: number) => mx.array; scale: number; mask?: mx.array },
+  opts: {
+    cache: KVCache;
+    layer: number;
+    rope: (x: mx.array, offset: number) => mx.array;
+    scale: number;
+    mask?: mx.array;
+  },
 ): mx.array {
   const offset = opts.cache.offset(opts.layer);
   const [keys, values] = opts.cache.update(opts.layer, opts.rope(k, offset), v);

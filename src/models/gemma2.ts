@@ -78,14 +78,18 @@ export function createGemma2(rawArgs: ModelArgs, range: ShardRange, w: Weights):
   const finalNorm = isLast ? onePlus(need(w, "model.norm.weight")) : undefined;
   const rope = makeRope(args);
   const { numAttentionHeads: nH, numKeyValueHeads: nKv, headDim: D, rmsNormEps: eps } = args;
-  const scale = Math.pow(args.queryPreAttnScalar ?? D, -0.5);
+  const scale = (args.queryPreAttnScalar ?? D) ** -0.5;
   const rep = nH / nKv;
 
   function attention(layer: Layer, x: mx.array, mask: mx.array | undefined, cache: KVCache, idx: number): mx.array {
     const [B, L] = x.shape as [number, number];
     const offset = cache.offset(idx);
     const q = rope(splitHeads(linear(layer.q, x), nH, D), offset);
-    const [keys, values] = cache.update(idx, rope(splitHeads(linear(layer.k, x), nKv, D), offset), splitHeads(linear(layer.v, x), nKv, D));
+    const [keys, values] = cache.update(
+      idx,
+      rope(splitHeads(linear(layer.k, x), nKv, D), offset),
+      splitHeads(linear(layer.v, x), nKv, D),
+    );
     // Soft-capping sits between the scores and the softmax, so fast SDPA cannot be used here.
     const q5 = mx.multiply(q, scale).reshape(B, nKv, rep, L, D);
     let scores = softcap(mx.matmul(q5, mx.expandDims(keys, 2).swapaxes(-1, -2)), args.attnLogitSoftcapping);
@@ -113,18 +117,33 @@ export function createGemma2(rawArgs: ModelArgs, range: ShardRange, w: Weights):
         h = mx.add(h, mx.fast.rmsNorm(f, layer.postFfnNorm, eps));
       });
       if (!isLast) return h;
-      const logits = softcap(linear(embedTable!, mx.fast.rmsNorm(lastPosition(h), finalNorm!, eps)), args.finalLogitSoftcapping);
+      const logits = softcap(
+        linear(embedTable!, mx.fast.rmsNorm(lastPosition(h), finalNorm!, eps)),
+        args.finalLogitSoftcapping,
+      );
       return logits.reshape(logits.shape[0]!, args.vocabSize);
     },
   };
 }
 
 export function gemma2TensorShapes(args: ModelArgs): Record<string, number[]> {
-  const { hiddenSize: H, headDim: D, numAttentionHeads: nH, numKeyValueHeads: nKv, intermediateSize: I, vocabSize: V } = args;
+  const {
+    hiddenSize: H,
+    headDim: D,
+    numAttentionHeads: nH,
+    numKeyValueHeads: nKv,
+    intermediateSize: I,
+    vocabSize: V,
+  } = args;
   const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
   for (let i = 0; i < args.numHiddenLayers; i++) {
     const p = `model.layers.${i}`;
-    for (const n of ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"]) {
+    for (const n of [
+      "input_layernorm",
+      "post_attention_layernorm",
+      "pre_feedforward_layernorm",
+      "post_feedforward_layernorm",
+    ]) {
       out[`${p}.${n}.weight`] = [H];
     }
     Object.assign(out, {

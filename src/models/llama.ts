@@ -104,7 +104,14 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
 
 /** Full-model tensor shapes of a Llama-family checkpoint (for random checkpoints and checks). */
 export function llamaTensorShapes(args: ModelArgs, opts: LlamaOptions = {}): Record<string, number[]> {
-  const { hiddenSize: H, headDim: D, numAttentionHeads: nH, numKeyValueHeads: nKv, intermediateSize: I, vocabSize: V } = args;
+  const {
+    hiddenSize: H,
+    headDim: D,
+    numAttentionHeads: nH,
+    numKeyValueHeads: nKv,
+    intermediateSize: I,
+    vocabSize: V,
+  } = args;
   const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
   if (!args.tieWordEmbeddings) out["lm_head.weight"] = [V, H];
   for (let i = 0; i < args.numHiddenLayers; i++) {

@@ -74,7 +74,14 @@ export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): Shar
 }
 
 export function phi3TensorShapes(args: ModelArgs): Record<string, number[]> {
-  const { hiddenSize: H, headDim: D, numAttentionHeads: nH, numKeyValueHeads: nKv, intermediateSize: I, vocabSize: V } = args;
+  const {
+    hiddenSize: H,
+    headDim: D,
+    numAttentionHeads: nH,
+    numKeyValueHeads: nKv,
+    intermediateSize: I,
+    vocabSize: V,
+  } = args;
   const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
   if (!args.tieWordEmbeddings) out["lm_head.weight"] = [V, H];
   for (let i = 0; i < args.numHiddenLayers; i++) {

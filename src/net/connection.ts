@@ -81,7 +81,10 @@ export class Connection {
     const body = msg.body;
     // A large body is queued as it is, right behind its header: no other frame can come between them, and
     // copying 16 MiB of hidden states into a fresh buffer cost more than sending them (bench/net.ts).
-    const parts = body && body.byteLength >= ZERO_COPY_MIN_BYTES ? [encodeFrameHead(msg, this.opts.maxFrameBytes), body] : [encodeFrame(msg, this.opts.maxFrameBytes)];
+    const parts =
+      body && body.byteLength >= ZERO_COPY_MIN_BYTES
+        ? [encodeFrameHead(msg, this.opts.maxFrameBytes), body]
+        : [encodeFrame(msg, this.opts.maxFrameBytes)];
     const wasIdle = this.queue.length === 0;
     for (const part of parts) {
       this.queue.push(part);

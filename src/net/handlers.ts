@@ -12,7 +12,13 @@ const EMPTY = new Uint8Array(0);
 const PROBE_TYPES: ReadonlySet<MessageTypeName> = new Set(["HEALTH", "TOPOLOGY_REQ"]);
 
 function errorReply(err: unknown): Reply {
-  return { type: "ERROR", fields: { code: isNodeError(err) ? err.code : "E_INTERNAL", message: err instanceof Error ? err.message : String(err) } };
+  return {
+    type: "ERROR",
+    fields: {
+      code: isNodeError(err) ? err.code : "E_INTERNAL",
+      message: err instanceof Error ? err.message : String(err),
+    },
+  };
 }
 
 /** One handler per message type, and the rules for running them (see the file header). */

@@ -34,14 +34,23 @@ export function parseHello(fields: Record<string, unknown>, mine: Hello): Hello 
   const { node_id, protocol, version, port, capabilities, probe } = fields;
   if (typeof node_id !== "string" || node_id === "") throw new NodeError("E_HANDSHAKE", "HELLO without a node_id");
   if (protocol !== PROTOCOL_VERSION) {
-    throw new NodeError("E_HANDSHAKE", `node ${node_id} speaks protocol ${String(protocol)}, node ${mine.nodeId} speaks protocol ${mine.protocol}`);
+    throw new NodeError(
+      "E_HANDSHAKE",
+      `node ${node_id} speaks protocol ${String(protocol)}, node ${mine.nodeId} speaks protocol ${mine.protocol}`,
+    );
   }
   if (typeof version !== "string") throw new NodeError("E_HANDSHAKE", `node ${node_id} sent no build version`);
   if (version !== mine.version) {
-    throw new NodeError("E_HANDSHAKE", `node ${node_id} runs exo ${version}, node ${mine.nodeId} runs exo ${mine.version}: run the same build on every node`);
+    throw new NodeError(
+      "E_HANDSHAKE",
+      `node ${node_id} runs exo ${version}, node ${mine.nodeId} runs exo ${mine.version}: run the same build on every node`,
+    );
   }
   if (node_id === mine.nodeId && !probe && !mine.probe) {
-    throw new NodeError("E_HANDSHAKE", `node ${node_id} has the same node id as this node: give each node its own --node-id`);
+    throw new NodeError(
+      "E_HANDSHAKE",
+      `node ${node_id} has the same node id as this node: give each node its own --node-id`,
+    );
   }
   if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new NodeError("E_HANDSHAKE", `node ${node_id} sent an invalid listen port ${String(port)}`);

@@ -64,7 +64,10 @@ export class Link {
       onClose: (reason) => this.closed(reason),
     });
     this.conn.setMaxFrameBytes(Math.min(PRE_HANDSHAKE_MAX_BYTES, opts.maxFrameBytes));
-    this.handshakeTimer = setTimeout(() => this.violation("E_HANDSHAKE", `no HELLO within ${opts.handshakeTimeoutMs} ms`), opts.handshakeTimeoutMs);
+    this.handshakeTimer = setTimeout(
+      () => this.violation("E_HANDSHAKE", `no HELLO within ${opts.handshakeTimeoutMs} ms`),
+      opts.handshakeTimeoutMs,
+    );
     // The dialer speaks first and names whom it expects; the acceptor answers only once it admits the dialer,
     // so a refused dialer never sees the link as up.
     if (opts.direction === "out") this.conn.write({ type: "HELLO", fields: encodeHello(opts.hello, opts.expect) });
@@ -78,7 +81,12 @@ export class Link {
    * Send a request and wait for the answer carrying its id.
    * @throws NodeError E_PEER_TIMEOUT after timeoutMs, E_PEER_DOWN if the link closes, the remote code for an ERROR answer
    */
-  request(type: MessageTypeName, fields: Record<string, unknown> = {}, body: Uint8Array | undefined, timeoutMs: number): Promise<Message> {
+  request(
+    type: MessageTypeName,
+    fields: Record<string, unknown> = {},
+    body: Uint8Array | undefined,
+    timeoutMs: number,
+  ): Promise<Message> {
     const id = this.nextId;
     this.nextId += 2;
     return new Promise<Message>((resolve, reject) => {
@@ -130,7 +138,10 @@ export class Link {
     if (!this.peer) return this.handshake(msg);
     const id = msg.fields.id;
     if (id !== undefined && (typeof id !== "number" || !Number.isSafeInteger(id) || id <= 0)) {
-      return this.violation("E_PROTOCOL_PAYLOAD", `${msg.type} from ${this.name} carries an invalid id ${JSON.stringify(id)}`);
+      return this.violation(
+        "E_PROTOCOL_PAYLOAD",
+        `${msg.type} from ${this.name} carries an invalid id ${JSON.stringify(id)}`,
+      );
     }
     if (typeof id === "number" && id % 2 === this.nextId % 2) return this.resolveAnswer(id, msg);
     if (msg.type === "HELLO") return this.violation("E_HANDSHAKE", `${this.name} sent a second HELLO`);
@@ -154,7 +165,10 @@ export class Link {
       peer = parseHello(msg.fields, this.opts.hello);
       const expected = msg.fields.to;
       if (this.opts.direction === "in" && typeof expected === "string" && expected !== this.opts.hello.nodeId) {
-        throw new NodeError("E_HANDSHAKE", `this is node ${this.opts.hello.nodeId}, not ${expected}: check the peer file's address for ${expected}`);
+        throw new NodeError(
+          "E_HANDSHAKE",
+          `this is node ${this.opts.hello.nodeId}, not ${expected}: check the peer file's address for ${expected}`,
+        );
       }
       const refusal = this.opts.admit?.(peer);
       if (refusal) throw new NodeError("E_HANDSHAKE", refusal);

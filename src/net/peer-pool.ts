@@ -101,28 +101,42 @@ export class PeerPool implements PeerTransport {
     this.counters.accepted++;
     this.track(socket, "in", (peer) => {
       if (peer.probe) return undefined;
-      if (this.members && !this.members.has(peer.nodeId)) return `node ${peer.nodeId} is not in node ${this.selfId}'s peer file`;
+      if (this.members && !this.members.has(peer.nodeId))
+        return `node ${peer.nodeId} is not in node ${this.selfId}'s peer file`;
       return undefined;
     });
   }
 
-  async request(peer: string, type: MessageTypeName, fields?: Record<string, unknown>, body?: Uint8Array, opts?: RequestOptions): Promise<Message> {
+  async request(
+    peer: string,
+    type: MessageTypeName,
+    fields?: Record<string, unknown>,
+    body?: Uint8Array,
+    opts?: RequestOptions,
+  ): Promise<Message> {
     if (peer === this.selfId) return this.handlers.requestSelf(type, fields ?? {}, body);
-    const timeoutMs = opts?.timeoutMs ?? (type === "HEALTH" ? this.opts.healthTimeoutMs : (this.opts.peerTimeoutsMs?.[peer] ?? this.opts.requestTimeoutMs));
+    const timeoutMs =
+      opts?.timeoutMs ??
+      (type === "HEALTH"
+        ? this.opts.healthTimeoutMs
+        : (this.opts.peerTimeoutsMs?.[peer] ?? this.opts.requestTimeoutMs));
     return this.linkTo(peer).request(type, fields, body, timeoutMs);
   }
 
   async send(peer: string, type: MessageTypeName, fields?: Record<string, unknown>, body?: Uint8Array): Promise<void> {
     if (peer === this.selfId) {
       // Like a remote send: resolve once queued, deliver on a later turn (in order), never wait for the handler.
-      queueMicrotask(() => void this.handlers.deliver({ type, fields: fields ?? {}, body: body ?? new Uint8Array(0) }, this.selfId));
+      queueMicrotask(
+        () => void this.handlers.deliver({ type, fields: fields ?? {}, body: body ?? new Uint8Array(0) }, this.selfId),
+      );
       return;
     }
     const link = this.linkTo(peer);
     link.send(type, fields, body);
     // A large body goes out from the caller's buffer: resolve once the kernel has it, so the caller may reuse it.
     // That is also the backpressure for big tensors; small frames wait only when a lot is queued.
-    if ((body?.byteLength ?? 0) >= ZERO_COPY_MIN_BYTES || link.conn.queuedBytes > 64 * 1024 * 1024) await link.conn.flushed();
+    if ((body?.byteLength ?? 0) >= ZERO_COPY_MIN_BYTES || link.conn.queuedBytes > 64 * 1024 * 1024)
+      await link.conn.flushed();
   }
 
   handle(type: MessageTypeName, handler: MessageHandler): void {
@@ -200,7 +214,16 @@ export class PeerPool implements PeerTransport {
   private state(id: string): PeerState {
     let p = this.peers.get(id);
     if (!p) {
-      p = { id, inbound: [], up: false, dials: 0, dialFailures: 0, dialing: false, backoffMs: this.opts.backoffMinMs, health: { checks: 0, failures: 0 } };
+      p = {
+        id,
+        inbound: [],
+        up: false,
+        dials: 0,
+        dialFailures: 0,
+        dialing: false,
+        backoffMs: this.opts.backoffMinMs,
+        health: { checks: 0, failures: 0 },
+      };
       this.peers.set(id, p);
     }
     return p;
@@ -216,7 +239,12 @@ export class PeerPool implements PeerTransport {
     throw new NodeError("E_PEER_DOWN", `peer ${peer} is down (no link from node ${this.selfId})`);
   }
 
-  private track(socket: Socket<SocketData>, direction: "in" | "out", admit: (peer: Hello) => string | undefined, expect?: string): Link {
+  private track(
+    socket: Socket<SocketData>,
+    direction: "in" | "out",
+    admit: (peer: Hello) => string | undefined,
+    expect?: string,
+  ): Link {
     const link = new Link(socket, {
       direction,
       expect,
@@ -308,16 +336,23 @@ export class PeerPool implements PeerTransport {
     let link: Link | undefined;
     try {
       await dialTcp(spec.address, spec.port, this.opts.dialTimeoutMs, (socket) => {
-        link = this.track(socket, "out", (peer) =>
-          peer.nodeId === spec.nodeId ? undefined : `expected node ${spec.nodeId} at ${spec.address}:${spec.port}, found node ${peer.nodeId}`,
-        spec.nodeId);
+        link = this.track(
+          socket,
+          "out",
+          (peer) =>
+            peer.nodeId === spec.nodeId
+              ? undefined
+              : `expected node ${spec.nodeId} at ${spec.address}:${spec.port}, found node ${peer.nodeId}`,
+          spec.nodeId,
+        );
       });
       await link!.ready;
     } catch (err) {
       p.dialFailures++;
       const msg = isNodeError(err) ? err.message : String(err);
       p.lastDialError = msg;
-      if (p.dialFailures === 1 || p.dialFailures % 20 === 0) log.info(`dial ${spec.nodeId} at ${spec.address}:${spec.port} failed (${p.dialFailures}x): ${msg}`);
+      if (p.dialFailures === 1 || p.dialFailures % 20 === 0)
+        log.info(`dial ${spec.nodeId} at ${spec.address}:${spec.port} failed (${p.dialFailures}x): ${msg}`);
       else log.debug(`dial ${spec.nodeId} failed: ${msg}`);
       link?.close(msg);
     } finally {

@@ -27,7 +27,11 @@ export async function openProbe(host: string, port: number, opts: ProbeOptions):
       handshakeTimeoutMs: opts.timeoutMs,
       maxFrameBytes: MAX_FRAME_BYTES,
       onMessage: (l, msg) => {
-        if (typeof msg.fields.id === "number") l.answer(msg.fields.id, { type: "ERROR", fields: { code: "E_PROTOCOL_TYPE", message: "a probe serves no requests" } });
+        if (typeof msg.fields.id === "number")
+          l.answer(msg.fields.id, {
+            type: "ERROR",
+            fields: { code: "E_PROTOCOL_TYPE", message: "a probe serves no requests" },
+          });
       },
       onClose: () => {},
     });

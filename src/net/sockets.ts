@@ -33,7 +33,9 @@ export function listenTcp(host: string, port: number, onOpen: Opened): TcpServer
   try {
     server = Bun.listen<SocketData>({ hostname: host, port, data: {}, socket: handlers(onOpen) });
   } catch (err) {
-    throw new NodeError("E_CONFIG_INVALID", `cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+    throw new NodeError("E_CONFIG_INVALID", `cannot listen on ${host}:${port}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return { host, port: server.port, stop: () => server.stop(true) };
 }

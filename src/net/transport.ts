@@ -10,6 +10,8 @@ export interface Reply {
   body?: Uint8Array;
 }
 
+// A handler that answers nothing returns void (one-way messages).
+// biome-ignore lint/suspicious/noConfusingVoidType: void, not undefined, so one-way handlers need no explicit return
 export type MessageHandler = (msg: Message, from: string) => Reply | void | Promise<Reply | void>;
 
 export interface RequestOptions {
@@ -23,7 +25,13 @@ export interface PeerTransport {
    * Send a request and wait for the answer with the same id. An ERROR answer rejects with a
    * NodeError carrying the remote code and message; a lost link rejects with E_PEER_DOWN.
    */
-  request(peer: string, type: MessageTypeName, fields?: Record<string, unknown>, body?: Uint8Array, opts?: RequestOptions): Promise<Message>;
+  request(
+    peer: string,
+    type: MessageTypeName,
+    fields?: Record<string, unknown>,
+    body?: Uint8Array,
+    opts?: RequestOptions,
+  ): Promise<Message>;
   /** One-way message (no answer expected). Rejects with E_PEER_DOWN when there is no link. */
   send(peer: string, type: MessageTypeName, fields?: Record<string, unknown>, body?: Uint8Array): Promise<void>;
   /** The single handler for incoming messages of `type` (requests and one-way alike). A thrown NodeError becomes an ERROR answer. */

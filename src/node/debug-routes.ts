@@ -18,7 +18,10 @@ async function healthBurst(node: ExoNodeCore, peer: string, count: number): Prom
     }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    return Response.json({ peer, ok: false, code: errorCode(err), message, latencies_ms: latenciesMs }, { status: 502 });
+    return Response.json(
+      { peer, ok: false, code: errorCode(err), message, latencies_ms: latenciesMs },
+      { status: 502 },
+    );
   }
   const after = node.pool.stats().peers.find((p) => p.nodeId === peer);
   return Response.json({ peer, ok: true, latencies_ms: latenciesMs, before, after });

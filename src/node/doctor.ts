@@ -40,7 +40,8 @@ const nodeSet = (t: Topology) => [...t.nodes.keys()].join(", ");
 
 async function checkNode(t: DoctorTarget, o: DoctorOptions): Promise<{ checks: CheckResult[]; topology?: Topology }> {
   const checks: CheckResult[] = [];
-  const fail = (name: string, err: unknown) => checks.push({ name, ok: false, detail: `${errorCode(err)}: ${err instanceof Error ? err.message : String(err)}` });
+  const fail = (name: string, err: unknown) =>
+    checks.push({ name, ok: false, detail: `${errorCode(err)}: ${err instanceof Error ? err.message : String(err)}` });
   let link: Link;
   const t0 = performance.now();
   try {
@@ -50,8 +51,14 @@ async function checkNode(t: DoctorTarget, o: DoctorOptions): Promise<{ checks: C
     return { checks };
   }
   const hello = link.peer!;
-  const caps = hello.capabilities ? `, ${hello.capabilities.model} / ${hello.capabilities.chip} / ${hello.capabilities.memory} MB` : "";
-  checks.push({ name: "connect + handshake", ok: true, detail: `${fmt(performance.now() - t0)}, exo ${hello.version}, protocol ${hello.protocol}${caps}` });
+  const caps = hello.capabilities
+    ? `, ${hello.capabilities.model} / ${hello.capabilities.chip} / ${hello.capabilities.memory} MB`
+    : "";
+  checks.push({
+    name: "connect + handshake",
+    ok: true,
+    detail: `${fmt(performance.now() - t0)}, exo ${hello.version}, protocol ${hello.protocol}${caps}`,
+  });
   try {
     const port = link.conn.localPort;
     const latencies: number[] = [];
@@ -67,7 +74,9 @@ async function checkNode(t: DoctorTarget, o: DoctorOptions): Promise<{ checks: C
       checks.push({
         name: `${o.count} health checks`,
         ok: same,
-        detail: same ? `one connection (local port ${port}), median ${fmt(median)}, max ${fmt(latencies.at(-1) ?? 0)}` : "the connection changed between calls",
+        detail: same
+          ? `one connection (local port ${port}), median ${fmt(median)}, max ${fmt(latencies.at(-1) ?? 0)}`
+          : "the connection changed between calls",
       });
     } catch (err) {
       fail(`${o.count} health checks`, err);
@@ -84,13 +93,26 @@ async function checkNode(t: DoctorTarget, o: DoctorOptions): Promise<{ checks: C
     }
     const first = views[0]!;
     const agree = views.every((v) => nodeSet(v) === nodeSet(first) && v.links.length === first.links.length);
-    checks.push({ name: `${o.collections} topology collections`, ok: agree, detail: agree ? `${first.nodes.size} nodes, ${first.links.length} links each time` : `they differ: ${views.map(nodeSet).join(" | ")}` });
+    checks.push({
+      name: `${o.collections} topology collections`,
+      ok: agree,
+      detail: agree
+        ? `${first.nodes.size} nodes, ${first.links.length} links each time`
+        : `they differ: ${views.map(nodeSet).join(" | ")}`,
+    });
     const has = new Set(first.links.map((l) => `${l.fromId} --> ${l.toId}`));
-    const oneWay = first.links.filter((l) => !has.has(`${l.toId} --> ${l.fromId}`)).map((l) => `${l.fromId} --> ${l.toId}`);
+    const oneWay = first.links
+      .filter((l) => !has.has(`${l.toId} --> ${l.fromId}`))
+      .map((l) => `${l.fromId} --> ${l.toId}`);
     checks.push({
       name: "links both ways",
       ok: oneWay.length === 0 && first.links.length > 0,
-      detail: oneWay.length > 0 ? `no way back for ${oneWay.join(", ")}` : first.links.length === 0 ? "no links: the node sees no peer" : [...has].join(", "),
+      detail:
+        oneWay.length > 0
+          ? `no way back for ${oneWay.join(", ")}`
+          : first.links.length === 0
+            ? "no links: the node sees no peer"
+            : [...has].join(", "),
     });
     return { checks, topology: first };
   } finally {
@@ -101,15 +123,29 @@ async function checkNode(t: DoctorTarget, o: DoctorOptions): Promise<{ checks: C
 /** Run every check; never throws (a failure is a failed check). */
 export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
   const results = await Promise.all(o.targets.map((t) => checkNode(t, o)));
-  const sections = o.targets.map((t, i) => ({ title: `${t.nodeId}  ${t.address}:${t.port}`, checks: results[i]!.checks }));
-  const seen = o.targets.map((t, i) => [t.nodeId, results[i]!.topology] as const).filter((x): x is readonly [string, Topology] => x[1] !== undefined);
+  const sections = o.targets.map((t, i) => ({
+    title: `${t.nodeId}  ${t.address}:${t.port}`,
+    checks: results[i]!.checks,
+  }));
+  const seen = o.targets
+    .map((t, i) => [t.nodeId, results[i]!.topology] as const)
+    .filter((x): x is readonly [string, Topology] => x[1] !== undefined);
   const sets = new Set(seen.map(([, t]) => nodeSet(t)));
   const cluster: CheckResult[] = [
-    { name: "every node answers", ok: seen.length === o.targets.length, detail: `${seen.length} of ${o.targets.length}` },
+    {
+      name: "every node answers",
+      ok: seen.length === o.targets.length,
+      detail: `${seen.length} of ${o.targets.length}`,
+    },
     {
       name: "same nodes seen from every node",
       ok: sets.size === 1,
-      detail: sets.size === 1 ? [...sets][0]! : sets.size === 0 ? "no node answered" : seen.map(([id, t]) => `${id} sees ${nodeSet(t)}`).join("; "),
+      detail:
+        sets.size === 1
+          ? [...sets][0]!
+          : sets.size === 0
+            ? "no node answered"
+            : seen.map(([id, t]) => `${id} sees ${nodeSet(t)}`).join("; "),
     },
   ];
   sections.push({ title: "cluster", checks: cluster });
@@ -121,7 +157,10 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
         {
           name: "MLX libraries",
           ok: missing.length === 0,
-          detail: missing.length === 0 ? "liblapack.so.3, libopenblas.so.0 found" : `missing ${missing.join(", ")}: sudo apt-get install -y liblapack3 libopenblas0-pthread`,
+          detail:
+            missing.length === 0
+              ? "liblapack.so.3, libopenblas.so.0 found"
+              : `missing ${missing.join(", ")}: sudo apt-get install -y liblapack3 libopenblas0-pthread`,
         },
       ],
     });
@@ -139,6 +178,8 @@ export function formatDoctorReport(r: DoctorReport): string {
   }
   const all = r.sections.flatMap((s) => s.checks);
   const failed = all.filter((c) => !c.ok).length;
-  lines.push(failed === 0 ? `result: all ${all.length} checks passed` : `result: ${failed} of ${all.length} checks failed`);
+  lines.push(
+    failed === 0 ? `result: all ${all.length} checks passed` : `result: ${failed} of ${all.length} checks failed`,
+  );
   return `${lines.join("\n")}\n`;
 }

@@ -63,7 +63,13 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
   let boundPort = 0;
   const pool = new PeerPool({
     selfId: options.nodeId,
-    hello: () => ({ nodeId: options.nodeId, protocol: PROTOCOL_VERSION, version: VERSION, capabilities, port: boundPort }),
+    hello: () => ({
+      nodeId: options.nodeId,
+      protocol: PROTOCOL_VERSION,
+      version: VERSION,
+      capabilities,
+      port: boundPort,
+    }),
     requestTimeoutMs: options.requestTimeoutMs,
     healthTimeoutMs: options.healthTimeoutMs,
     dialTimeoutMs: options.dialTimeoutMs,

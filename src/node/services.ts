@@ -22,7 +22,9 @@ function createModelSizedFakeEngine(stepDelayMs: number): ShardEngine {
   let inner = createFakeEngine({ stepDelayMs });
   return {
     async load(spec, onProgress) {
-      const config = (await Bun.file(join(spec.modelDir, "config.json")).json().catch(() => ({}))) as Record<string, unknown>;
+      const config = (await Bun.file(join(spec.modelDir, "config.json"))
+        .json()
+        .catch(() => ({}))) as Record<string, unknown>;
       const eos = [config.eos_token_id].flat()[0];
       await inner.close();
       const vocabSize = typeof config.vocab_size === "number" ? config.vocab_size : 256;
@@ -48,7 +50,14 @@ async function createEngine(node: ExoNodeCore): Promise<ShardEngine> {
 export async function createNodeServices(node: ExoNodeCore): Promise<NodeServices> {
   const models = await createDefaultModelStore({ nodeId: node.nodeId, modelsDir: node.options.modelsDir });
   const engine = await createEngine(node);
-  const inference = await createNodeClusterService({ transport: node.transport, engine, memoryOf: (id) => node.memoryOf(id), runsOnMetal: (id) => /^apple/i.test(node.capabilitiesOf(id)?.chip ?? ""), store: models, models: node.options.models });
+  const inference = await createNodeClusterService({
+    transport: node.transport,
+    engine,
+    memoryOf: (id) => node.memoryOf(id),
+    runsOnMetal: (id) => /^apple/i.test(node.capabilitiesOf(id)?.chip ?? ""),
+    store: models,
+    models: node.options.models,
+  });
   return {
     inference,
     models,

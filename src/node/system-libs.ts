@@ -4,7 +4,16 @@ import { existsSync } from "node:fs";
 
 /** The shared libraries the Linux MLX addon loads (Debian packages liblapack3, libopenblas0-pthread). */
 export const MLX_LINUX_LIBRARIES = ["liblapack.so.3", "libopenblas.so.0"] as const;
-const LIB_DIRS = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/usr/lib", "/lib"];
+const LIB_DIRS = [
+  "/lib/x86_64-linux-gnu",
+  "/usr/lib/x86_64-linux-gnu",
+  "/lib/aarch64-linux-gnu",
+  "/usr/lib/aarch64-linux-gnu",
+  "/lib64",
+  "/usr/lib64",
+  "/usr/lib",
+  "/lib",
+];
 
 /** Libraries of `wanted` that `ldconfig -p` output does not list. */
 export function missingFromLdconfig(ldconfigOutput: string, wanted: readonly string[] = MLX_LINUX_LIBRARIES): string[] {

@@ -3,7 +3,14 @@
 import { isNodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { PeerPool } from "../net/peer-pool.ts";
-import { MANUAL_LINK, buildTopology, mergeTopologies, parseTopologyJson, topologyToJson, type Topology } from "../topology/graph.ts";
+import {
+  MANUAL_LINK,
+  buildTopology,
+  mergeTopologies,
+  parseTopologyJson,
+  topologyToJson,
+  type Topology,
+} from "../topology/graph.ts";
 import { UNKNOWN_CAPABILITIES, type DeviceCapabilities } from "../topology/types.ts";
 
 const log = logger("node");
@@ -43,9 +50,16 @@ export function createTopologyService(opts: TopologyServiceOptions): TopologySer
     return buildTopology({
       nodes: [
         [selfId, opts.capabilities],
-        ...peers.map((id) => [id, pool.helloOf(id)?.capabilities ?? opts.configuredCapabilities(id) ?? UNKNOWN_CAPABILITIES] as const),
+        ...peers.map(
+          (id) =>
+            [id, pool.helloOf(id)?.capabilities ?? opts.configuredCapabilities(id) ?? UNKNOWN_CAPABILITIES] as const,
+        ),
       ],
-      links: peers.map((id) => ({ fromId: selfId, toId: id, description: pool.isConfigured(id) ? MANUAL_LINK : INBOUND_LINK })),
+      links: peers.map((id) => ({
+        fromId: selfId,
+        toId: id,
+        description: pool.isConfigured(id) ? MANUAL_LINK : INBOUND_LINK,
+      })),
     });
   };
 
@@ -58,7 +72,9 @@ export function createTopologyService(opts: TopologyServiceOptions): TopologySer
     const views = await Promise.all(
       ask.map(async (peer) => {
         try {
-          const answer = await pool.request(peer, "TOPOLOGY_REQ", { visited: next, max_depth: depth - 1 }, undefined, { timeoutMs: opts.timeoutMs });
+          const answer = await pool.request(peer, "TOPOLOGY_REQ", { visited: next, max_depth: depth - 1 }, undefined, {
+            timeoutMs: opts.timeoutMs,
+          });
           return parseTopologyJson(answer.fields.topology);
         } catch (err) {
           log.debug(`topology from ${peer} failed: ${isNodeError(err) ? err.message : String(err)}`);
@@ -70,7 +86,9 @@ export function createTopologyService(opts: TopologyServiceOptions): TopologySer
   };
 
   pool.handle("TOPOLOGY_REQ", async (msg) => {
-    const visited = Array.isArray(msg.fields.visited) ? msg.fields.visited.filter((v): v is string => typeof v === "string").slice(0, 10_000) : [];
+    const visited = Array.isArray(msg.fields.visited)
+      ? msg.fields.visited.filter((v): v is string => typeof v === "string").slice(0, 10_000)
+      : [];
     const asked = Number(msg.fields.max_depth);
     const depth = Number.isInteger(asked) ? Math.max(0, Math.min(asked, opts.maxDepth)) : opts.maxDepth;
     const topology = await collect(new Set(visited), depth);

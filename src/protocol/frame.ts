@@ -46,11 +46,18 @@ export function encodeFrame(msg: OutgoingMessage, maxFrameBytes: number = MAX_FR
  * it is byte for byte the frame of encodeFrame, without copying a large body.
  * @throws NodeError E_FRAME_TOO_LARGE when the payload exceeds `maxFrameBytes`.
  */
-export function encodeFrameHead(msg: OutgoingMessage, maxFrameBytes: number = MAX_FRAME_BYTES, bodyBytes = msg.body?.byteLength ?? 0): Uint8Array {
+export function encodeFrameHead(
+  msg: OutgoingMessage,
+  maxFrameBytes: number = MAX_FRAME_BYTES,
+  bodyBytes = msg.body?.byteLength ?? 0,
+): Uint8Array {
   const json = utf8.encode(JSON.stringify(msg.fields ?? {}));
   const payloadBytes = FIELDS_LENGTH_BYTES + json.byteLength + bodyBytes;
   if (payloadBytes > maxFrameBytes || payloadBytes > 0xffffffff) {
-    throw new NodeError("E_FRAME_TOO_LARGE", `${msg.type} frame payload of ${payloadBytes} bytes exceeds the maximum of ${maxFrameBytes}`);
+    throw new NodeError(
+      "E_FRAME_TOO_LARGE",
+      `${msg.type} frame payload of ${payloadBytes} bytes exceeds the maximum of ${maxFrameBytes}`,
+    );
   }
   const head = new Uint8Array(HEADER_BYTES + FIELDS_LENGTH_BYTES + json.byteLength);
   const view = new DataView(head.buffer);
@@ -68,17 +75,25 @@ export function encodeFrameHead(msg: OutgoingMessage, maxFrameBytes: number = MA
  */
 export function decodePayload(type: MessageTypeName, payload: Uint8Array): Message {
   if (payload.byteLength < FIELDS_LENGTH_BYTES) {
-    throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} payload of ${payload.byteLength} bytes is shorter than its 4-byte fields length`);
+    throw new NodeError(
+      "E_PROTOCOL_PAYLOAD",
+      `${type} payload of ${payload.byteLength} bytes is shorter than its 4-byte fields length`,
+    );
   }
   const jsonBytes = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0);
   if (FIELDS_LENGTH_BYTES + jsonBytes > payload.byteLength) {
-    throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} fields length ${jsonBytes} runs past the ${payload.byteLength}-byte payload`);
+    throw new NodeError(
+      "E_PROTOCOL_PAYLOAD",
+      `${type} fields length ${jsonBytes} runs past the ${payload.byteLength}-byte payload`,
+    );
   }
   let fields: unknown;
   try {
     fields = JSON.parse(strictUtf8.decode(payload.subarray(FIELDS_LENGTH_BYTES, FIELDS_LENGTH_BYTES + jsonBytes)));
   } catch (err) {
-    throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} fields are not valid UTF-8 JSON: ${(err as Error).message}`, { cause: err });
+    throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} fields are not valid UTF-8 JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   if (typeof fields !== "object" || fields === null || Array.isArray(fields)) {
     throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} fields must be a JSON object`);
@@ -96,7 +111,7 @@ function uninitialized(n: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, n);
 }
 
-const enum State {
+enum State {
   Header,
   Payload,
 }
@@ -150,13 +165,22 @@ export class FrameDecoder {
           const header = this.take(HEADER_BYTES);
           this.payloadBytes = new DataView(header.buffer, header.byteOffset, HEADER_BYTES).getUint32(5);
           if (this.payloadBytes > this.maxFrameBytes) {
-            throw new NodeError("E_FRAME_TOO_LARGE", `${this.type} frame announces ${this.payloadBytes} bytes, above the maximum of ${this.maxFrameBytes}`);
+            throw new NodeError(
+              "E_FRAME_TOO_LARGE",
+              `${this.type} frame announces ${this.payloadBytes} bytes, above the maximum of ${this.maxFrameBytes}`,
+            );
           }
           this.state = State.Payload;
         }
         // A big payload gets its buffer only once a megabyte of it has really arrived: a header alone costs nothing.
-        const streamed = this.payloadBytes >= STREAMED_PAYLOAD_BYTES && (this.large !== undefined || this.buffered >= STREAMED_PAYLOAD_BYTES);
-        const payload = streamed ? this.fillLarge() : this.buffered >= this.payloadBytes ? this.take(this.payloadBytes) : undefined;
+        const streamed =
+          this.payloadBytes >= STREAMED_PAYLOAD_BYTES &&
+          (this.large !== undefined || this.buffered >= STREAMED_PAYLOAD_BYTES);
+        const payload = streamed
+          ? this.fillLarge()
+          : this.buffered >= this.payloadBytes
+            ? this.take(this.payloadBytes)
+            : undefined;
         if (!payload) break;
         out.push(decodePayload(this.type, payload));
         this.state = State.Header;
@@ -178,10 +202,16 @@ export class FrameDecoder {
     for (let i = 0; i < n; i++) {
       const b = this.peek(i);
       if (i < 3 && b !== MAGIC[i]) {
-        throw new NodeError("E_PROTOCOL_MAGIC", `bad frame magic: byte ${i} is 0x${b.toString(16).padStart(2, "0")}, expected "EXO"`);
+        throw new NodeError(
+          "E_PROTOCOL_MAGIC",
+          `bad frame magic: byte ${i} is 0x${b.toString(16).padStart(2, "0")}, expected "EXO"`,
+        );
       }
       if (i === 3 && b !== PROTOCOL_VERSION) {
-        throw new NodeError("E_PROTOCOL_VERSION", `frame uses protocol version ${b}, this node speaks version ${PROTOCOL_VERSION}`);
+        throw new NodeError(
+          "E_PROTOCOL_VERSION",
+          `frame uses protocol version ${b}, this node speaks version ${PROTOCOL_VERSION}`,
+        );
       }
       if (i === 4) {
         const name = TYPE_NAMES[b];

@@ -23,9 +23,13 @@ export function encodeTensor(t: Tensor): { fields: { dtype: DType; shape: number
 export function decodeTensor(fields: Record<string, unknown>, body: Uint8Array): Tensor {
   const { dtype, shape } = fields;
   if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
-    throw new NodeError("E_PROTOCOL_PAYLOAD", `tensor dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(DTYPE_BYTES).join(", ")}`);
+    throw new NodeError(
+      "E_PROTOCOL_PAYLOAD",
+      `tensor dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(DTYPE_BYTES).join(", ")}`,
+    );
   }
-  if (!Array.isArray(shape)) throw new NodeError("E_PROTOCOL_PAYLOAD", `tensor shape must be an array, got ${JSON.stringify(shape)}`);
+  if (!Array.isArray(shape))
+    throw new NodeError("E_PROTOCOL_PAYLOAD", `tensor shape must be an array, got ${JSON.stringify(shape)}`);
   checkTensor(dtype as DType, shape, body.byteLength);
   return { dtype: dtype as DType, shape: shape as number[], bytes: body };
 }
@@ -43,6 +47,9 @@ function checkTensor(dtype: DType, shape: readonly unknown[], byteLength: number
   }
   const want = tensorByteLength(dtype, shape as number[]);
   if (want !== byteLength) {
-    throw new NodeError("E_PROTOCOL_PAYLOAD", `tensor ${dtype}[${shape.join(",")}] needs ${want} bytes, body has ${byteLength}`);
+    throw new NodeError(
+      "E_PROTOCOL_PAYLOAD",
+      `tensor ${dtype}[${shape.join(",")}] needs ${want} bytes, body has ${byteLength}`,
+    );
   }
 }

@@ -27,11 +27,7 @@ export type RenderChat = (messages: readonly TemplateMessage[], options?: ChatTe
  * @throws NodeError E_TOKENIZER when the template does not parse; E_INVALID_REQUEST when rendering fails
  * (including the template's own raise_exception, e.g. roles that do not alternate).
  */
-export function compileChatTemplate(
-  source: string,
-  specialTokens: Record<string, string>,
-  origin: string,
-): RenderChat {
+export function compileChatTemplate(source: string, specialTokens: Record<string, string>, origin: string): RenderChat {
   let template: Template;
   try {
     template = new Template(source);
@@ -53,7 +49,9 @@ export function compileChatTemplate(
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
       // The template judged the conversation (roles out of order, tool message without tools): the client's fault.
-      throw new NodeError("E_INVALID_REQUEST", `chat template of ${origin} refused the conversation: ${reason}`, { cause });
+      throw new NodeError("E_INVALID_REQUEST", `chat template of ${origin} refused the conversation: ${reason}`, {
+        cause,
+      });
     }
   };
 }

@@ -69,7 +69,8 @@ export function createTokenizer(files: TokenizerFiles, source: string): Tokenize
     });
   }
   const specialTokens = specialTokenStrings(config);
-  const idOf = (token: string | undefined): number | undefined => (token === undefined ? undefined : hf.token_to_id(token));
+  const idOf = (token: string | undefined): number | undefined =>
+    token === undefined ? undefined : hf.token_to_id(token);
   const specialIds = new Set<number>();
   for (const [id, added] of hf.get_added_tokens_decoder()) if (added.special) specialIds.add(id);
   const eosIds = new Set<number>([
@@ -89,7 +90,8 @@ export function createTokenizer(files: TokenizerFiles, source: string): Tokenize
   const encode = (text: string, options: { addSpecialTokens?: boolean } = {}): number[] =>
     hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
   const applyChatTemplate = (messages: readonly TemplateMessage[], options?: ChatTemplateOptions): string => {
-    if (!render) throw new NodeError("E_TOKENIZER", `${source} has no chat template (tokenizer_config.json chat_template)`);
+    if (!render)
+      throw new NodeError("E_TOKENIZER", `${source} has no chat template (tokenizer_config.json chat_template)`);
     return render(messages, options);
   };
   return {

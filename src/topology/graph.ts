@@ -56,7 +56,11 @@ export function buildTopology(parts: {
   }
   const sortedLinks = [...links.values()].sort((a, b) => byId(a.fromId, b.fromId) || byId(a.toId, b.toId));
   const sortedNodes = new Map([...nodes].sort(([a], [b]) => byId(a, b)));
-  return Object.freeze({ nodes: sortedNodes, links: Object.freeze(sortedLinks), activeNodeId: parts.activeNodeId ?? null });
+  return Object.freeze({
+    nodes: sortedNodes,
+    links: Object.freeze(sortedLinks),
+    activeNodeId: parts.activeNodeId ?? null,
+  });
 }
 
 /**
@@ -95,7 +99,8 @@ export function topologyToJson(topology: Topology): TopologyJson {
     peerGraph[id] = [];
   }
   for (const link of topology.links) {
-    (peerGraph[link.fromId] ??= []).push({ from_id: link.fromId, to_id: link.toId, description: link.description });
+    peerGraph[link.fromId] ??= [];
+    peerGraph[link.fromId]!.push({ from_id: link.fromId, to_id: link.toId, description: link.description });
   }
   return { nodes, peer_graph: peerGraph, active_node_id: topology.activeNodeId };
 }
@@ -112,10 +117,12 @@ const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFin
  * @throws NodeError E_PROTOCOL_PAYLOAD naming the bad key path
  */
 export function parseCapabilities(v: unknown, path = "capabilities"): DeviceCapabilities {
-  if (!isRecord(v) || typeof v.model !== "string" || typeof v.chip !== "string") fail(path, "{model, chip, memory, flops}");
+  if (!isRecord(v) || typeof v.model !== "string" || typeof v.chip !== "string")
+    fail(path, "{model, chip, memory, flops}");
   if (!isNum(v.memory) || v.memory < 0) fail(`${path}.memory`, "a number >= 0");
   const f = v.flops;
-  if (!isRecord(f) || !isNum(f.fp32) || !isNum(f.fp16) || !isNum(f.int8)) fail(`${path}.flops`, "{fp32, fp16, int8} numbers");
+  if (!isRecord(f) || !isNum(f.fp32) || !isNum(f.fp16) || !isNum(f.int8))
+    fail(`${path}.flops`, "{fp32, fp16, int8} numbers");
   return { model: v.model, chip: v.chip, memory: v.memory, flops: { fp32: f.fp32, fp16: f.fp16, int8: f.int8 } };
 }
 
@@ -124,15 +131,22 @@ export function parseCapabilities(v: unknown, path = "capabilities"): DeviceCapa
  * @throws NodeError E_PROTOCOL_PAYLOAD naming the bad key path
  */
 export function parseTopologyJson(value: unknown): Topology {
-  if (!isRecord(value) || !isRecord(value.nodes) || !isRecord(value.peer_graph)) fail("topology", "{nodes, peer_graph}");
-  const nodes = Object.entries(value.nodes).map(([id, caps]) => [id, parseCapabilities(caps, `topology.nodes.${id}`)] as const);
+  if (!isRecord(value) || !isRecord(value.nodes) || !isRecord(value.peer_graph))
+    fail("topology", "{nodes, peer_graph}");
+  const nodes = Object.entries(value.nodes).map(
+    ([id, caps]) => [id, parseCapabilities(caps, `topology.nodes.${id}`)] as const,
+  );
   const links: TopologyLink[] = [];
   for (const [id, list] of Object.entries(value.peer_graph)) {
     if (!Array.isArray(list)) fail(`topology.peer_graph.${id}`, "a list of links");
     list.forEach((l: unknown, i) => {
       const ok = isRecord(l) && typeof l.from_id === "string" && typeof l.to_id === "string";
       if (!ok) fail(`topology.peer_graph.${id}[${i}]`, "{from_id, to_id, description}");
-      links.push({ fromId: l.from_id as string, toId: l.to_id as string, description: typeof l.description === "string" ? l.description : "" });
+      links.push({
+        fromId: l.from_id as string,
+        toId: l.to_id as string,
+        description: typeof l.description === "string" ? l.description : "",
+      });
     });
   }
   const active = value.active_node_id;
@@ -151,7 +165,9 @@ export function renderTopology(topology: Topology, selfId?: string): string {
     const marks = [id === selfId ? "this node" : "", id === topology.activeNodeId ? "active" : ""].filter(Boolean);
     const flops = `${caps.flops.fp32.toFixed(2)} TFLOPS fp32`;
     const suffix = marks.length > 0 ? `  (${marks.join(", ")})` : "";
-    lines.push(`  ${id.padEnd(width)}  ${caps.model} · ${caps.chip} · ${formatMemory(caps.memory)} · ${flops}${suffix}`);
+    lines.push(
+      `  ${id.padEnd(width)}  ${caps.model} · ${caps.chip} · ${formatMemory(caps.memory)} · ${flops}${suffix}`,
+    );
   }
   lines.push(`links (${topology.links.length}):`);
   for (const link of topology.links) lines.push(`  ${link.fromId} --> ${link.toId} [${link.description}]`);

@@ -45,7 +45,14 @@ export interface NodeFit {
 
 export type Placement =
   | { ok: true; plan: Plan; leftOut: NodeFit[] }
-  | { ok: false; neededBytes: number; availableBytes: number; bytesPerLayer: number; nodes: NodeFit[]; message: string };
+  | {
+      ok: false;
+      neededBytes: number;
+      availableBytes: number;
+      bytesPerLayer: number;
+      nodes: NodeFit[];
+      message: string;
+    };
 
 const MB = 1024 * 1024;
 
@@ -77,7 +84,8 @@ export function splitLayers(nLayers: number, weights: number[], caps: number[]):
       left -= step;
       if (left === 0) break;
     }
-    if (left === before) throw new NodeError("E_INTERNAL", `cannot split ${nLayers} layers over ${weights.length} nodes`);
+    if (left === before)
+      throw new NodeError("E_INTERNAL", `cannot split ${nLayers} layers over ${weights.length} nodes`);
   }
   return counts;
 }
@@ -87,9 +95,14 @@ function gb(bytes: number): string {
 }
 
 /** Place a model on nodes: a plan, or a does-not-fit answer that says needed vs available per node. */
-export function placeModel(model: ModelFootprint, nodes: Iterable<PlacementNode>, opts: PlacementOptions = {}): Placement {
+export function placeModel(
+  model: ModelFootprint,
+  nodes: Iterable<PlacementNode>,
+  opts: PlacementOptions = {},
+): Placement {
   const { modelId, nLayers } = model;
-  if (!Number.isInteger(nLayers) || nLayers < 1) throw new NodeError("E_INTERNAL", `${modelId}: nLayers must be >= 1, got ${nLayers}`);
+  if (!Number.isInteger(nLayers) || nLayers < 1)
+    throw new NodeError("E_INTERNAL", `${modelId}: nLayers must be >= 1, got ${nLayers}`);
   const weightsPerLayer = Math.ceil(model.weightBytes / nLayers);
   const bytesPerLayer = Math.max(1, weightsPerLayer + (opts.kvBytesPerLayer ?? Math.ceil(weightsPerLayer / 8)));
   const fraction = opts.memoryFraction ?? 0.8;
@@ -107,10 +120,14 @@ export function placeModel(model: ModelFootprint, nodes: Iterable<PlacementNode>
   const neededBytes = nLayers * bytesPerLayer;
   if (capacity < nLayers) {
     const availableBytes = fits.reduce((s, f) => s + f.availableBytes, 0);
-    const perNode = fits.map((f) => `${f.nodeId} ${gb(f.availableBytes)} (${f.maxLayers >= 1 ? `${f.maxLayers} layer${f.maxLayers === 1 ? "" : "s"}` : "too small for one layer"})`);
+    const perNode = fits.map(
+      (f) =>
+        `${f.nodeId} ${gb(f.availableBytes)} (${f.maxLayers >= 1 ? `${f.maxLayers} layer${f.maxLayers === 1 ? "" : "s"}` : "too small for one layer"})`,
+    );
     const message =
       `${modelId} does not fit: it needs ${gb(neededBytes)} for ${nLayers} layers (${gb(bytesPerLayer)} per layer with KV headroom), ` +
-      `the cluster has ${gb(availableBytes)} usable` + (perNode.length > 0 ? `: ${perNode.join(", ")}` : " (no nodes)");
+      `the cluster has ${gb(availableBytes)} usable` +
+      (perNode.length > 0 ? `: ${perNode.join(", ")}` : " (no nodes)");
     return { ok: false, neededBytes, availableBytes, bytesPerLayer, nodes: fits, message };
   }
   const memoryOf = new Map(ring.map((n) => [n.nodeId, Math.max(1, Math.floor(n.memory))]));
@@ -156,9 +173,11 @@ export function parsePlan(value: unknown): Plan {
   const seen = new Set<string>();
   for (const [i, s] of stages.entries()) {
     const { nodeId, layerStart, layerEnd } = (s ?? {}) as Record<string, unknown>;
-    if (typeof nodeId !== "string" || nodeId === "" || seen.has(nodeId)) bad(`stages[${i}].nodeId: expected a distinct node id`);
+    if (typeof nodeId !== "string" || nodeId === "" || seen.has(nodeId))
+      bad(`stages[${i}].nodeId: expected a distinct node id`);
     if (layerStart !== next) bad(`stages[${i}].layerStart: expected ${next}, got ${String(layerStart)}`);
-    if (!Number.isInteger(layerEnd) || (layerEnd as number) <= next) bad(`stages[${i}].layerEnd: expected an integer > ${next}`);
+    if (!Number.isInteger(layerEnd) || (layerEnd as number) <= next)
+      bad(`stages[${i}].layerEnd: expected an integer > ${next}`);
     seen.add(nodeId as string);
     out.push({ nodeId: nodeId as string, layerStart: next, layerEnd: layerEnd as number });
     next = layerEnd as number;

@@ -40,7 +40,20 @@ export async function startCluster(specs: ClusterNodeSpec[], common: string[] = 
   };
   writePeers();
   for (const spec of specs) {
-    const args = ["--node-id", spec.id, "--host", "127.0.0.1", "--port", "0", "--api-host", "127.0.0.1", "--api-port", "0", "--config", config];
+    const args = [
+      "--node-id",
+      spec.id,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--api-host",
+      "127.0.0.1",
+      "--api-port",
+      "0",
+      "--config",
+      config,
+    ];
     if (spec.memoryMb !== undefined) args.push("--memory-mb", String(spec.memoryMb));
     nodes.push(await spawnNode({ args: [...args, ...common, ...(spec.args ?? [])] }));
     writePeers();
@@ -50,20 +63,25 @@ export async function startCluster(specs: ClusterNodeSpec[], common: string[] = 
     let seen = "";
     await waitFor(
       async () => {
-        const topo = (await (await fetch(`http://127.0.0.1:${n.apiPort}/topology`)).json()) as { nodes: Record<string, unknown> };
+        const topo = (await (await fetch(`http://127.0.0.1:${n.apiPort}/topology`)).json()) as {
+          nodes: Record<string, unknown>;
+        };
         seen = Object.keys(topo.nodes).sort().join(", ");
         return seen === ids.join(", ");
       },
       { what: `node ${n.nodeId} to see ${ids.join(", ")}`, timeoutMs: 15_000 },
     ).catch((err: Error) => {
-      throw new Error(`${err.message}; it sees ${seen}\n${nodes.map((m) => `--- ${m.nodeId}\n${m.logs()}`).join("\n")}`);
+      throw new Error(
+        `${err.message}; it sees ${seen}\n${nodes.map((m) => `--- ${m.nodeId}\n${m.logs()}`).join("\n")}`,
+      );
     });
   }
   const byId = new Map(nodes.map((n) => [n.nodeId, n]));
   return {
     nodes,
     node: (id) => byId.get(id)!,
-    client: (id) => new OpenAI({ baseURL: `http://127.0.0.1:${byId.get(id)!.apiPort}/v1`, apiKey: "unused", maxRetries: 0 }),
+    client: (id) =>
+      new OpenAI({ baseURL: `http://127.0.0.1:${byId.get(id)!.apiPort}/v1`, apiKey: "unused", maxRetries: 0 }),
     stop: async () => {
       await Promise.all(nodes.map((n) => n.stop()));
       rmSync(dir, { recursive: true, force: true });

@@ -123,7 +123,9 @@ export function runEngineContract(name: string, setup: () => Promise<EngineContr
 
     test("steps of different requests may be in flight at once", async () => {
       const ids = ["r-par-0", "r-par-1", "r-par-2"];
-      const outs = await Promise.all(ids.map((id, i) => whole.step(id, { kind: "tokens", tokens: [i + 1, 2, 3] }, GREEDY)));
+      const outs = await Promise.all(
+        ids.map((id, i) => whole.step(id, { kind: "tokens", tokens: [i + 1, 2, 3] }, GREEDY)),
+      );
       for (const out of outs) tokenOf(out);
       await Promise.all(ids.map((id) => whole.end(id)));
       expect(await whole.liveRequests()).toBe(0);

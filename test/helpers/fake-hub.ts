@@ -112,7 +112,10 @@ export async function startFakeHub(repos: FixtureRepo[]): Promise<FakeHub> {
 
 // --- internal ---
 
-async function materialize(root: string, repo: FixtureRepo): Promise<{ commit: string; files: Map<string, ServedFile> }> {
+async function materialize(
+  root: string,
+  repo: FixtureRepo,
+): Promise<{ commit: string; files: Map<string, ServedFile> }> {
   const files = new Map<string, ServedFile>();
   const commitHasher = new Bun.CryptoHasher("sha1");
   for (const f of repo.files) {
@@ -159,7 +162,17 @@ async function route(req: Request, served: Served, faults: HubFaults, cdnUrl: st
 
   if (api?.[2] === "revision") {
     const siblings = files.map((f) => ({ rfilename: f.path }));
-    return Response.json({ _id: repo.commit.slice(0, 24), id: repoId, sha: repo.commit, private: false, gated: false, downloads: 0, likes: 0, lastModified: "2026-01-01T00:00:00.000Z", siblings });
+    return Response.json({
+      _id: repo.commit.slice(0, 24),
+      id: repoId,
+      sha: repo.commit,
+      private: false,
+      gated: false,
+      downloads: 0,
+      likes: 0,
+      lastModified: "2026-01-01T00:00:00.000Z",
+      siblings,
+    });
   }
   if (api?.[2] === "tree") {
     return Response.json(
@@ -182,14 +195,20 @@ async function route(req: Request, served: Served, faults: HubFaults, cdnUrl: st
   const headers: Record<string, string> = { "X-Repo-Commit": repo.commit, "Accept-Ranges": "bytes" };
   if (file.lfs) {
     const etag = `"${file.sha256}"`;
-    Object.assign(headers, { "X-Linked-Etag": etag, "X-Linked-Size": String(file.size), ETag: etag, Location: `${cdnUrl}/${repoId}/${file.path}` });
+    Object.assign(headers, {
+      "X-Linked-Etag": etag,
+      "X-Linked-Size": String(file.size),
+      ETag: etag,
+      Location: `${cdnUrl}/${repoId}/${file.path}`,
+    });
     return new Response(null, { status: 302, headers });
   }
   headers.ETag = `"${file.gitSha1}"`;
   const bytes = new Uint8Array(await Bun.file(file.diskPath).arrayBuffer());
   const range = parseRange(req.headers.get("range"), file.size);
   if (!range) return new Response(bytes, { headers });
-  if (range.start >= file.size) return new Response(null, { status: 416, headers: { ...headers, "Content-Range": `bytes */${file.size}` } });
+  if (range.start >= file.size)
+    return new Response(null, { status: 416, headers: { ...headers, "Content-Range": `bytes */${file.size}` } });
   headers["Content-Range"] = `bytes ${range.start}-${range.end}/${file.size}`;
   return new Response(bytes.slice(range.start, range.end + 1), { status: 206, headers });
 }
@@ -197,7 +216,13 @@ async function route(req: Request, served: Served, faults: HubFaults, cdnUrl: st
 function checkAccess(req: Request, repoId: string, faults: HubFaults): Response | undefined {
   if (faults.deny?.repo === repoId) {
     const status = faults.deny.status;
-    return error(status, status === 401 ? "Access to this model is restricted. You must be authenticated." : "Access to this model is restricted and you are not in the authorized list.", "GatedRepo");
+    return error(
+      status,
+      status === 401
+        ? "Access to this model is restricted. You must be authenticated."
+        : "Access to this model is restricted and you are not in the authorized list.",
+      "GatedRepo",
+    );
   }
   if (faults.requireToken && req.headers.get("authorization") !== `Bearer ${faults.requireToken}`) {
     return error(401, "Invalid credentials in Authorization header", "");
@@ -219,7 +244,17 @@ function parseRange(header: string | null | undefined, size: number): { start: n
 
 interface CdnConn {
   head: string;
-  job?: { file: ServedFile; pos: number; end: number; dropAt?: number; stallAt?: number; corruptAt?: number; record: CdnRequest; pending?: Uint8Array; busy?: boolean };
+  job?: {
+    file: ServedFile;
+    pos: number;
+    end: number;
+    dropAt?: number;
+    stallAt?: number;
+    corruptAt?: number;
+    record: CdnRequest;
+    pending?: Uint8Array;
+    busy?: boolean;
+  };
 }
 
 /** A raw HTTP/1.1 server so a dropped connection cuts at an exact byte and every byte sent is counted. */
@@ -262,7 +297,9 @@ function startResponse(socket: Socket<CdnConn>, served: Served, faults: HubFault
   const start = range?.start ?? 0;
   const end = range?.end ?? file.size - 1;
   if (start >= file.size) {
-    socket.end(`HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */${file.size}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    socket.end(
+      `HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */${file.size}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    );
     return;
   }
   const record: CdnRequest = { path: file.path, rangeStart: start, bytesSent: 0 };
@@ -277,7 +314,15 @@ function startResponse(socket: Socket<CdnConn>, served: Served, faults: HubFault
     corruptAt = start + Math.floor((end - start) / 2);
   }
   const stallAt = faults.stallAt?.get(file.path);
-  socket.data.job = { file, pos: start, end: end + 1, dropAt, corruptAt, record, ...(stallAt === undefined ? {} : { stallAt }) };
+  socket.data.job = {
+    file,
+    pos: start,
+    end: end + 1,
+    dropAt,
+    corruptAt,
+    record,
+    ...(stallAt === undefined ? {} : { stallAt }),
+  };
   const status = range ? "206 Partial Content" : "200 OK";
   const contentRange = range ? `Content-Range: bytes ${start}-${end}/${file.size}\r\n` : "";
   socket.write(

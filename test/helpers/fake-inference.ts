@@ -48,7 +48,9 @@ export function createFakeInference(script: (req: GenerateRequest) => Script = e
     generate(request, signal) {
       // Like the cluster service: an unknown model fails before the first event.
       const known = FAKE_MODELS.some((m) => m.id === request.modelId);
-      const s = known ? script(request) : { pieces: [], failAtStart: new NodeError("E_MODEL_UNKNOWN", `unknown model "${request.modelId}"`) };
+      const s = known
+        ? script(request)
+        : { pieces: [], failAtStart: new NodeError("E_MODEL_UNKNOWN", `unknown model "${request.modelId}"`) };
       let settle!: (how: "done" | "aborted" | "failed") => void;
       calls.push({ request, signal, ended: new Promise((resolve) => (settle = resolve)) });
       return run(request, s, signal, settle);
@@ -110,7 +112,10 @@ export function createFakeModelStore() {
   const store: ModelStore = {
     modelPool: async () =>
       Object.fromEntries(
-        FAKE_MODELS.map((m) => [m.id, { downloaded: onDisk.has(m.id), download_percentage: onDisk.has(m.id) ? 100 : 0 }]),
+        FAKE_MODELS.map((m) => [
+          m.id,
+          { downloaded: onDisk.has(m.id), download_percentage: onDisk.has(m.id) ? 100 : 0 },
+        ]),
       ),
     downloadProgress: () => ({ "node-a": { repo_id: "local/tiny-chat", status: "in_progress", downloaded_bytes: 5 } }),
     startDownload: async (id) => {
@@ -131,7 +136,11 @@ export function fakeDeps(script?: (req: GenerateRequest) => Script, overrides: P
   const models = createFakeModelStore();
   const deps: ApiDeps = {
     nodeId: "node-a",
-    topology: () => ({ nodes: { "node-a": { model: "test", chip: "cpu", memory: 1024 } }, peer_graph: {}, active_node_id: "node-a" }),
+    topology: () => ({
+      nodes: { "node-a": { model: "test", chip: "cpu", memory: 1024 } },
+      peer_graph: {},
+      active_node_id: "node-a",
+    }),
     inference: inference.service,
     models: models.store,
     ...overrides,

@@ -32,7 +32,8 @@ export function tinyLlamaConfig(d: TinyLlamaDims): Record<string, unknown> {
 /** Tensor names and shapes of layer `i` (or of the non-layer parts when i is "embed"/"head"). */
 export function llamaTensors(d: TinyLlamaDims, part: number | "embed" | "head"): Record<string, number[]> {
   if (part === "embed") return { "model.embed_tokens.weight": [d.vocab, d.hidden] };
-  if (part === "head") return { "model.norm.weight": [d.hidden], ...(d.tied ? {} : { "lm_head.weight": [d.vocab, d.hidden] }) };
+  if (part === "head")
+    return { "model.norm.weight": [d.hidden], ...(d.tied ? {} : { "lm_head.weight": [d.vocab, d.hidden] }) };
   const p = `model.layers.${part}`;
   return {
     [`${p}.input_layernorm.weight`]: [d.hidden],
@@ -79,7 +80,10 @@ export function configFiles(d: TinyLlamaDims): FixtureFile[] {
     { path: "config.json", bytes: json(tinyLlamaConfig(d)) },
     { path: "generation_config.json", bytes: json({ bos_token_id: 1, eos_token_id: 2 }) },
     { path: "tokenizer.json", bytes: json({ version: "1.0", model: { type: "BPE", vocab: {}, merges: [] } }) },
-    { path: "tokenizer_config.json", bytes: json({ bos_token: "<s>", eos_token: "</s>", chat_template: "{{ messages }}" }) },
+    {
+      path: "tokenizer_config.json",
+      bytes: json({ bos_token: "<s>", eos_token: "</s>", chat_template: "{{ messages }}" }),
+    },
     { path: "special_tokens_map.json", bytes: json({ bos_token: "<s>", eos_token: "</s>" }) },
     { path: "README.md", bytes: encoder.encode("# tiny fixture\n") },
   ];
@@ -108,7 +112,10 @@ export function shardedRepo(id: string, d: TinyLlamaDims, fileLayers: Array<[num
     for (const t of Object.keys(tensors)) weightMap[t] = name;
     return { path: name, bytes: safetensorsBytes(tensors, k + 1) };
   });
-  const index = { metadata: { total_size: files.reduce((s, f) => s + (f.bytes?.length ?? 0), 0) }, weight_map: weightMap };
+  const index = {
+    metadata: { total_size: files.reduce((s, f) => s + (f.bytes?.length ?? 0), 0) },
+    weight_map: weightMap,
+  };
   return { id, files: [...configFiles(d), { path: "model.safetensors.index.json", bytes: json(index) }, ...files] };
 }
 

@@ -18,7 +18,10 @@ export function letterTokenizer(): ClusterTokenizer {
     encode,
     encodeChat: (messages) => encode(messages.map((m) => `${m.role}:${m.content}`).join("\n")),
     eosIds: [EOS],
-    createDetokenizer: () => ({ push: (id) => (id === EOS ? "" : String.fromCharCode(97 + (id % 26))), flush: () => "" }),
+    createDetokenizer: () => ({
+      push: (id) => (id === EOS ? "" : String.fromCharCode(97 + (id % 26))),
+      flush: () => "",
+    }),
   };
 }
 
@@ -35,7 +38,14 @@ export interface MemoryCluster {
 }
 
 /** `layers` gives each node's layer count, in plan order; their sum is the model's layer count. */
-export function createMemoryCluster(layers: Record<string, number>, opts: { engine?: FakeEngineOptions; wrapEngine?: (id: string, e: ShardEngine) => ShardEngine; tokenTimeoutMs?: number } = {}): MemoryCluster {
+export function createMemoryCluster(
+  layers: Record<string, number>,
+  opts: {
+    engine?: FakeEngineOptions;
+    wrapEngine?: (id: string, e: ShardEngine) => ShardEngine;
+    tokenTimeoutMs?: number;
+  } = {},
+): MemoryCluster {
   const net = createMemoryNetwork();
   const ids = Object.keys(layers);
   let start = 0;
@@ -80,11 +90,20 @@ export function createMemoryCluster(layers: Record<string, number>, opts: { engi
 }
 
 export function request(overrides: Partial<GenerateRequest> = {}): GenerateRequest {
-  return { modelId: MODEL.id, prompt: "count", sampling: { temperature: 0, topP: 1, topK: 0 }, maxTokens: 12, stop: [], ...overrides };
+  return {
+    modelId: MODEL.id,
+    prompt: "count",
+    sampling: { temperature: 0, topP: 1, topK: 0 },
+    maxTokens: 12,
+    stop: [],
+    ...overrides,
+  };
 }
 
 /** Text and the final event of one generation. */
-export async function collect(events: AsyncIterable<GenerationEvent>): Promise<{ text: string; done: Extract<GenerationEvent, { kind: "done" }> }> {
+export async function collect(
+  events: AsyncIterable<GenerationEvent>,
+): Promise<{ text: string; done: Extract<GenerationEvent, { kind: "done" }> }> {
   let text = "";
   for await (const e of events) {
     if (e.kind === "text") text += e.text;
@@ -94,7 +113,11 @@ export async function collect(events: AsyncIterable<GenerationEvent>): Promise<{
 }
 
 /** Wait until no node holds any state of any request (coordinator, stages, engines). */
-export async function waitAllFree(cluster: MemoryCluster, nodes = [...cluster.services.keys()], timeoutMs = 1000): Promise<void> {
+export async function waitAllFree(
+  cluster: MemoryCluster,
+  nodes = [...cluster.services.keys()],
+  timeoutMs = 1000,
+): Promise<void> {
   await waitFor(
     async () => {
       for (const id of nodes) {

@@ -30,7 +30,8 @@ export function createMemoryNetwork(): MemoryNetwork {
     return new Promise((resolve, reject) => {
       setImmediate(async () => {
         const target = nodes.get(to);
-        if (!target?.alive || !nodes.get(from)?.alive) return reject(new NodeError("E_PEER_DOWN", `no link from ${from} to ${to}`));
+        if (!target?.alive || !nodes.get(from)?.alive)
+          return reject(new NodeError("E_PEER_DOWN", `no link from ${from} to ${to}`));
         counts.set(msg.type, (counts.get(msg.type) ?? 0) + 1);
         const handler = target.handlers.get(msg.type);
         try {
@@ -69,7 +70,9 @@ export function createMemoryNetwork(): MemoryNetwork {
             | undefined;
           return { type: reply?.type ?? "OK", fields: reply?.fields ?? {}, body: reply?.body ?? new Uint8Array() };
         } catch (err) {
-          throw err instanceof NodeError ? err : new NodeError(errorCode(err), err instanceof Error ? err.message : String(err));
+          throw err instanceof NodeError
+            ? err
+            : new NodeError(errorCode(err), err instanceof Error ? err.message : String(err));
         } finally {
           clearTimeout(timer);
           for (const set of waiting.values()) for (const f of pending) set.delete(f);

@@ -160,36 +160,56 @@ export function referenceLogits(dir: string, tokens: number[]): number[] {
   const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
   for (let l = 0; l < c.num_hidden_layers; l++) {
     const p = `model.layers.${l}.`;
-    const h = rmsNorm(x, t(p + "input_layernorm.weight").data, eps, gemma);
+    const h = rmsNorm(x, t(`${p}input_layernorm.weight`).data, eps, gemma);
     let q: Mat, k: Mat, v: Mat;
     if (type === "phi3") {
-      const qkv = linear(h, t(p + "self_attn.qkv_proj.weight"));
-      [q, k, v] = [slice(qkv, 0, nH * D), slice(qkv, nH * D, (nH + nKv) * D), slice(qkv, (nH + nKv) * D, (nH + 2 * nKv) * D)];
+      const qkv = linear(h, t(`${p}self_attn.qkv_proj.weight`));
+      [q, k, v] = [
+        slice(qkv, 0, nH * D),
+        slice(qkv, nH * D, (nH + nKv) * D),
+        slice(qkv, (nH + nKv) * D, (nH + 2 * nKv) * D),
+      ];
     } else {
-      const b = (n: string) => W.get(p + `self_attn.${n}.bias`)?.data;
-      [q, k, v] = ["q_proj", "k_proj", "v_proj"].map((n) => linear(h, t(p + `self_attn.${n}.weight`), b(n))) as [Mat, Mat, Mat];
+      const b = (n: string) => W.get(`${p}self_attn.${n}.bias`)?.data;
+      [q, k, v] = ["q_proj", "k_proj", "v_proj"].map((n) => linear(h, t(`${p}self_attn.${n}.weight`), b(n))) as [
+        Mat,
+        Mat,
+        Mat,
+      ];
     }
     if (type === "qwen3") {
-      q = rmsNorm(q, t(p + "self_attn.q_norm.weight").data, eps, false, D);
-      k = rmsNorm(k, t(p + "self_attn.k_norm.weight").data, eps, false, D);
+      q = rmsNorm(q, t(`${p}self_attn.q_norm.weight`).data, eps, false, D);
+      k = rmsNorm(k, t(`${p}self_attn.k_norm.weight`).data, eps, false, D);
     }
-    const o = linear(attention(rope(q, nH, D, c), rope(k, nKv, D, c), v, c, D, l, gemma), t(p + "self_attn.o_proj.weight"));
+    const o = linear(
+      attention(rope(q, nH, D, c), rope(k, nKv, D, c), v, c, D, l, gemma),
+      t(`${p}self_attn.o_proj.weight`),
+    );
     if (gemma) {
-      x = add(x, rmsNorm(o, t(p + "post_attention_layernorm.weight").data, eps, true));
-      const m = rmsNorm(x, t(p + "pre_feedforward_layernorm.weight").data, eps, true);
-      const up = linear(m, t(p + "mlp.up_proj.weight"));
-      const g = map(linear(m, t(p + "mlp.gate_proj.weight")), (val, i) => gelu(val) * up.data[i]!);
-      x = add(x, rmsNorm(linear(g, t(p + "mlp.down_proj.weight")), t(p + "post_feedforward_layernorm.weight").data, eps, true));
+      x = add(x, rmsNorm(o, t(`${p}post_attention_layernorm.weight`).data, eps, true));
+      const m = rmsNorm(x, t(`${p}pre_feedforward_layernorm.weight`).data, eps, true);
+      const up = linear(m, t(`${p}mlp.up_proj.weight`));
+      const g = map(linear(m, t(`${p}mlp.gate_proj.weight`)), (val, i) => gelu(val) * up.data[i]!);
+      x = add(
+        x,
+        rmsNorm(linear(g, t(`${p}mlp.down_proj.weight`)), t(`${p}post_feedforward_layernorm.weight`).data, eps, true),
+      );
       continue;
     }
     x = add(x, o);
-    const m = rmsNorm(x, t(p + "post_attention_layernorm.weight").data, eps);
+    const m = rmsNorm(x, t(`${p}post_attention_layernorm.weight`).data, eps);
     let gate: Mat, up: Mat;
     if (type === "phi3") {
-      const gu = linear(m, t(p + "mlp.gate_up_proj.weight"));
+      const gu = linear(m, t(`${p}mlp.gate_up_proj.weight`));
       [gate, up] = [slice(gu, 0, I), slice(gu, I, 2 * I)];
-    } else [gate, up] = [linear(m, t(p + "mlp.gate_proj.weight")), linear(m, t(p + "mlp.up_proj.weight"))];
-    x = add(x, linear(map(gate, (val, i) => silu(val) * up.data[i]!), t(p + "mlp.down_proj.weight")));
+    } else [gate, up] = [linear(m, t(`${p}mlp.gate_proj.weight`)), linear(m, t(`${p}mlp.up_proj.weight`))];
+    x = add(
+      x,
+      linear(
+        map(gate, (val, i) => silu(val) * up.data[i]!),
+        t(`${p}mlp.down_proj.weight`),
+      ),
+    );
   }
   const last = mat(1, H, x.data.slice((x.rows - 1) * H));
   const head = W.get("lm_head.weight") ?? emb;

@@ -55,7 +55,8 @@ export function withNodeLogs(fn: () => Promise<void> | void): () => Promise<void
     try {
       await fn();
     } catch (err) {
-      for (const n of spawnedThisFile) console.error(`----- logs of node ${n.nodeId} (port ${n.port}) -----\n${n.logs()}`);
+      for (const n of spawnedThisFile)
+        console.error(`----- logs of node ${n.nodeId} (port ${n.port}) -----\n${n.logs()}`);
       throw err;
     }
   };
@@ -70,7 +71,9 @@ export async function spawnNode(opts: SpawnNodeOptions = {}): Promise<SpawnedNod
   const ownHome = opts.env?.EXO_HOME === undefined ? mkdtempSync(join(tmpdir(), "exo-node-")) : undefined;
   const bin = opts.bin ?? process.env.NODE_BIN;
   const verb = opts.verb === "" ? [] : [opts.verb ?? "start"];
-  const cmd = bin ? [bin, ...verb, ...(opts.args ?? [])] : [process.execPath, "src/main.ts", ...verb, ...(opts.args ?? [])];
+  const cmd = bin
+    ? [bin, ...verb, ...(opts.args ?? [])]
+    : [process.execPath, "src/main.ts", ...verb, ...(opts.args ?? [])];
   const env: Record<string, string> = { ...(process.env as Record<string, string>), EXO_LOG_LEVEL: "3", ...opts.env };
   if (ownHome) env.EXO_HOME = ownHome;
   const proc = Bun.spawn(cmd, { cwd: opts.cwd ?? REPO_ROOT, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
@@ -136,7 +139,8 @@ export async function spawnNode(opts: SpawnNodeOptions = {}): Promise<SpawnedNod
   void proc.exited.then((code) => {
     if (!ready) return cleanup();
     // A node that dies on its own mid-test is the first thing to look at: show why.
-    if (!killedByTest && code !== 0) console.error(`----- node ${node.nodeId} exited with code ${code} -----\n${node.logs()}`);
+    if (!killedByTest && code !== 0)
+      console.error(`----- node ${node.nodeId} exited with code ${code} -----\n${node.logs()}`);
   });
 
   try {
@@ -159,10 +163,23 @@ export async function spawnNode(opts: SpawnNodeOptions = {}): Promise<SpawnedNod
 }
 
 /** Run one `exo` command to completion (`bun src/main.ts …`, or NODE_BIN when set). */
-export async function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const bin = process.env.NODE_BIN;
   const cmd = bin ? [bin, ...args] : [process.execPath, "src/main.ts", ...args];
-  const proc = Bun.spawn(cmd, { cwd: REPO_ROOT, env: { ...(process.env as Record<string, string>), ...opts.env }, stdout: "pipe", stderr: "pipe", timeout: opts.timeoutMs ?? 30_000 });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const proc = Bun.spawn(cmd, {
+    cwd: REPO_ROOT,
+    env: { ...(process.env as Record<string, string>), ...opts.env },
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: opts.timeoutMs ?? 30_000,
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   return { code, stdout, stderr };
 }

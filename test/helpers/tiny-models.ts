@@ -18,7 +18,12 @@ const BASE = {
 };
 
 /** A plain Llama (no rope scaling, untied head): the engine and runner tests' checkpoint. */
-export const PLAIN_LLAMA: Record<string, unknown> = { ...BASE, model_type: "llama", rope_theta: 10000, tie_word_embeddings: false };
+export const PLAIN_LLAMA: Record<string, unknown> = {
+  ...BASE,
+  model_type: "llama",
+  rope_theta: 10000,
+  tie_word_embeddings: false,
+};
 
 /** One config per architecture, each exercising that architecture's particular features. */
 export const TINY_CONFIGS: Record<string, Record<string, unknown>> = {
@@ -27,7 +32,13 @@ export const TINY_CONFIGS: Record<string, Record<string, unknown>> = {
     model_type: "llama",
     rope_theta: 500000,
     tie_word_embeddings: false,
-    rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
+    rope_scaling: {
+      rope_type: "llama3",
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 16,
+    },
   },
   mistral: { ...BASE, model_type: "mistral", rope_theta: 1000000, tie_word_embeddings: false, head_dim: 24 },
   qwen2: { ...BASE, model_type: "qwen2", rope_theta: 1000000, tie_word_embeddings: true },
@@ -38,7 +49,12 @@ export const TINY_CONFIGS: Record<string, Record<string, unknown>> = {
     rope_theta: 10000,
     tie_word_embeddings: false,
     max_position_embeddings: 1024,
-    rope_scaling: { type: "longrope", long_factor: [1, 1.5, 2, 3, 4, 6, 8, 12], short_factor: [1, 1, 1, 1, 1, 1, 1, 1], original_max_position_embeddings: 64 },
+    rope_scaling: {
+      type: "longrope",
+      long_factor: [1, 1.5, 2, 3, 4, 6, 8, 12],
+      short_factor: [1, 1, 1, 1, 1, 1, 1, 1],
+      original_max_position_embeddings: 64,
+    },
   },
   gemma2: {
     ...BASE,
@@ -54,10 +70,17 @@ export const TINY_CONFIGS: Record<string, Record<string, unknown>> = {
 };
 
 /** Builds stage [layerStart, layerEnd) of the checkpoint in `dir` through loadShardWeights. */
-export async function loadStage(dir: string, layerStart: number, layerEnd: number): Promise<{ model: ShardModel; tensorsRead: string[]; files: string[] }> {
+export async function loadStage(
+  dir: string,
+  layerStart: number,
+  layerEnd: number,
+): Promise<{ model: ShardModel; tensorsRead: string[]; files: string[] }> {
   const args = parseModelArgs(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>);
   const range = { layerStart, layerEnd, nLayers: args.numHiddenLayers };
   const arch = getArchitecture(args.modelType);
-  const loaded = await loadShardWeights(dir, arch.wantsTensor(args, range), { native: false, quantization: args.quantization });
+  const loaded = await loadShardWeights(dir, arch.wantsTensor(args, range), {
+    native: false,
+    quantization: args.quantization,
+  });
   return { model: arch.create(args, range, loaded.weights), tensorsRead: loaded.tensorsRead, files: loaded.files };
 }

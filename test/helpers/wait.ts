@@ -22,7 +22,9 @@ export async function waitFor<T>(condition: () => T | Promise<T>, opts: WaitOpti
       lastError = err;
     }
     if (Date.now() >= deadline) {
-      const why = lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})` : "";
+      const why = lastError
+        ? ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})`
+        : "";
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what ?? "a condition"}${why}`);
     }
     await Bun.sleep(opts.intervalMs ?? 20);

@@ -21,7 +21,20 @@ let client: OpenAI;
 
 beforeAll(async () => {
   node = await spawnNode({
-    args: ["--node-id", "solo", "--host", "127.0.0.1", "--port", "0", "--api-host", "127.0.0.1", "--api-port", "0", "--memory-mb", "4000"],
+    args: [
+      "--node-id",
+      "solo",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--api-host",
+      "127.0.0.1",
+      "--api-port",
+      "0",
+      "--memory-mb",
+      "4000",
+    ],
     env: { EXO_API_KEY: KEY },
   });
   client = new OpenAI({ baseURL: `http://127.0.0.1:${node.apiPort}/v1`, apiKey: KEY, maxRetries: 0 });
@@ -43,7 +56,10 @@ async function streamed(content: string, extra: Record<string, unknown> = {}) {
     headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
     body: JSON.stringify({ model: MODEL, messages: user(content), temperature: 0, stream: true, ...extra }),
   });
-  const frames = (await res.text()).split("\n\n").filter((f) => f.startsWith("data: ")).map((f) => f.slice(6));
+  const frames = (await res.text())
+    .split("\n\n")
+    .filter((f) => f.startsWith("data: "))
+    .map((f) => f.slice(6));
   const chunks = frames.filter((f) => f !== "[DONE]").map((f) => JSON.parse(f) as OpenAI.ChatCompletionChunk);
   return { frames, chunks, text: chunks.map((c) => c.choices[0]?.delta.content ?? "").join("") };
 }
@@ -109,9 +125,19 @@ describe("a node serving the embedded model over the OpenAI API", () => {
     "temperature 0 repeats itself, a fixed seed reproduces a sampled answer, and seeds do sample",
     withNodeLogs(async () => {
       const prompt = "tell me something new";
-      expect((await greedy(prompt)).choices[0]!.message.content).toBe((await greedy(prompt)).choices[0]!.message.content!);
+      expect((await greedy(prompt)).choices[0]!.message.content).toBe(
+        (await greedy(prompt)).choices[0]!.message.content!,
+      );
       const sampled = async (seed: number) =>
-        (await client.chat.completions.create({ model: MODEL, messages: user(prompt), temperature: 2, seed, max_tokens: 24 })).choices[0]!.message.content;
+        (
+          await client.chat.completions.create({
+            model: MODEL,
+            messages: user(prompt),
+            temperature: 2,
+            seed,
+            max_tokens: 24,
+          })
+        ).choices[0]!.message.content;
       const first = await sampled(7);
       expect(await sampled(7)).toBe(first);
       const others = await Promise.all([1, 2, 3, 4].map(sampled));
@@ -137,7 +163,9 @@ describe("a node serving the embedded model over the OpenAI API", () => {
     withNodeLogs(async () => {
       const n2 = await apiError(() => client.chat.completions.create({ model: MODEL, messages: user("hi"), n: 2 }));
       expect([n2.status, n2.param]).toEqual([400, "n"]);
-      const hot = await apiError(() => client.chat.completions.create({ model: MODEL, messages: user("hi"), temperature: -1 }));
+      const hot = await apiError(() =>
+        client.chat.completions.create({ model: MODEL, messages: user("hi"), temperature: -1 }),
+      );
       expect([hot.status, hot.param]).toEqual([400, "temperature"]);
       const none = await apiError(() => client.chat.completions.create({ model: MODEL } as never));
       expect([none.status, none.param]).toEqual([400, "messages"]);
@@ -169,7 +197,19 @@ describe("a node serving the embedded model over the OpenAI API", () => {
     withNodeLogs(async () => {
       const config = join(dir, "peers.json");
       writeFileSync(config, JSON.stringify({ peers: { solo: { address: "127.0.0.1", port: node.port } } }));
-      const args = [MODEL, "--prompt", "what is 23+41", "--node-id", "runner", "--host", "127.0.0.1", "--port", "0", "--api-host", "127.0.0.1"];
+      const args = [
+        MODEL,
+        "--prompt",
+        "what is 23+41",
+        "--node-id",
+        "runner",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--api-host",
+        "127.0.0.1",
+      ];
       args.push("--api-port", "0", "--config", config, "--memory-mb", "4000");
       const run = Bun.spawn([process.execPath, "src/main.ts", "run", ...args], {
         cwd: REPO_ROOT,
@@ -178,7 +218,11 @@ describe("a node serving the embedded model over the OpenAI API", () => {
         stderr: "pipe",
       });
       try {
-        const [stdout, stderr, code] = await Promise.all([new Response(run.stdout).text(), new Response(run.stderr).text(), run.exited]);
+        const [stdout, stderr, code] = await Promise.all([
+          new Response(run.stdout).text(),
+          new Response(run.stderr).text(),
+          run.exited,
+        ]);
         if (code !== 0) console.error(stderr);
         expect(code).toBe(0);
         expect(stdout).toBe("64\n");

@@ -2,7 +2,16 @@
 // runs a 3-node cluster that answers the openai client from the embedded model and passes `exo doctor`; the
 // darwin-arm64 cross-build is a Mach-O arm64 executable; a build without MLX still runs a node and says why not.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import OpenAI from "openai";
@@ -33,7 +42,11 @@ beforeAll(async () => {
     } else {
       expect((await buildExecutable({ target: "host", outfile: exo, root: project })).mlxEmbedded).toBe(true);
     }
-    darwin = await buildExecutable({ target: "bun-darwin-arm64", outfile: join(work, "exo-darwin-arm64"), root: project });
+    darwin = await buildExecutable({
+      target: "bun-darwin-arm64",
+      outfile: join(work, "exo-darwin-arm64"),
+      root: project,
+    });
     bareBuild = await buildExecutable({ target: "host", outfile: join(bare, "exo"), root: project, embedMlx: false });
   } finally {
     rmSync(project, { recursive: true, force: true });
@@ -53,7 +66,10 @@ describe("the compiled executable", () => {
     const crashed = Bun.spawnSync([process.execPath, "-e", "console.log('ran')"], { cwd: app, stderr: "pipe" });
     expect(crashed.exitCode).not.toBe(0);
     expect(crashed.stderr.toString()).toContain("the decoy bunfig.toml was loaded");
-    const dotenv = Bun.spawnSync([process.execPath, "--config=/dev/null", "-e", "console.log(process.env.EXO_API_KEY)"], { cwd: app });
+    const dotenv = Bun.spawnSync(
+      [process.execPath, "--config=/dev/null", "-e", "console.log(process.env.EXO_API_KEY)"],
+      { cwd: app },
+    );
     expect(dotenv.stdout.toString().trim()).toBe("decoy-key-from-dotenv");
   });
 
@@ -68,13 +84,24 @@ describe("the compiled executable", () => {
         nodes.push(await spawnNode({ bin: exo, cwd: app, args, env: { EXO_HOME: join(work, `home-${id}`) } }));
       }
       // The peer file is watched: once every port is known, list them all and the nodes link up.
-      writeFileSync(peers, `peers:\n${nodes.map((n) => `  ${n.nodeId}: { address: 127.0.0.1, port: ${n.port} }`).join("\n")}\n`);
+      writeFileSync(
+        peers,
+        `peers:\n${nodes.map((n) => `  ${n.nodeId}: { address: 127.0.0.1, port: ${n.port} }`).join("\n")}\n`,
+      );
       for (const n of nodes) {
-        await waitFor(async () => Object.keys((await getJson(n, "/topology")).nodes).length === 3, { timeoutMs: 15_000, what: `${n.nodeId} to see 3 nodes` });
+        await waitFor(async () => Object.keys((await getJson(n, "/topology")).nodes).length === 3, {
+          timeoutMs: 15_000,
+          what: `${n.nodeId} to see 3 nodes`,
+        });
       }
 
       // The .env beside the executable sets EXO_API_KEY; had it been read, this key would be refused (401).
-      const client = new OpenAI({ baseURL: `http://127.0.0.1:${nodes[0]!.apiPort}/v1`, apiKey: "not-the-decoy-key", maxRetries: 0, timeout: 120_000 });
+      const client = new OpenAI({
+        baseURL: `http://127.0.0.1:${nodes[0]!.apiPort}/v1`,
+        apiKey: "not-the-decoy-key",
+        maxRetries: 0,
+        timeout: 120_000,
+      });
       const reply = await client.chat.completions.create({
         model: "exo-tiny-chat",
         messages: [{ role: "user", content: "count from 3 to 9" }],
@@ -92,9 +119,17 @@ describe("the compiled executable", () => {
         expect(readdirSync(join(runtime, folder!)).sort()).toEqual(["default-model", "mlx.node"]);
       }
 
-      const doctor = Bun.spawn([exo, "doctor", "--config", peers], { cwd: app, env: { ...process.env, EXO_HOME: join(work, "home-doctor") }, stdout: "pipe", stderr: "pipe" });
+      const doctor = Bun.spawn([exo, "doctor", "--config", peers], {
+        cwd: app,
+        env: { ...process.env, EXO_HOME: join(work, "home-doctor") },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
       const [report, code] = await Promise.all([new Response(doctor.stdout).text(), doctor.exited]);
-      expect({ code, report }).toMatchObject({ code: 0, report: expect.stringMatching(/result: all \d+ checks passed/) });
+      expect({ code, report }).toMatchObject({
+        code: 0,
+        report: expect.stringMatching(/result: all \d+ checks passed/),
+      });
       for (const id of ["n1", "n2", "n3"]) expect(report).toContain(id);
     }),
     120_000,
@@ -103,13 +138,33 @@ describe("the compiled executable", () => {
 
 describe("exo run from the executable", () => {
   test("answers --prompt with the embedded model on a lone node and exits 0", async () => {
-    const proc = Bun.spawn([exo, "run", "--prompt", "reverse abcd", "--node-id", "solo", "--port", "0", "--api-port", "0", "--peer-wait-ms", "0"], {
-      cwd: app,
-      env: { ...process.env, EXO_HOME: join(work, "home-run") },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const proc = Bun.spawn(
+      [
+        exo,
+        "run",
+        "--prompt",
+        "reverse abcd",
+        "--node-id",
+        "solo",
+        "--port",
+        "0",
+        "--api-port",
+        "0",
+        "--peer-wait-ms",
+        "0",
+      ],
+      {
+        cwd: app,
+        env: { ...process.env, EXO_HOME: join(work, "home-run") },
+        stdout: "pipe",
+        stderr: "pipe",
+      },
+    );
+    const [out, err, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
     expect({ code, err }).toMatchObject({ code: 0 });
     expect(out.trim().split("\n").at(-1)).toBe([..."abcd"].reverse().join(""));
   }, 60_000);
@@ -134,8 +189,15 @@ describe("an executable without an MLX addon (what a darwin build made on Linux 
     "runs a node and answers a model request with a clear reason instead of crashing",
     withNodeLogs(async () => {
       expect(bareBuild.mlxEmbedded).toBe(false);
-      const node = await spawnNode({ bin: bareBuild.outfile, cwd: bare, args: ["--node-id", "solo", "--port", "0", "--api-port", "0"], env: { EXO_HOME: join(work, "home-bare") } });
-      await waitFor(() => node.logs().includes("carries no MLX addon"), { what: "the start-up warning about the missing addon" });
+      const node = await spawnNode({
+        bin: bareBuild.outfile,
+        cwd: bare,
+        args: ["--node-id", "solo", "--port", "0", "--api-port", "0"],
+        env: { EXO_HOME: join(work, "home-bare") },
+      });
+      await waitFor(() => node.logs().includes("carries no MLX addon"), {
+        what: "the start-up warning about the missing addon",
+      });
       const res = await fetch(`http://127.0.0.1:${node.apiPort}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -146,7 +208,10 @@ describe("an executable without an MLX addon (what a darwin build made on Linux 
       expect(body.error?.message).toContain("carries no MLX addon");
       expect((await fetch(`http://127.0.0.1:${node.apiPort}/healthcheck`)).status).toBe(200);
       expect(node.exitCode()).toBeNull();
-      const models = Bun.spawnSync([bareBuild.outfile, "models"], { cwd: bare, env: { ...process.env, EXO_HOME: join(work, "home-bare") } });
+      const models = Bun.spawnSync([bareBuild.outfile, "models"], {
+        cwd: bare,
+        env: { ...process.env, EXO_HOME: join(work, "home-bare") },
+      });
       expect(models.exitCode).toBe(0);
       expect(models.stdout.toString()).toContain("exo-tiny-chat");
     }),

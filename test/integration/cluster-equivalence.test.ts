@@ -22,7 +22,18 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "exo-equiv-"));
   randomModel = join(dir, "llama-100m");
   const make = Bun.spawn(
-    [process.execPath, "scripts/make-random-model.ts", "--preset", "100m", "--seed", "7", "--out", randomModel, "--tokenizer-from", LLAMA3_TOKENIZER],
+    [
+      process.execPath,
+      "scripts/make-random-model.ts",
+      "--preset",
+      "100m",
+      "--seed",
+      "7",
+      "--out",
+      randomModel,
+      "--tokenizer-from",
+      LLAMA3_TOKENIZER,
+    ],
     { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
   );
   if ((await make.exited) !== 0) throw new Error(`make-random-model failed: ${await new Response(make.stderr).text()}`);
@@ -46,7 +57,12 @@ afterAll(async () => {
 });
 
 async function greedy(cluster: TestCluster, node: string, model: string, prompt: string, maxTokens = 12) {
-  const res = await cluster.client(node).chat.completions.create({ model, messages: [{ role: "user", content: prompt }], max_tokens: maxTokens, temperature: 0 });
+  const res = await cluster.client(node).chat.completions.create({
+    model,
+    messages: [{ role: "user", content: prompt }],
+    max_tokens: maxTokens,
+    temperature: 0,
+  });
   return { text: res.choices[0]?.message.content ?? "", usage: res.usage, finish: res.choices[0]?.finish_reason };
 }
 
@@ -89,4 +105,3 @@ describe("greedy output of a 3-node cluster", () => {
     120_000,
   );
 });
-

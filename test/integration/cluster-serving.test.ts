@@ -26,7 +26,13 @@ afterAll(async () => {
 });
 
 async function answer(node: string, prompt: string, maxTokens = 24): Promise<string> {
-  const stream = await cluster.client(node).chat.completions.create({ model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: maxTokens, temperature: 0, stream: true });
+  const stream = await cluster.client(node).chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content: prompt }],
+    max_tokens: maxTokens,
+    temperature: 0,
+    stream: true,
+  });
   let text = "";
   for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
   return text;
@@ -53,7 +59,10 @@ describe("a 3-node cluster on the fake engine", () => {
       const err = await cluster
         .client("a")
         .chat.completions.create({ model: "llama-3.1-405b", messages: [{ role: "user", content: "hi" }] })
-        .then(() => undefined, (e: unknown) => e as { status?: number; code?: string; message?: string });
+        .then(
+          () => undefined,
+          (e: unknown) => e as { status?: number; code?: string; message?: string },
+        );
       expect(err?.status).toBe(503);
       expect(err?.code).toBe("model_too_big");
       expect(err?.message).toMatch(/needs .* GB .* the cluster has .* GB/);
@@ -70,10 +79,14 @@ describe("a 3-node cluster on the fake engine", () => {
       const ac = new AbortController();
       const stream = await cluster
         .client("b")
-        .chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "go on forever" }], max_tokens: 100_000, stream: true }, { signal: ac.signal });
+        .chat.completions.create(
+          { model: MODEL, messages: [{ role: "user", content: "go on forever" }], max_tokens: 100_000, stream: true },
+          { signal: ac.signal },
+        );
       let chunks = 0;
       try {
-        for await (const chunk of stream) if ((chunk.choices[0]?.delta.content ?? "") !== "" && ++chunks === 5) ac.abort();
+        for await (const chunk of stream)
+          if ((chunk.choices[0]?.delta.content ?? "") !== "" && ++chunks === 5) ac.abort();
       } catch {
         // the aborted read rejects: that is the disconnect
       }
@@ -86,7 +99,12 @@ describe("a 3-node cluster on the fake engine", () => {
   test(
     "a stage killed mid-request gives the client an error within 10 s and the survivors hold no state of it",
     withNodeLogs(async () => {
-      const stream = await cluster.client("a").chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "long answer" }], max_tokens: 100_000, stream: true });
+      const stream = await cluster.client("a").chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: "long answer" }],
+        max_tokens: 100_000,
+        stream: true,
+      });
       let chunks = 0;
       let killedAt = 0;
       let error: unknown;

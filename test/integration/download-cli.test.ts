@@ -15,24 +15,49 @@ const MAIN = resolve(import.meta.dir, "../../src/main.ts");
 let hub: FakeHub;
 let hfHome: string;
 
-async function exo(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function exo(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = Bun.spawn([process.execPath, MAIN, ...args], {
-    env: { ...process.env, HF_ENDPOINT: hub.url, HF_HOME: hfHome, HF_TOKEN: "", HF_HUB_CACHE: "", NO_COLOR: "1", ...env },
+    env: {
+      ...process.env,
+      HF_ENDPOINT: hub.url,
+      HF_HOME: hfHome,
+      HF_TOKEN: "",
+      HF_HUB_CACHE: "",
+      NO_COLOR: "1",
+      ...env,
+    },
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   return { code, stdout, stderr };
 }
 
 async function modelState(id: string, env: Record<string, string> = {}): Promise<Record<string, unknown>> {
   const { stdout } = await exo(["models", "--json"], env);
-  const rows = stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  const rows = stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   return rows.find((r) => r.id === id) as Record<string, unknown>;
 }
 
 beforeAll(async () => {
-  hub = await startFakeHub([shardedRepo(REPO, DIMS, [[0, 4], [4, 8], [8, 12], [12, 16]])]);
+  hub = await startFakeHub([
+    shardedRepo(REPO, DIMS, [
+      [0, 4],
+      [4, 8],
+      [8, 12],
+      [12, 16],
+    ]),
+  ]);
   hfHome = await mkdtemp(join(tmpdir(), "exo-cli-hf-"));
 });
 afterAll(async () => {

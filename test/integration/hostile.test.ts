@@ -55,7 +55,7 @@ function badFrame(): Uint8Array {
     () => header(MESSAGE_TYPES.HEALTH, 4, 2 + rand(200)),
     () => header(14 + rand(200), 4),
     () => header(MESSAGE_TYPES.TENSOR, MAX_FRAME + 1 + rand(0xffffffff - MAX_FRAME - 1)),
-    () => withPayload(MESSAGE_TYPES.STATUS, "{not json" + rand(1000)),
+    () => withPayload(MESSAGE_TYPES.STATUS, `{not json${rand(1000)}`),
     () => withPayload(MESSAGE_TYPES.STATUS, "[1,2,3]"),
     () => withPayload(MESSAGE_TYPES.TENSOR, '{"dtype":"float32","shape":[4,4]}', new Uint8Array(rand(64))),
     () => withPayload(MESSAGE_TYPES.HEALTH, '{"id":"x"}'),
@@ -82,7 +82,12 @@ async function attack(frames: Uint8Array[], handshake: boolean, endAfter = false
     socket: { data: () => greeted.resolve(), close: () => closed.resolve(true), error: () => closed.resolve(true) },
   });
   if (handshake) {
-    socket.write(encodeFrame({ type: "HELLO", fields: { node_id: "attacker", protocol: PROTOCOL_VERSION, version: VERSION, port: 0, probe: true } }));
+    socket.write(
+      encodeFrame({
+        type: "HELLO",
+        fields: { node_id: "attacker", protocol: PROTOCOL_VERSION, version: VERSION, port: 0, probe: true },
+      }),
+    );
     await greeted.promise;
   }
   for (const f of frames) socket.write(f);
@@ -96,9 +101,29 @@ async function attack(frames: Uint8Array[], handshake: boolean, endAfter = false
 
 beforeAll(async () => {
   writeFileSync(file, "peers: {}\n");
-  const args = (id: string) => ["--node-id", id, "--port", "0", "--api-port", "0", "--host", "127.0.0.1", "--api-host", "127.0.0.1", "--config", file, "--health-interval-ms", "200", "--max-frame-bytes", String(MAX_FRAME)];
+  const args = (id: string) => [
+    "--node-id",
+    id,
+    "--port",
+    "0",
+    "--api-port",
+    "0",
+    "--host",
+    "127.0.0.1",
+    "--api-host",
+    "127.0.0.1",
+    "--config",
+    file,
+    "--health-interval-ms",
+    "200",
+    "--max-frame-bytes",
+    String(MAX_FRAME),
+  ];
   [target, good] = await Promise.all([spawnNode({ args: args("target") }), spawnNode({ args: args("good") })]);
-  writeFileSync(`${file}.tmp`, `peers:\n  target: { address: 127.0.0.1, port: ${target.port} }\n  good: { address: 127.0.0.1, port: ${good.port} }\n`);
+  writeFileSync(
+    `${file}.tmp`,
+    `peers:\n  target: { address: 127.0.0.1, port: ${target.port} }\n  good: { address: 127.0.0.1, port: ${good.port} }\n`,
+  );
   renameSync(`${file}.tmp`, file);
   await waitFor(async () => (await get(good, "/debug/net")).peers[0]?.outbound, { what: "good linked to target" });
 });
@@ -116,7 +141,9 @@ test(
       const batch = Array.from({ length: 30 }, (_, i) => {
         // Half the connections pass the handshake and send valid requests first, so bad frames also hit mid-stream.
         const handshake = i % 2 === 1;
-        const valid = handshake ? Array.from({ length: rand(3) }, (_, k) => encodeFrame({ type: "HEALTH", fields: { id: 2 * k + 1 } })) : [];
+        const valid = handshake
+          ? Array.from({ length: rand(3) }, (_, k) => encodeFrame({ type: "HEALTH", fields: { id: 2 * k + 1 } }))
+          : [];
         const cut = i % 10 === 0;
         if (cut) cutShort++;
         const list = [...valid, cut ? truncatedFrame() : badFrame()];
@@ -131,8 +158,14 @@ test(
     expect(target.exitCode()).toBeNull();
 
     // Every connection that sent a bad frame (all but the cut-short ones, which we closed) gets a logged reason.
-    const closingLines = () => target.logs().split("\n").filter((l) => /closing link|refusing link/.test(l));
-    await waitFor(() => closingLines().length >= connections - cutShort, { what: `${connections - cutShort} logged reasons` });
+    const closingLines = () =>
+      target
+        .logs()
+        .split("\n")
+        .filter((l) => /closing link|refusing link/.test(l));
+    await waitFor(() => closingLines().length >= connections - cutShort, {
+      what: `${connections - cutShort} logged reasons`,
+    });
     expect(closingLines().every((l) => /E_[A-Z_]+|HELLO/.test(l))).toBe(true);
     expect(rssKb(target.proc.pid) - rssBefore).toBeLessThan(64 * 1024);
 

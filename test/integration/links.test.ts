@@ -25,7 +25,8 @@ async function get(n: SpawnedNode, path: string, init?: RequestInit): Promise<an
   const res = await fetch(`http://127.0.0.1:${n.apiPort}${path}`, init);
   return res.json();
 }
-const peerStats = async (n: SpawnedNode, id: string) => (await get(n, "/debug/net")).peers.find((p: any) => p.nodeId === id);
+const peerStats = async (n: SpawnedNode, id: string) =>
+  (await get(n, "/debug/net")).peers.find((p: any) => p.nodeId === id);
 const nodeIds = async (n: SpawnedNode) => Object.keys((await get(n, "/topology")).nodes).sort();
 const linkLines = async (n: SpawnedNode) =>
   Object.values((await get(n, "/topology")).peer_graph as Record<string, any[]>)
@@ -34,7 +35,24 @@ const linkLines = async (n: SpawnedNode) =>
     .sort();
 
 function start(id: string, port = "0"): Promise<SpawnedNode> {
-  return spawnNode({ args: ["--node-id", id, "--port", port, "--api-port", "0", "--host", "127.0.0.1", "--api-host", "127.0.0.1", "--config", peerFile, "--health-interval-ms", String(HEALTH_MS)] });
+  return spawnNode({
+    args: [
+      "--node-id",
+      id,
+      "--port",
+      port,
+      "--api-port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "--api-host",
+      "127.0.0.1",
+      "--config",
+      peerFile,
+      "--health-interval-ms",
+      String(HEALTH_MS),
+    ],
+  });
 }
 
 let a: SpawnedNode;
@@ -42,7 +60,9 @@ let b: SpawnedNode;
 
 /** Ports the kernel just handed out and released: the seed report starts both nodes from one static file. */
 function freePorts(n: number): number[] {
-  const servers = Array.from({ length: n }, () => Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }));
+  const servers = Array.from({ length: n }, () =>
+    Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }),
+  );
   const ports = servers.map((s) => s.port);
   for (const s of servers) s.stop(true);
   return ports;
@@ -59,7 +79,9 @@ describe("two nodes", () => {
   test(
     "reproduce the seed report: links both ways from one successful dial each, 3 consistent collections, 10 health checks on one unchanged connection",
     withNodeLogs(async () => {
-      await waitFor(async () => (await peerStats(a, "b"))?.outbound && (await peerStats(b, "a"))?.outbound, { what: "links both ways" });
+      await waitFor(async () => (await peerStats(a, "b"))?.outbound && (await peerStats(b, "a"))?.outbound, {
+        what: "links both ways",
+      });
       const aToB = await peerStats(a, "b");
       const bToA = await peerStats(b, "a");
       expect([bToA.dials, bToA.dialFailures]).toEqual([1, 0]);
@@ -69,14 +91,21 @@ describe("two nodes", () => {
       expect(aToB.inbound.map((l: any) => l.remotePort)).toEqual([bToA.outbound.localPort]);
 
       const expectedLinks = ["a-->b[MAN]", "b-->a[MAN]"];
-      await waitFor(async () => (await linkLines(a)).join() === expectedLinks.join() && (await linkLines(b)).join() === expectedLinks.join(), { what: "both links in both topologies" });
+      await waitFor(
+        async () =>
+          (await linkLines(a)).join() === expectedLinks.join() && (await linkLines(b)).join() === expectedLinks.join(),
+        { what: "both links in both topologies" },
+      );
       for (let i = 0; i < 3; i++) {
         expect(await nodeIds(a)).toEqual(["a", "b"]);
         expect(await nodeIds(b)).toEqual(["a", "b"]);
         expect(await linkLines(a)).toEqual(expectedLinks);
       }
 
-      for (const [from, to] of [[a, "b"], [b, "a"]] as const) {
+      for (const [from, to] of [
+        [a, "b"],
+        [b, "a"],
+      ] as const) {
         const burst = await get(from, `/debug/health-burst?peer=${to}&count=10`, { method: "POST" });
         expect(burst.ok).toBe(true);
         expect(burst.latencies_ms.length).toBe(10);
@@ -114,7 +143,10 @@ describe("two nodes", () => {
       const c = await start("c");
       writePeers(`peers:\n${entry(a)}${entry(b)}${entry(c)}`);
       const t0 = Date.now();
-      await waitFor(async () => (await nodeIds(a)).join() === "a,b,c" && (await nodeIds(b)).join() === "a,b,c", { what: "c in every topology", timeoutMs: 2000 });
+      await waitFor(async () => (await nodeIds(a)).join() === "a,b,c" && (await nodeIds(b)).join() === "a,b,c", {
+        what: "c in every topology",
+        timeoutMs: 2000,
+      });
       expect(Date.now() - t0).toBeLessThan(2000);
 
       const broken = [
@@ -125,12 +157,19 @@ describe("two nodes", () => {
       for (const [text, words] of broken) {
         writePeers(text);
         await waitFor(() => a.logs().includes(words) && b.logs().includes(words), { what: `the error about ${words}` });
-        expect(a.logs().split("\n").filter((l) => l.includes(words) && l.includes("keeping the last good")).length).toBe(1);
+        expect(
+          a
+            .logs()
+            .split("\n")
+            .filter((l) => l.includes(words) && l.includes("keeping the last good")).length,
+        ).toBe(1);
         expect(await nodeIds(a)).toEqual(["a", "b", "c"]);
       }
 
       writePeers(`peers:\n${entry(a)}${entry(b)}`);
-      await waitFor(async () => (await nodeIds(a)).join() === "a,b" && (await nodeIds(b)).join() === "a,b", { what: "c dropped" });
+      await waitFor(async () => (await nodeIds(a)).join() === "a,b" && (await nodeIds(b)).join() === "a,b", {
+        what: "c dropped",
+      });
       c.kill("SIGINT");
       expect(await c.proc.exited).toBe(0);
     }),
@@ -144,12 +183,18 @@ describe("two nodes", () => {
       const port = b.port;
       b.kill("SIGKILL");
       const killedAt = Date.now();
-      await waitFor(async () => (await peerStats(a, "b"))?.up === false, { what: "b down at a", timeoutMs: 2 * HEALTH_MS + 1000 });
+      await waitFor(async () => (await peerStats(a, "b"))?.up === false, {
+        what: "b down at a",
+        timeoutMs: 2 * HEALTH_MS + 1000,
+      });
       expect(Date.now() - killedAt).toBeLessThan(2 * HEALTH_MS + 1000);
       expect(await nodeIds(a)).toEqual(["a"]);
 
       b = await start("b", String(port));
-      await waitFor(async () => (await peerStats(a, "b"))?.outbound && (await linkLines(a)).join() === "a-->b[MAN],b-->a[MAN]", { what: "a re-dialled b and the topology is restored" });
+      await waitFor(
+        async () => (await peerStats(a, "b"))?.outbound && (await linkLines(a)).join() === "a-->b[MAN],b-->a[MAN]",
+        { what: "a re-dialled b and the topology is restored" },
+      );
       expect(a.proc.pid).toBe(aPid);
       expect(a.exitCode()).toBeNull();
       expect((await peerStats(a, "b")).dials).toBeGreaterThan(1);
@@ -163,13 +208,19 @@ describe("two nodes", () => {
       b.kill("SIGSTOP");
       const frozenAt = Date.now();
       try {
-        await waitFor(async () => (await peerStats(a, "b"))?.up === false, { what: "b down at a", timeoutMs: 2 * HEALTH_MS + 1000 });
+        await waitFor(async () => (await peerStats(a, "b"))?.up === false, {
+          what: "b down at a",
+          timeoutMs: 2 * HEALTH_MS + 1000,
+        });
         expect(Date.now() - frozenAt).toBeLessThan(2 * HEALTH_MS + 1000);
         expect(a.logs()).toContain("health check of b failed: E_PEER_TIMEOUT");
       } finally {
         b.kill("SIGCONT");
       }
-      await waitFor(async () => (await peerStats(a, "b"))?.outbound && (await linkLines(a)).join() === "a-->b[MAN],b-->a[MAN]", { what: "b back at a" });
+      await waitFor(
+        async () => (await peerStats(a, "b"))?.outbound && (await linkLines(a)).join() === "a-->b[MAN],b-->a[MAN]",
+        { what: "b back at a" },
+      );
     }),
   );
 

@@ -24,7 +24,11 @@ test("the README names one command for the main job and one for the tests", () =
 test("the main-job command starts a 3-node cluster, prints the model's answer and stops every node", async () => {
   const command = commandUnder("Try it");
   const proc = Bun.spawn(["bash", "-c", command], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   expect({ code, out, err }).toMatchObject({ code: 0 });
   expect(out).toContain("cluster up: n1, n2, n3");
   // The demo asks "count from 3 to 9"; the answer is the task's rule applied, not a string copied from a run.

@@ -30,7 +30,24 @@ const links = async (n: SpawnedNode) =>
     .sort()
     .join(" ");
 const start = (id: string, file: string) =>
-  spawnNode({ args: ["--node-id", id, "--port", "0", "--api-port", "0", "--host", "127.0.0.1", "--api-host", "127.0.0.1", "--config", file, "--health-interval-ms", "300"] });
+  spawnNode({
+    args: [
+      "--node-id",
+      id,
+      "--port",
+      "0",
+      "--api-port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "--api-host",
+      "127.0.0.1",
+      "--config",
+      file,
+      "--health-interval-ms",
+      "300",
+    ],
+  });
 
 beforeAll(async () => {
   write(fileA, "peers: {}\n");
@@ -49,7 +66,9 @@ afterAll(() => {
 test(
   "a link through a TCP relay, dialled from one side only, gives both nodes the same bidirectional topology",
   withNodeLogs(async () => {
-    await waitFor(async () => (await links(a)) === "a-->b b-->a" && (await links(b)) === "a-->b b-->a", { what: "a-->b and b-->a at both nodes" });
+    await waitFor(async () => (await links(a)) === "a-->b b-->a" && (await links(b)) === "a-->b b-->a", {
+      what: "a-->b and b-->a at both nodes",
+    });
     const net = await get(b, "/debug/net");
     const aAtB = net.peers.find((p: any) => p.nodeId === "a");
     expect(aAtB.outbound).toBeUndefined();

@@ -21,7 +21,22 @@ let runArgs: string[];
 
 beforeAll(async () => {
   b = await spawnNode({
-    args: ["--node-id", "b", "--host", "127.0.0.1", "--port", "0", "--api-host", "127.0.0.1", "--api-port", "0", "--engine", "fake", "--memory-mb", "3000"],
+    args: [
+      "--node-id",
+      "b",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--api-host",
+      "127.0.0.1",
+      "--api-port",
+      "0",
+      "--engine",
+      "fake",
+      "--memory-mb",
+      "3000",
+    ],
   });
   const config = join(dir, "peers.json");
   writeFileSync(config, JSON.stringify({ peers: { b: { address: "127.0.0.1", port: b.port } } }));
@@ -37,7 +52,13 @@ afterAll(() => {
 /** Start a process with piped stdio and a fresh EXO_HOME; it is killed in afterAll if still running. */
 function start(cmd: string[]) {
   const home = mkdtempSync(join(dir, "home-"));
-  const proc = Bun.spawn(cmd, { cwd: REPO_ROOT, env: { ...process.env, EXO_HOME: home }, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(cmd, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, EXO_HOME: home },
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   runs.push(proc);
   const out = { stdout: "", stderr: "" };
   const pump = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
@@ -51,7 +72,12 @@ function start(cmd: string[]) {
 /** The answer node b's API gives to one user message (greedy), for comparison. */
 async function apiAnswer(content: string, maxTokens: number): Promise<string> {
   const client = new OpenAI({ baseURL: `http://127.0.0.1:${b.apiPort}/v1`, apiKey: "unused", maxRetries: 0 });
-  const done = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content }], temperature: 0, max_tokens: maxTokens });
+  const done = await client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content }],
+    temperature: 0,
+    max_tokens: maxTokens,
+  });
   return done.choices[0]!.message.content ?? "";
 }
 
@@ -59,7 +85,17 @@ describe("exo run", () => {
   test(
     "--prompt places the model on both nodes, prints the cluster's answer on stdout and exits 0",
     withNodeLogs(async () => {
-      const run = start([process.execPath, "src/main.ts", "run", MODEL, "--prompt", "Hello there", "--max-tokens", "12", ...runArgs]);
+      const run = start([
+        process.execPath,
+        "src/main.ts",
+        "run",
+        MODEL,
+        "--prompt",
+        "Hello there",
+        "--max-tokens",
+        "12",
+        ...runArgs,
+      ]);
       const code = await run.proc.exited;
       await run.pumped;
       if (code !== 0) console.error(run.out.stderr);
@@ -74,7 +110,16 @@ describe("exo run", () => {
   test(
     "chats through a pseudo-terminal: Ctrl-C stops a reply (node b frees it) without ending the chat, Ctrl-D quits",
     withNodeLogs(async () => {
-      const command = [process.execPath, "src/main.ts", "run", "--max-tokens", "400", "--fake-step-ms", "20", ...runArgs].join(" ");
+      const command = [
+        process.execPath,
+        "src/main.ts",
+        "run",
+        "--max-tokens",
+        "400",
+        "--fake-step-ms",
+        "20",
+        ...runArgs,
+      ].join(" ");
       const run = start(["script", "-q", "-e", "-c", command, "/dev/null"]);
       const type = (text: string) => {
         run.proc.stdin.write(text);
@@ -90,10 +135,13 @@ describe("exo run", () => {
       await waitFor(() => shown().length > before + 40, { what: "the reply to stream" });
       type("\x03");
       await waitFor(() => shown().includes("[stopped]"), { what: "the reply to stop" });
-      await waitFor(async () => {
-        const state = await liveRequests(b);
-        return state.stages + state.engine + state.coordinating === 0;
-      }, { what: "node b to free the stopped request", timeoutMs: 2000 });
+      await waitFor(
+        async () => {
+          const state = await liveRequests(b);
+          return state.stages + state.engine + state.coordinating === 0;
+        },
+        { what: "node b to free the stopped request", timeoutMs: 2000 },
+      );
 
       await waitFor(() => prompts() === 2, { what: "the prompt after the stopped reply" });
       type("\x03");
@@ -109,8 +157,26 @@ describe("exo run", () => {
   test(
     "chats with the embedded model in a pseudo-terminal, answering each turn with the trained answer",
     withNodeLogs(async () => {
-      const alone = ["--node-id", "solo", "--host", "127.0.0.1", "--port", "0", "--api-host", "127.0.0.1", "--api-port", "0"];
-      const run = start(["script", "-q", "-e", "-c", [process.execPath, "src/main.ts", "run", ...alone].join(" "), "/dev/null"]);
+      const alone = [
+        "--node-id",
+        "solo",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--api-host",
+        "127.0.0.1",
+        "--api-port",
+        "0",
+      ];
+      const run = start([
+        "script",
+        "-q",
+        "-e",
+        "-c",
+        [process.execPath, "src/main.ts", "run", ...alone].join(" "),
+        "/dev/null",
+      ]);
       const type = (text: string) => {
         run.proc.stdin.write(text);
         run.proc.stdin.flush();
@@ -123,7 +189,10 @@ describe("exo run", () => {
       await waitFor(() => prompts() === 3, { what: "the second answer", timeoutMs: 30_000 });
       type("\x04");
       expect(await run.proc.exited).toBe(0);
-      const turns = run.out.stdout.split(">>> ").slice(1, 3).map((t) => t.split("\r\n").slice(1, -1).join("\n"));
+      const turns = run.out.stdout
+        .split(">>> ")
+        .slice(1, 3)
+        .map((t) => t.split("\r\n").slice(1, -1).join("\n"));
       expect(turns).toEqual(["3 4 5 6 7 8 9", "64"]);
     }),
     60_000,

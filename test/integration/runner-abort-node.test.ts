@@ -37,7 +37,9 @@ test(
 
     const crashed = await chat(`count from 3 to 6 ${FAULT_CHAR}`);
     expect(crashed.status).toBeGreaterThanOrEqual(500);
-    expect(crashed.body.error.message).toContain("died with signal SIGABRT ([Matmul::eval_cpu] Currently only supports float32.)");
+    expect(crashed.body.error.message).toContain(
+      "died with signal SIGABRT ([Matmul::eval_cpu] Currently only supports float32.)",
+    );
     expect(node.exitCode()).toBeNull();
     expect((await fetch(`http://127.0.0.1:${node.apiPort}/healthcheck`)).status).toBe(200);
 
@@ -66,14 +68,21 @@ test(
   "a node killed with SIGKILL leaves no runner process behind",
   withNodeLogs(async () => {
     expect((await chat("count from 1 to 2")).status).toBe(200);
-    const [runnerPid] = childrenOf(node.proc.pid).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("runner"));
+    const [runnerPid] = childrenOf(node.proc.pid).filter((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("runner"),
+    );
     expect(runnerPid).toBeDefined();
     node.kill("SIGKILL");
     await node.proc.exited;
-    await waitFor(() => !existsSync(`/proc/${runnerPid}`) || readFileSync(`/proc/${runnerPid}/stat`, "utf8").split(") ")[1]!.startsWith("Z"), {
-      timeoutMs: 5000,
-      what: `runner ${runnerPid} to exit after its node`,
-    });
+    await waitFor(
+      () =>
+        !existsSync(`/proc/${runnerPid}`) ||
+        readFileSync(`/proc/${runnerPid}/stat`, "utf8").split(") ")[1]!.startsWith("Z"),
+      {
+        timeoutMs: 5000,
+        what: `runner ${runnerPid} to exit after its node`,
+      },
+    );
   }),
   60_000,
 );

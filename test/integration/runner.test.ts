@@ -14,7 +14,8 @@ const SHARD: ShardSpec = { modelId: "fake", modelDir: "/nonexistent", layerStart
 const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0 };
 
 runEngineContract("runner(fake)", async () => ({
-  makeEngine: async ({ maxLiveRequests }) => createRunnerEngine({ engine: "fake", maxLiveRequests, fake: { vocabSize: 100, hiddenSize: 8 } }),
+  makeEngine: async ({ maxLiveRequests }) =>
+    createRunnerEngine({ engine: "fake", maxLiveRequests, fake: { vocabSize: 100, hiddenSize: 8 } }),
   shard: SHARD,
   vocabSize: 100,
   hiddenSize: 8,
@@ -49,11 +50,17 @@ describe("runner child process", () => {
 
   test("a killed runner fails the calls in flight with E_RUNNER_CRASHED, restarts with the shard, and the next call works", async () => {
     const crashes: string[] = [];
-    const engine = createRunnerEngine({ engine: "fake", fake: { stepDelayMs: 10_000 }, onCrash: (c) => crashes.push(c.exit.signal ?? "") });
+    const engine = createRunnerEngine({
+      engine: "fake",
+      fake: { stepDelayMs: 10_000 },
+      onCrash: (c) => crashes.push(c.exit.signal ?? ""),
+    });
     engines.push(engine);
     await engine.load(SHARD);
     const firstPid = engine.pid()!;
-    const inflight = ["a", "b"].map((id) => engine.step(id, { kind: "tokens", tokens: [1] }, GREEDY).catch((e: unknown) => e));
+    const inflight = ["a", "b"].map((id) =>
+      engine.step(id, { kind: "tokens", tokens: [1] }, GREEDY).catch((e: unknown) => e),
+    );
     await waitFor(async () => (await engine.liveRequests()) === 2, { what: "two live requests in the runner" });
     process.kill(firstPid, "SIGKILL");
     for (const err of await Promise.all(inflight)) {
@@ -98,12 +105,18 @@ describe("runner child process", () => {
     const flag = join(dir, "abort-on-load");
     try {
       const crashes: string[] = [];
-      const engine = createRunnerEngine({ engine: "fake", fault: `abort-on-load-if-file:${flag}`, onCrash: (c) => crashes.push(c.exit.signal ?? "") });
+      const engine = createRunnerEngine({
+        engine: "fake",
+        fault: `abort-on-load-if-file:${flag}`,
+        onCrash: (c) => crashes.push(c.exit.signal ?? ""),
+      });
       engines.push(engine);
       await engine.load(SHARD);
       writeFileSync(flag, "");
       process.kill(engine.pid()!, "SIGKILL");
-      await waitFor(() => crashes.length === 2 && engine.loaded() === undefined && engine.pid(), { what: "a runner without the shard after the re-load crash" });
+      await waitFor(() => crashes.length === 2 && engine.loaded() === undefined && engine.pid(), {
+        what: "a runner without the shard after the re-load crash",
+      });
       const idlePid = engine.pid();
       const err = await engine.step("r", { kind: "tokens", tokens: [1] }, GREEDY).catch((e: unknown) => e);
       expect(isNodeError(err) && err.code).toBe("E_RUNNER");
@@ -148,7 +161,8 @@ describe("runner child process", () => {
     const pid = engine.pid()!;
     process.kill(pid, "SIGINT");
     process.kill(pid, "SIGHUP");
-    for (const id of ["i1", "i2"]) expect((await engine.step(id, { kind: "tokens", tokens: [1] }, GREEDY)).kind).toBe("token");
+    for (const id of ["i1", "i2"])
+      expect((await engine.step(id, { kind: "tokens", tokens: [1] }, GREEDY)).kind).toBe("token");
     expect(engine.pid()).toBe(pid);
     expect(processGone(pid)).toBe(false);
     expect(crashes).toEqual([]);
@@ -157,7 +171,10 @@ describe("runner child process", () => {
   test("a parent that ends without closing its engine exits and leaves no runner process", async () => {
     const { parent, runnerPid } = await startParent({ finish: true });
     expect(await parent.exited).toBe(0);
-    await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit with its parent` });
+    await waitFor(() => processGone(runnerPid), {
+      timeoutMs: 5000,
+      what: `runner ${runnerPid} to exit with its parent`,
+    });
   });
 
   test("a parent that handles SIGINT itself keeps its runner, which still answers", async () => {
@@ -165,10 +182,18 @@ describe("runner child process", () => {
     parent.kill("SIGINT");
     expect(JSON.parse(await nextLine())).toEqual({ afterSigint: "token", runnerPid });
     parent.kill("SIGKILL");
-    await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit after its parent` });
+    await waitFor(() => processGone(runnerPid), {
+      timeoutMs: 5000,
+      what: `runner ${runnerPid} to exit after its parent`,
+    });
   });
 
-  for (const [signal, busy] of [["SIGKILL", false], ["SIGTERM", false], ["SIGINT", false], ["SIGKILL", true]] as const) {
+  for (const [signal, busy] of [
+    ["SIGKILL", false],
+    ["SIGTERM", false],
+    ["SIGINT", false],
+    ["SIGKILL", true],
+  ] as const) {
     test(`a parent killed with ${signal}${busy ? " while its runner is blocked in a step" : ""} leaves no runner process`, async () => {
       const { parent, runnerPid } = await startParent(busy ? { stepBusyMs: 60_000, stepInFlight: true } : {});
       expect(processGone(runnerPid)).toBe(false);
@@ -176,7 +201,10 @@ describe("runner child process", () => {
       if (busy) await waitFor(() => cpuTicks(runnerPid) > 20, { what: `runner ${runnerPid} to be computing` });
       parent.kill(signal);
       await parent.exited;
-      await waitFor(() => processGone(runnerPid), { timeoutMs: 5000, what: `runner ${runnerPid} to exit after its parent` });
+      await waitFor(() => processGone(runnerPid), {
+        timeoutMs: 5000,
+        what: `runner ${runnerPid} to exit after its parent`,
+      });
     });
   }
 });

@@ -84,11 +84,16 @@ for (const [name, config] of Object.entries(TINY_CONFIGS)) {
     test("2 and 3 stages chained by hand give the unsplit logits, for prefill and cached steps", async () => {
       const reference = chainLogits([whole], PROMPT);
       const two = [(await loadStage(dir, 0, 2)).model, (await loadStage(dir, 2, 4)).model];
-      const three = [(await loadStage(dir, 0, 1)).model, (await loadStage(dir, 1, 3)).model, (await loadStage(dir, 3, 4)).model];
+      const three = [
+        (await loadStage(dir, 0, 1)).model,
+        (await loadStage(dir, 1, 3)).model,
+        (await loadStage(dir, 3, 4)).model,
+      ];
       expect(maxAbsDiff(chainLogits(two, PROMPT), reference)).toBeLessThan(1e-4);
       expect(maxAbsDiff(chainLogits(three, PROMPT), reference)).toBeLessThan(1e-4);
       const caches = three.map((s) => createKVCache(s.cacheSpec));
-      const run = (tokens: number[]) => three.reduce((h, s, i) => s.forward(h, caches[i]!), mx.array([tokens], mx.int32));
+      const run = (tokens: number[]) =>
+        three.reduce((h, s, i) => s.forward(h, caches[i]!), mx.array([tokens], mx.int32));
       run(PROMPT.slice(0, 5));
       run(PROMPT.slice(5, 6));
       run(PROMPT.slice(6, 7));
@@ -103,10 +108,14 @@ for (const [name, config] of Object.entries(TINY_CONFIGS)) {
       expect(middle.tensorsRead.every((n) => /^model\.layers\.[12]\./.test(n))).toBe(true);
       expect(middle.tensorsRead.some((n) => n.startsWith("model.layers.1."))).toBe(true);
       expect(middle.tensorsRead.some((n) => n.startsWith("model.layers.2."))).toBe(true);
-      expect(first.tensorsRead.every((n) => n.startsWith("model.layers.0.") || n === "model.embed_tokens.weight")).toBe(true);
+      expect(first.tensorsRead.every((n) => n.startsWith("model.layers.0.") || n === "model.embed_tokens.weight")).toBe(
+        true,
+      );
       expect(first.tensorsRead).toContain("model.embed_tokens.weight");
       const lastOutside = last.tensorsRead.filter((n) => !n.startsWith("model.layers.3.")).sort();
-      expect(lastOutside).toEqual(tiedHead ? ["model.embed_tokens.weight", "model.norm.weight"] : ["lm_head.weight", "model.norm.weight"]);
+      expect(lastOutside).toEqual(
+        tiedHead ? ["model.embed_tokens.weight", "model.norm.weight"] : ["lm_head.weight", "model.norm.weight"],
+      );
     });
 
     test("4-bit and 8-bit quantized checkpoints load, run split or whole, and their error shrinks with more bits", async () => {

@@ -59,7 +59,9 @@ test(`answers at least 90% of ${HELD_OUT} held-out prompts exactly`, async () =>
   }
   const right = tasks.length - misses.length;
   const kinds = [...byKind].map(([kind, k]) => `${kind} ${k.right}/${k.total}`).join(", ");
-  console.log(`exo-tiny-chat held-out score: ${right}/${tasks.length} = ${((100 * right) / tasks.length).toFixed(1)}% (${kinds})`);
+  console.log(
+    `exo-tiny-chat held-out score: ${right}/${tasks.length} = ${((100 * right) / tasks.length).toFixed(1)}% (${kinds})`,
+  );
   for (const miss of misses.slice(0, 10)) console.log(`  miss: ${miss}`);
   expect(await engine.liveRequests()).toBe(0);
   expect(right / tasks.length).toBeGreaterThanOrEqual(0.9);

@@ -29,7 +29,10 @@ describe("download then load", () => {
   ];
   for (const [a, b] of stages) {
     test(`stage [${a}, ${b}) loads its own tensors from the files it downloaded`, async () => {
-      const res = await downloadRepo({ modelId: "m", repo: REPO, range: { layerStart: a, layerEnd: b } }, { hub: { endpoint: hub.url }, hubCacheDir: join(cacheDir, `${a}-${b}`), offline: false });
+      const res = await downloadRepo(
+        { modelId: "m", repo: REPO, range: { layerStart: a, layerEnd: b } },
+        { hub: { endpoint: hub.url }, hubCacheDir: join(cacheDir, `${a}-${b}`), offline: false },
+      );
       const loaded = await loadStage(res.dir, a, b);
       const expected = new Set<string>();
       if (a === 0) Object.keys(llamaTensors(SHARDED_DIMS, "embed")).forEach((t) => expected.add(t));

@@ -61,7 +61,8 @@ describe("local engine request lifecycle", () => {
       // Several requests stay live at once, then are all cancelled.
       if (i % 7 === 6 || i === 99) {
         // A failed step ends its request by itself: those ids are deliberately not end()ed.
-        for (let j = i - (i % 7); j <= i; j++) if (phases[j % phases.length] !== "after-error") await engine.end(`life-${j}`);
+        for (let j = i - (i % 7); j <= i; j++)
+          if (phases[j % phases.length] !== "after-error") await engine.end(`life-${j}`);
         expect(await engine.liveRequests()).toBe(0);
       }
     }
@@ -108,7 +109,11 @@ describe("local engine request lifecycle", () => {
 
   test("hidden states cross stages as float32 bytes and a middle stage runs between first and last", async () => {
     const stages = await Promise.all(
-      [[0, 1], [1, 3], [3, 4]].map(async ([a, b]) => {
+      [
+        [0, 1],
+        [1, 3],
+        [3, 4],
+      ].map(async ([a, b]) => {
         const e = createLocalEngine();
         await e.load({ ...whole, layerStart: a!, layerEnd: b! });
         return e;
@@ -175,7 +180,11 @@ describe("local engine prefill and loading", () => {
   test("end() during a chunked prefill stops it with E_CANCELLED and leaves no cache", async () => {
     const engine = createLocalEngine({ prefillChunkTokens: 2 });
     await engine.load({ modelId: "t", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 });
-    const pending = engine.step("cancel-me", { kind: "tokens", tokens: Array.from({ length: 20 }, (_, i) => i) }, GREEDY);
+    const pending = engine.step(
+      "cancel-me",
+      { kind: "tokens", tokens: Array.from({ length: 20 }, (_, i) => i) },
+      GREEDY,
+    );
     await engine.end("cancel-me");
     const err = await pending.catch((e: unknown) => e);
     expect(isNodeError(err) && err.code).toBe("E_CANCELLED");

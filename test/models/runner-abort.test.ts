@@ -17,7 +17,9 @@ test("a native abort in the runner fails the requests in flight, and the restart
   const crashing = engine.step("crash-1", { kind: "tokens", tokens: [1, 2] }, GREEDY).catch((e: unknown) => e);
   for (const err of [await crashing, await bystander]) {
     expect(isNodeError(err) && err.code).toBe("E_RUNNER_CRASHED");
-    expect(String(err)).toContain(`engine runner (pid ${abortedPid}) died with signal SIGABRT ([Matmul::eval_cpu] Currently only supports float32.)`);
+    expect(String(err)).toContain(
+      `engine runner (pid ${abortedPid}) died with signal SIGABRT ([Matmul::eval_cpu] Currently only supports float32.)`,
+    );
   }
   const next = await engine.step("after", { kind: "tokens", tokens: [1, 2] }, GREEDY);
   expect(next.kind).toBe("token");

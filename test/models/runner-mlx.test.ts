@@ -45,7 +45,11 @@ describe("runner(mlx)", () => {
     const last = createLocalEngine();
     engines.push(whole, first, last);
     const shard: ShardSpec = { modelId: "tiny-llama", modelDir: dir, layerStart: 0, layerEnd: 4, nLayers: 4 };
-    await Promise.all([whole.load(shard), first.load({ ...shard, layerEnd: 2 }), last.load({ ...shard, layerStart: 2 })]);
+    await Promise.all([
+      whole.load(shard),
+      first.load({ ...shard, layerEnd: 2 }),
+      last.load({ ...shard, layerStart: 2 }),
+    ]);
     const expected: number[] = [];
     const got: number[] = [];
     let a = [3, 1, 4, 1, 5];

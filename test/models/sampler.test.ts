@@ -12,7 +12,8 @@ function logitsFor(seed: number): { logits: mx.array; order: number[] } {
   return { logits: mx.array([values], mx.float32), order };
 }
 
-const draw = (sampler: (l: mx.array) => number, logits: mx.array, n: number) => Array.from({ length: n }, () => sampler(logits));
+const draw = (sampler: (l: mx.array) => number, logits: mx.array, n: number) =>
+  Array.from({ length: n }, () => sampler(logits));
 
 describe("makeSampler", () => {
   test("temperature 0 is greedy: the argmax token", () => {
@@ -35,8 +36,12 @@ describe("makeSampler", () => {
 
   test("top_k 1 and a tiny top_p are greedy even at a high temperature", () => {
     const { logits, order } = logitsFor(3);
-    expect(new Set(draw(makeSampler({ temperature: 2, topP: 1, topK: 1, seed: 1 }), logits, 20))).toEqual(new Set([order[0]!]));
-    expect(new Set(draw(makeSampler({ temperature: 2, topP: 1e-6, topK: 0, seed: 1 }), logits, 20))).toEqual(new Set([order[0]!]));
+    expect(new Set(draw(makeSampler({ temperature: 2, topP: 1, topK: 1, seed: 1 }), logits, 20))).toEqual(
+      new Set([order[0]!]),
+    );
+    expect(new Set(draw(makeSampler({ temperature: 2, topP: 1e-6, topK: 0, seed: 1 }), logits, 20))).toEqual(
+      new Set([order[0]!]),
+    );
   });
 
   test("top_k keeps only the k most likely tokens", () => {
@@ -47,7 +52,7 @@ describe("makeSampler", () => {
 
   test("top_p keeps the smallest set of likely tokens whose mass reaches p", () => {
     const { logits, order } = logitsFor(6);
-    const probs = (mx.softmax(logits.reshape([-1]), 0).tolist() as number[]);
+    const probs = mx.softmax(logits.reshape([-1]), 0).tolist() as number[];
     let mass = 0;
     let keep = 0;
     while (mass < 0.5) mass += probs[order[keep++]!]!;
@@ -60,7 +65,9 @@ describe("makeSampler", () => {
     // Tokens < 1000 lead by a hair: the first 1024 candidates hold ~51% of the mass, less than top_p.
     const values = Array.from({ length: V }, (_, i) => (i < 1000 ? 1e-3 : 0));
     const logits = mx.array([values], mx.float32);
-    const tail = draw(makeSampler({ temperature: 1, topP: 0.9, topK: 0, seed: 5 }), logits, 300).filter((t) => t >= 1000);
+    const tail = draw(makeSampler({ temperature: 1, topP: 0.9, topK: 0, seed: 5 }), logits, 300).filter(
+      (t) => t >= 1000,
+    );
     expect(tail.length).toBeGreaterThan(100);
   });
 });

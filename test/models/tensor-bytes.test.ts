@@ -19,13 +19,23 @@ describe("tensor bytes", () => {
   });
 
   test("float32 bytes are little-endian values in row-major order", () => {
-    const t = arrayToTensor(mx.array([[1.5, -2], [3, 0.25]], mx.float32));
+    const t = arrayToTensor(
+      mx.array(
+        [
+          [1.5, -2],
+          [3, 0.25],
+        ],
+        mx.float32,
+      ),
+    );
     expect(t.dtype).toBe("float32");
     expect(Array.from(new Float32Array(t.bytes.slice().buffer))).toEqual([1.5, -2, 3, 0.25]);
   });
 
   test("a tensor whose byte count does not match its shape is refused with E_DTYPE", () => {
-    expect(() => tensorToArray({ dtype: "float32", shape: [2, 3], bytes: new Uint8Array(20) })).toThrow(/needs 24 bytes/);
+    expect(() => tensorToArray({ dtype: "float32", shape: [2, 3], bytes: new Uint8Array(20) })).toThrow(
+      /needs 24 bytes/,
+    );
   });
 });
 
@@ -33,7 +43,7 @@ describe("rope", () => {
   test("explicit-frequency RoPE equals fast.rope for plain frequencies, full and partial, at an offset", () => {
     const x = mx.random.normal([1, 2, 5, 16], mx.float32, 0, 1, mx.random.key(2));
     for (const dims of [16, 8]) {
-      const invFreq = Array.from({ length: dims / 2 }, (_, i) => 1 / Math.pow(10000, (2 * i) / dims));
+      const invFreq = Array.from({ length: dims / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / dims));
       const mine = ropeWithFreqs(x, invFreq, dims, 7);
       const fast = mx.fast.rope(x, dims, false, 10000, 1, 7);
       expect(Number(mx.max(mx.abs(mx.subtract(mine, fast))).item())).toBeLessThan(1e-4);

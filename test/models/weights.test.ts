@@ -61,9 +61,15 @@ describe("loadShardWeights", () => {
     const dir = join(root, "multi");
     const { files } = await writeRandomCheckpoint(dir, { config: TINY_CONFIGS.llama!, seed: 1, maxFileBytes: 40_000 });
     expect(files.length).toBeGreaterThan(3);
-    const index = JSON.parse(readFileSync(join(dir, "model.safetensors.index.json"), "utf8")) as { weight_map: Record<string, string> };
+    const index = JSON.parse(readFileSync(join(dir, "model.safetensors.index.json"), "utf8")) as {
+      weight_map: Record<string, string>;
+    };
     const middle = await loadStage(dir, 1, 3);
-    const expected = new Set(Object.entries(index.weight_map).filter(([n]) => /^model\.layers\.[12]\./.test(n)).map(([, f]) => f));
+    const expected = new Set(
+      Object.entries(index.weight_map)
+        .filter(([n]) => /^model\.layers\.[12]\./.test(n))
+        .map(([, f]) => f),
+    );
     expect(new Set(middle.files)).toEqual(expected);
     expect(middle.files.length).toBeLessThan(files.length);
     const single = join(root, "single");
@@ -100,14 +106,23 @@ describe("loadShardWeights", () => {
 
   test("native mode (the Metal path) keeps 4-bit weights packed, runs quantizedMatmul, and matches the dequantized model", async () => {
     // Wide enough for the binding's quantized kernels; float32 scales so the CPU can run them.
-    const config = { ...TINY_CONFIGS.llama!, hidden_size: 256, intermediate_size: 512, tie_word_embeddings: true, rope_scaling: null };
+    const config = {
+      ...TINY_CONFIGS.llama!,
+      hidden_size: 256,
+      intermediate_size: 512,
+      tie_word_embeddings: true,
+      rope_scaling: null,
+    };
     const dir = join(root, "native-q4");
     await writeRandomCheckpoint(dir, { config, seed: 5, quantize: { bits: 4, groupSize: 64 } });
     const args = parseModelArgs(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>);
     const range = { layerStart: 0, layerEnd: 4, nLayers: 4 };
     const arch = getArchitecture("llama");
     const run = async (native: boolean) => {
-      const { weights } = await loadShardWeights(dir, arch.wantsTensor(args, range), { native, quantization: args.quantization });
+      const { weights } = await loadShardWeights(dir, arch.wantsTensor(args, range), {
+        native,
+        quantization: args.quantization,
+      });
       const model = arch.create(args, range, weights);
       const out = model.forward(mx.array([PROMPT], mx.int32), createKVCache(model.cacheSpec));
       mx.eval(out);

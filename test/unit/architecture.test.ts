@@ -76,7 +76,8 @@ function withoutComments(source: string): string {
   return source.replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, " ")).replace(/^\s*\/\/.*$/gm, "");
 }
 
-const IMPORT_RE = /\b(import|export)\s+(type\s+)?([^;'"]*?\bfrom\s*)?["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']\s*\)/g;
+const IMPORT_RE =
+  /\b(import|export)\s+(type\s+)?([^;'"]*?\bfrom\s*)?["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']\s*\)/g;
 const TYPE_ONLY_BRACES = /^\{\s*(type\s+\w+(\s+as\s+\w+)?\s*,?\s*)+\}\s*from\s*$/;
 
 function importsOf(tree: Tree, file: string): Import[] {
@@ -93,7 +94,8 @@ function importsOf(tree: Tree, file: string): Import[] {
   return out;
 }
 
-const under = (file: string, prefixes: readonly string[]) => prefixes.some((p) => file === p || file.startsWith(`${p}/`));
+const under = (file: string, prefixes: readonly string[]) =>
+  prefixes.some((p) => file === p || file.startsWith(`${p}/`));
 const areaOf = (file: string) => /^src\/([^/]+)\//.exec(file)?.[1];
 const where = (i: Import) => `${i.from}:${i.line} imports "${i.spec}"`;
 const srcOf = (tree: Tree) => tree.files.filter((f) => f.startsWith("src/"));
@@ -146,7 +148,9 @@ const CHECKS: Record<string, (tree: Tree) => string[]> = {
 
   "nothing but the CLI root imports src/cli": (tree) =>
     srcImports(tree)
-      .filter((i) => i.target?.startsWith("src/cli/") && !i.from.startsWith("src/cli/") && !CLI_IMPORTERS.includes(i.from))
+      .filter(
+        (i) => i.target?.startsWith("src/cli/") && !i.from.startsWith("src/cli/") && !CLI_IMPORTERS.includes(i.from),
+      )
       .map(where),
 
   "relative imports name the file with its extension": (tree) =>
@@ -160,7 +164,11 @@ const CHECKS: Record<string, (tree: Tree) => string[]> = {
   "only src/config and src/log.ts read the environment": (tree) =>
     srcOf(tree)
       .filter((f) => !under(f, ENV_READERS))
-      .flatMap((f) => withoutComments(tree.read(f)).split("\n").map((line, n) => [f, n + 1, line] as const))
+      .flatMap((f) =>
+        withoutComments(tree.read(f))
+          .split("\n")
+          .map((line, n) => [f, n + 1, line] as const),
+      )
       .filter(([, , line]) => /\b(process\.env|Bun\.env|import\.meta\.env)\b/.test(line))
       .map(([f, n]) => `${f}:${n}`),
 };
@@ -180,7 +188,7 @@ const realTree: Tree = {
 };
 
 const badSources: Record<string, string> = {
-  "src/protocol/frame.ts": `import { x } from "../net/link.ts";\nimport type { Y } from "../engine/types.ts";\n` + "//\n".repeat(401),
+  "src/protocol/frame.ts": `import { x } from "../net/link.ts";\nimport type { Y } from "../engine/types.ts";\n${"//\n".repeat(401)}`,
   "src/net/link.ts": `import { core } from "@frost-beta/mlx";\nexport const x = 1;\n`,
   "src/api/app.ts": `import { helper } from "./util";\nimport start from "../cli/start.ts";\nconst key = process.env.KEY;\n`,
   "src/cli/start.ts": `// import { core } from "@frost-beta/mlx";\nexport default 1;\n`,

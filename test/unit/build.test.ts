@@ -25,7 +25,15 @@ test.each([
   ["Mach-O arm64", macho(0x0100000c), "darwin-arm64"],
   ["Mach-O x86_64", macho(0x01000007), "darwin-x64"],
   ["ELF for another machine", elf(0x28), undefined],
-  ["a 32-bit Mach-O", (() => { const h = macho(12); new DataView(h.buffer).setUint32(0, 0xfeedface, true); return h; })(), undefined],
+  [
+    "a 32-bit Mach-O",
+    (() => {
+      const h = macho(12);
+      new DataView(h.buffer).setUint32(0, 0xfeedface, true);
+      return h;
+    })(),
+    undefined,
+  ],
   ["a text file", new TextEncoder().encode("#!/bin/sh\necho hello world\n"), undefined],
   ["a truncated header", elf(0x3e).subarray(0, 10), undefined],
 ] as const)("the executable format of %s is %p", (_name, head, expected) => {

@@ -15,7 +15,11 @@ function setup(script?: (req: GenerateRequest) => Script, options: AppOptions = 
 
 function post(path: string, body: unknown, headers: Record<string, string> = {}): Request {
   const text = typeof body === "string" ? body : JSON.stringify(body);
-  return new Request(URL_BASE + path, { method: "POST", body: text, headers: { "content-type": "application/json", ...headers } });
+  return new Request(URL_BASE + path, {
+    method: "POST",
+    body: text,
+    headers: { "content-type": "application/json", ...headers },
+  });
 }
 
 /** Split an SSE body into its frames: data payloads (parsed unless [DONE]) and comments. */
@@ -72,7 +76,9 @@ describe("chat completions", () => {
 
   test("streams a role chunk, one chunk per piece, a finish chunk, a usage chunk and [DONE]", async () => {
     const { app } = setup(() => pieces(["Hel", "lo", "!"]));
-    const res = await app(post("/v1/chat/completions", { ...chatBody, stream: true, stream_options: { include_usage: true } }));
+    const res = await app(
+      post("/v1/chat/completions", { ...chatBody, stream: true, stream_options: { include_usage: true } }),
+    );
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     const list = frames(await res.text());
     const chunks = list.slice(0, -1).map((f) => f.data as Record<string, any>);
@@ -99,10 +105,15 @@ describe("completions", () => {
   test("answers a prompt with a text_completion, streamed or not", async () => {
     const { app, calls } = setup(() => pieces([" upon", " a", " time"]));
     const json = await body(await app(post("/v1/completions", { model: "tiny-chat", prompt: "Once" })));
-    expect(json).toMatchObject({ object: "text_completion", choices: [{ text: " upon a time", finish_reason: "stop" }] });
+    expect(json).toMatchObject({
+      object: "text_completion",
+      choices: [{ text: " upon a time", finish_reason: "stop" }],
+    });
     expect(json.id).toMatch(/^cmpl-/);
     expect(calls[0]!.request.prompt).toBe("Once");
-    const list = frames(await (await app(post("/v1/completions", { model: "tiny-chat", prompt: "Once", stream: true }))).text());
+    const list = frames(
+      await (await app(post("/v1/completions", { model: "tiny-chat", prompt: "Once", stream: true }))).text(),
+    );
     const chunks = list.slice(0, -1).map((f) => f.data as Record<string, any>);
     expect(chunks.map((c) => c.choices[0].text).join("")).toBe(" upon a time");
     expect(chunks.at(-1)!.choices[0].finish_reason).toBe("stop");
@@ -144,7 +155,7 @@ describe("errors", () => {
         c.close();
       },
     });
-    const res = await app(new Request(URL_BASE + "/v1/chat/completions", { method: "POST", body: chunked }));
+    const res = await app(new Request(`${URL_BASE}/v1/chat/completions`, { method: "POST", body: chunked }));
     expect(res.status).toBe(413);
     expect((await body(res)).error.code).toBe("request_too_large");
   });
@@ -188,7 +199,9 @@ describe("errors", () => {
     expect(res.status).toBe(200);
     const list = frames(await res.text());
     expect(list.at(-1)!.data).toBe("[DONE]");
-    expect(list.at(-2)!.data).toEqual({ error: { message: "node b went away", type: "server_error", param: null, code: "peer_down" } });
+    expect(list.at(-2)!.data).toEqual({
+      error: { message: "node b went away", type: "server_error", param: null, code: "peer_down" },
+    });
     expect(list.slice(1, 3).map((f) => (f.data as any).choices[0].delta.content)).toEqual(["a", "b"]);
   });
 });
@@ -220,7 +233,11 @@ describe("streaming lifecycle", () => {
   test("a request whose own signal aborts (client gone) aborts a non-streamed generation", async () => {
     const { app, calls } = setup(() => ({ pieces: Array(50).fill("tok "), delayMs: 20 }));
     const client = new AbortController();
-    const req = new Request(URL_BASE + "/v1/chat/completions", { method: "POST", body: JSON.stringify(chatBody), signal: client.signal });
+    const req = new Request(`${URL_BASE}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify(chatBody),
+      signal: client.signal,
+    });
     const pending = app(req);
     await until(() => calls.length > 0, 2000);
     client.abort();

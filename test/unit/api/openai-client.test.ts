@@ -120,7 +120,11 @@ describe("the openai client against the served app", () => {
   });
 
   test("a client that disconnects mid-stream aborts the generation's signal", async () => {
-    const stream = await client.chat.completions.create({ model: "tiny-chat", messages: [{ role: "user", content: "long" }], stream: true });
+    const stream = await client.chat.completions.create({
+      model: "tiny-chat",
+      messages: [{ role: "user", content: "long" }],
+      stream: true,
+    });
     const call = calls.at(-1)!;
     let received = 0;
     for await (const _chunk of stream) if (++received === 3) break;
@@ -151,7 +155,8 @@ describe("the openai client against the served app", () => {
 
   test("serves exo's routes: healthcheck, topology, modelpool, download, progress, delete", async () => {
     const auth = { authorization: `Bearer ${KEY}` };
-    const call = (path: string, init: RequestInit = {}) => fetch(base + path, { ...init, headers: { ...auth, ...init.headers } });
+    const call = (path: string, init: RequestInit = {}) =>
+      fetch(base + path, { ...init, headers: { ...auth, ...init.headers } });
     expect(await (await call("/healthcheck")).json()).toEqual({ status: "ok" });
     expect(((await (await call("/topology")).json()) as { active_node_id: string }).active_node_id).toBe("node-a");
     expect((await (await call("/modelpool")).text()).endsWith("data: [DONE]\n\n")).toBe(true);

@@ -1,7 +1,12 @@
 // Parsing OpenAI bodies into GenerateRequest: every honoured field, and a 400 naming the param for the rest.
 import { describe, expect, test } from "bun:test";
 import { ApiError } from "../../../src/api/errors.ts";
-import { DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, parseChatBody, parseCompletionBody } from "../../../src/api/openai.ts";
+import {
+  DEFAULT_MAX_TOKENS,
+  DEFAULT_TEMPERATURE,
+  parseChatBody,
+  parseCompletionBody,
+} from "../../../src/api/openai.ts";
 
 const user = [{ role: "user", content: "hi" }];
 
@@ -62,7 +67,9 @@ describe("parseChatBody", () => {
   });
 
   test("include_usage only counts on a streamed request", () => {
-    expect(parseChatBody({ model: "m", messages: user, stream_options: { include_usage: true } }).includeUsage).toBe(false);
+    expect(parseChatBody({ model: "m", messages: user, stream_options: { include_usage: true } }).includeUsage).toBe(
+      false,
+    );
   });
 
   test("joins text parts, maps the developer role to system and keeps tool-call fields", () => {
@@ -70,7 +77,13 @@ describe("parseChatBody", () => {
       model: "m",
       messages: [
         { role: "developer", content: "rules" },
-        { role: "user", content: [{ type: "text", text: "a" }, { type: "text", text: "b" }] },
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "a" },
+            { type: "text", text: "b" },
+          ],
+        },
         { role: "assistant", content: null, tool_calls: [{ id: "c1" }] },
         { role: "tool", content: "42", tool_call_id: "c1" },
       ],
@@ -88,9 +101,17 @@ describe("parseChatBody", () => {
     ["a missing model", { messages: user }, "model"],
     ["missing messages", { model: "m" }, "messages"],
     ["empty messages", { model: "m", messages: [] }, "messages"],
-    ["a message without a known role", { model: "m", messages: [{ role: "wizard", content: "x" }] }, "messages[0].role"],
+    [
+      "a message without a known role",
+      { model: "m", messages: [{ role: "wizard", content: "x" }] },
+      "messages[0].role",
+    ],
     ["a user message without content", { model: "m", messages: [{ role: "user" }] }, "messages[0].content"],
-    ["an image part", { model: "m", messages: [{ role: "user", content: [{ type: "image_url" }] }] }, "messages[0].content[0]"],
+    [
+      "an image part",
+      { model: "m", messages: [{ role: "user", content: [{ type: "image_url" }] }] },
+      "messages[0].content[0]",
+    ],
     ["n of 2", { model: "m", messages: user, n: 2 }, "n"],
     ["a temperature above 2", { model: "m", messages: user, temperature: 2.5 }, "temperature"],
     ["a negative temperature", { model: "m", messages: user, temperature: -0.1 }, "temperature"],
@@ -98,15 +119,27 @@ describe("parseChatBody", () => {
     ["a top_p of 0", { model: "m", messages: user, top_p: 0 }, "top_p"],
     ["a fractional top_k", { model: "m", messages: user, top_k: 1.5 }, "top_k"],
     ["max_tokens of 0", { model: "m", messages: user, max_tokens: 0 }, "max_tokens"],
-    ["a fractional max_completion_tokens", { model: "m", messages: user, max_completion_tokens: 2.5 }, "max_completion_tokens"],
+    [
+      "a fractional max_completion_tokens",
+      { model: "m", messages: user, max_completion_tokens: 2.5 },
+      "max_completion_tokens",
+    ],
     ["a non-integer seed", { model: "m", messages: user, seed: 1.5 }, "seed"],
     ["five stop strings", { model: "m", messages: user, stop: ["a", "b", "c", "d", "e"] }, "stop"],
     ["an empty stop string", { model: "m", messages: user, stop: [""] }, "stop"],
     ["a non-boolean stream", { model: "m", messages: user, stream: "yes" }, "stream"],
-    ["a non-boolean include_usage", { model: "m", messages: user, stream_options: { include_usage: 1 } }, "stream_options.include_usage"],
+    [
+      "a non-boolean include_usage",
+      { model: "m", messages: user, stream_options: { include_usage: 1 } },
+      "stream_options.include_usage",
+    ],
     ["logprobs", { model: "m", messages: user, logprobs: true }, "logprobs"],
     ["a presence penalty", { model: "m", messages: user, presence_penalty: 0.5 }, "presence_penalty"],
-    ["a JSON response format", { model: "m", messages: user, response_format: { type: "json_object" } }, "response_format"],
+    [
+      "a JSON response format",
+      { model: "m", messages: user, response_format: { type: "json_object" } },
+      "response_format",
+    ],
     ["tools that are not an array", { model: "m", messages: user, tools: {} }, "tools"],
   ];
   for (const [what, body, param] of refused) {

@@ -48,14 +48,17 @@ describe("exo routes", () => {
     const events = (await res.text()).trim().split("\n\n");
     expect(events.at(-1)).toBe("data: [DONE]");
     const pool = (await deps.models.modelPool()) as Record<string, unknown>;
-    expect(events.slice(0, -1).map((e) => JSON.parse(e.slice(6)))).toEqual(Object.entries(pool).map(([k, v]) => ({ [k]: v })));
+    expect(events.slice(0, -1).map((e) => JSON.parse(e.slice(6)))).toEqual(
+      Object.entries(pool).map(([k, v]) => ({ [k]: v })),
+    );
     const json = await body(await app(get("/modelpool", { accept: "application/json" })));
     expect(json).toEqual(pool);
   });
 
   test("POST /download starts a download, needs a model, and refuses an unknown one", async () => {
     const { app, started } = setup();
-    const post = (body: unknown) => app(new Request(BASE + "/download", { method: "POST", body: JSON.stringify(body) }));
+    const post = (body: unknown) =>
+      app(new Request(`${BASE}/download`, { method: "POST", body: JSON.stringify(body) }));
     const ok = await post({ model: "llama-3.2-1b" });
     expect(await body(ok)).toEqual({ status: "success", message: "Download started for model: llama-3.2-1b" });
     expect(started).toEqual(["llama-3.2-1b"]);
@@ -74,7 +77,7 @@ describe("exo routes", () => {
 
   test("DELETE /models/{id} deletes once, then says there is nothing to delete", async () => {
     const { app } = setup();
-    const del = (id: string) => app(new Request(BASE + "/models/" + id, { method: "DELETE" }));
+    const del = (id: string) => app(new Request(`${BASE}/models/${id}`, { method: "DELETE" }));
     expect((await del("tiny-chat")).status).toBe(200);
     const again = await del("tiny-chat");
     expect(again.status).toBe(404);
@@ -93,7 +96,10 @@ describe("auth, CORS and routing", () => {
   test("with an API key every route but /healthcheck needs the bearer token", async () => {
     const { app } = setup("s3cret");
     expect((await app(get("/healthcheck"))).status).toBe(200);
-    for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: "s3cret" }] as Record<string, string>[]) {
+    for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: "s3cret" }] as Record<
+      string,
+      string
+    >[]) {
       const res = await app(get("/v1/models", headers));
       expect(res.status).toBe(401);
       expect((await body(res)).error).toMatchObject({ type: "invalid_request_error", code: "invalid_api_key" });
@@ -108,11 +114,14 @@ describe("auth, CORS and routing", () => {
 
   test("answers CORS preflights and puts CORS headers on answers and errors", async () => {
     const { app } = setup();
-    const pre = await app(new Request(BASE + "/v1/chat/completions", { method: "OPTIONS" }));
+    const pre = await app(new Request(`${BASE}/v1/chat/completions`, { method: "OPTIONS" }));
     expect(pre.status).toBe(204);
     expect(pre.headers.get("access-control-allow-headers")).toContain("authorization");
     const sdk = await app(
-      new Request(BASE + "/v1/chat/completions", { method: "OPTIONS", headers: { "access-control-request-headers": "authorization, x-stainless-os" } }),
+      new Request(`${BASE}/v1/chat/completions`, {
+        method: "OPTIONS",
+        headers: { "access-control-request-headers": "authorization, x-stainless-os" },
+      }),
     );
     expect(sdk.headers.get("access-control-allow-headers")).toBe("authorization, x-stainless-os");
     expect((await app(get("/v1/models"))).headers.get("access-control-allow-origin")).toBe("*");

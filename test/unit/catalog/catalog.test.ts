@@ -20,13 +20,40 @@ describe("the embedded catalog", () => {
   test("has exo's layer counts by value (exo-legacy §1, without the dummy engine's 8)", () => {
     const histogram: Record<number, number> = {};
     for (const e of hubEntries) histogram[e.layers] = (histogram[e.layers] ?? 0) + 1;
-    expect(histogram).toEqual({ 16: 2, 27: 1, 28: 19, 31: 1, 32: 9, 36: 2, 40: 2, 42: 1, 46: 1, 48: 8, 60: 1, 61: 4, 64: 7, 80: 12, 88: 1, 126: 2 });
+    expect(histogram).toEqual({
+      16: 2,
+      27: 1,
+      28: 19,
+      31: 1,
+      32: 9,
+      36: 2,
+      40: 2,
+      42: 1,
+      46: 1,
+      48: 8,
+      60: 1,
+      61: 4,
+      64: 7,
+      80: 12,
+      88: 1,
+      126: 2,
+    });
   });
 
   test("maps well-known ids to their MLX repos and architectures", () => {
-    expect(findModel(catalog, "llama-3.1-405b")).toMatchObject({ repo: "mlx-community/Meta-Llama-3.1-405B-4bit", layers: 126, arch: "llama" });
-    expect(findModel(catalog, "qwen-2.5-0.5b")).toMatchObject({ repo: "mlx-community/Qwen2.5-0.5B-Instruct-4bit", layers: 28, arch: "qwen2" });
-    expect(findModel(catalog, "deepseek-r1-distill-qwen-32b-8bit")?.repo).toBe("mlx-community/DeepSeek-R1-Distill-Qwen-32B-MLX-8Bit");
+    expect(findModel(catalog, "llama-3.1-405b")).toMatchObject({
+      repo: "mlx-community/Meta-Llama-3.1-405B-4bit",
+      layers: 126,
+      arch: "llama",
+    });
+    expect(findModel(catalog, "qwen-2.5-0.5b")).toMatchObject({
+      repo: "mlx-community/Qwen2.5-0.5B-Instruct-4bit",
+      layers: 28,
+      arch: "qwen2",
+    });
+    expect(findModel(catalog, "deepseek-r1-distill-qwen-32b-8bit")?.repo).toBe(
+      "mlx-community/DeepSeek-R1-Distill-Qwen-32B-MLX-8Bit",
+    );
   });
 
   test("stores the quantization that the repo name implies, and a size that follows from it", () => {
@@ -39,8 +66,14 @@ describe("the embedded catalog", () => {
   });
 
   test("describes the embedded model with the layer count and architecture of its shipped config.json", async () => {
-    const config = (await Bun.file(join(embeddedModelDir(), "config.json")).json()) as { num_hidden_layers: number; model_type: string };
-    expect(findModel(catalog, DEFAULT_MODEL_ID)).toMatchObject({ layers: config.num_hidden_layers, arch: config.model_type });
+    const config = (await Bun.file(join(embeddedModelDir(), "config.json")).json()) as {
+      num_hidden_layers: number;
+      model_type: string;
+    };
+    expect(findModel(catalog, DEFAULT_MODEL_ID)).toMatchObject({
+      layers: config.num_hidden_layers,
+      arch: config.model_type,
+    });
   });
 
   test("finds a model by its Hugging Face repo id, ignoring case", () => {
@@ -61,7 +94,8 @@ describe("parseQuantization", () => {
     ["someone/model-fp16", "fp16"],
     ["mlx-community/Llama-3.2-3B-Instruct", "bf16"],
   ];
-  for (const [repo, q] of cases) test(`reads ${q} from ${repo}`, () => expect(parseQuantization(repo)).toBe(q as never));
+  for (const [repo, q] of cases)
+    test(`reads ${q} from ${repo}`, () => expect(parseQuantization(repo)).toBe(q as never));
 
   test("counts the group scale and bias in bits per weight", () => {
     expect(bitsPerWeight("4bit")).toBe(4.5);
@@ -71,7 +105,9 @@ describe("parseQuantization", () => {
 
 describe("parseCatalog", () => {
   test("names the entry and key of a bad value", () => {
-    const data = { models: [{ id: "a", name: "A", repo: "o/a", layers: 0, arch: "llama", quantization: "4bit", size_bytes: 1 }] };
+    const data = {
+      models: [{ id: "a", name: "A", repo: "o/a", layers: 0, arch: "llama", quantization: "4bit", size_bytes: 1 }],
+    };
     expect(() => parseCatalog(data, "x.yaml")).toThrow("x.yaml: models[0].layers: expected a positive integer, got 0");
   });
 
@@ -100,16 +136,29 @@ describe("resolveModelRef", () => {
 
   test("resolves an unknown repo id to the hub with its layers still unknown", async () => {
     const m = await resolveModelRef("some-org/Some-Model-8bit");
-    expect(m).toMatchObject({ id: "some-org/Some-Model-8bit", quantization: "8bit", source: { kind: "hub", repo: "some-org/Some-Model-8bit" } });
+    expect(m).toMatchObject({
+      id: "some-org/Some-Model-8bit",
+      quantization: "8bit",
+      source: { kind: "hub", repo: "some-org/Some-Model-8bit" },
+    });
     expect(m.layers).toBeUndefined();
   });
 
   test("reads layers and architecture of a local directory from its config.json", async () => {
     const dir = await mkdtemp(join(tmpdir(), "exo-catalog-"));
     try {
-      await writeFile(join(dir, "config.json"), JSON.stringify({ model_type: "qwen2", num_hidden_layers: 6, quantization: { bits: 4, group_size: 64 } }));
+      await writeFile(
+        join(dir, "config.json"),
+        JSON.stringify({ model_type: "qwen2", num_hidden_layers: 6, quantization: { bits: 4, group_size: 64 } }),
+      );
       const m = await resolveModelRef(dir);
-      expect(m).toMatchObject({ id: dir, layers: 6, arch: "qwen2", quantization: "4bit", source: { kind: "local", dir } });
+      expect(m).toMatchObject({
+        id: dir,
+        layers: 6,
+        arch: "qwen2",
+        quantization: "4bit",
+        source: { kind: "local", dir },
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

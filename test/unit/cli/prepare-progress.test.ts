@@ -12,7 +12,11 @@ const status = (nodeId: string, phase: StatusFields["phase"], fraction: number):
 
 describe("renderPrepareLine", () => {
   test("shows each node's phase and percent in node order", () => {
-    const line = renderPrepareLine("m", [status("b", "load", 0.5), status("a", "download", 0.257), status("c", "ready", 1)]);
+    const line = renderPrepareLine("m", [
+      status("b", "load", 0.5),
+      status("a", "download", 0.257),
+      status("c", "ready", 1),
+    ]);
     expect(line).toBe("preparing m: a downloading 25%, b loading 50%, c ready");
   });
 
@@ -38,6 +42,10 @@ describe("makePrepareProgress", () => {
     for (let i = 0; i <= 20; i++) p.onProgress(status("a", "download", i / 100));
     p.onProgress({ ...status("a", "ready", 1), modelId: "other" });
     p.finish();
-    expect(out).toEqual(["preparing m: a downloading 0%\n", "preparing m: a downloading 10%\n", "preparing m: a downloading 20%\n"]);
+    expect(out).toEqual([
+      "preparing m: a downloading 0%\n",
+      "preparing m: a downloading 10%\n",
+      "preparing m: a downloading 20%\n",
+    ]);
   });
 });

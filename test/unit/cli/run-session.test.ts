@@ -34,7 +34,15 @@ function options(extra: Partial<Parameters<typeof runSession>[1]> = {}) {
   const stderr = capture();
   const stdin = new PassThrough();
   return {
-    opts: { modelId: "tiny-chat", temperature: 0, maxTokens: 32, stdin, stdout: stdout.stream, stderr: stderr.stream, ...extra },
+    opts: {
+      modelId: "tiny-chat",
+      temperature: 0,
+      maxTokens: 32,
+      stdin,
+      stdout: stdout.stream,
+      stderr: stderr.stream,
+      ...extra,
+    },
     stdout,
     stderr,
     stdin,
@@ -87,11 +95,20 @@ describe("runSession", () => {
 
 describe("parseRunFlags", () => {
   test("uses the default model, greedy sampling and 1024 tokens when nothing is given", () => {
-    expect(parseRunFlags({}, "exo-tiny-chat")).toEqual({ modelId: "exo-tiny-chat", prompt: undefined, temperature: 0, maxTokens: 1024, peerWaitMs: 10_000 });
+    expect(parseRunFlags({}, "exo-tiny-chat")).toEqual({
+      modelId: "exo-tiny-chat",
+      prompt: undefined,
+      temperature: 0,
+      maxTokens: 1024,
+      peerWaitMs: 10_000,
+    });
   });
 
   test("takes the model, prompt, temperature and max tokens", () => {
-    const flags = parseRunFlags({ model: "llama-3.2-1b", prompt: "hi", temperature: "0.7", "max-tokens": "20", "peer-wait-ms": "0" }, "d");
+    const flags = parseRunFlags(
+      { model: "llama-3.2-1b", prompt: "hi", temperature: "0.7", "max-tokens": "20", "peer-wait-ms": "0" },
+      "d",
+    );
     expect(flags).toEqual({ modelId: "llama-3.2-1b", prompt: "hi", temperature: 0.7, maxTokens: 20, peerWaitMs: 0 });
   });
 

@@ -19,12 +19,23 @@ function localModel(name: string, mb: number): string {
   return modelDir;
 }
 
-function service(memoryMb: number, models: string[], opts: { quantization?: ShapedModel["quantization"]; metal?: boolean; arch?: string } = {}) {
+function service(
+  memoryMb: number,
+  models: string[],
+  opts: { quantization?: ShapedModel["quantization"]; metal?: boolean; arch?: string } = {},
+) {
   const fetched: string[] = [];
   const store = {
     async resolveModel(ref: string): Promise<ShapedModel> {
       if (!ref.startsWith(dir)) throw new NodeError("E_MODEL_UNKNOWN", `unknown model ${ref}`);
-      return { id: ref, name: ref, layers: 4, quantization: opts.quantization ?? "fp32", ...(opts.arch ? { arch: opts.arch } : {}), source: { kind: "local", dir: ref } };
+      return {
+        id: ref,
+        name: ref,
+        layers: 4,
+        quantization: opts.quantization ?? "fp32",
+        ...(opts.arch ? { arch: opts.arch } : {}),
+        source: { kind: "local", dir: ref },
+      };
     },
     async ensureShardFiles(model: string | { id: string }) {
       fetched.push(typeof model === "string" ? model : model.id);
@@ -33,7 +44,17 @@ function service(memoryMb: number, models: string[], opts: { quantization?: Shap
     recordPeerProgress() {},
   };
   const transport = createMemoryNetwork().add("solo");
-  return { fetched, made: createNodeClusterService({ transport, engine: createFakeEngine(), memoryOf: () => memoryMb, runsOnMetal: () => opts.metal ?? false, store, models }) };
+  return {
+    fetched,
+    made: createNodeClusterService({
+      transport,
+      engine: createFakeEngine(),
+      memoryOf: () => memoryMb,
+      runsOnMetal: () => opts.metal ?? false,
+      store,
+      models,
+    }),
+  };
 }
 
 describe("the node's cluster service", () => {
@@ -51,7 +72,11 @@ describe("the node's cluster service", () => {
   /** The error code (or "ok") of planning `modelId` by asking for one token. */
   async function planOutcome(svc: Awaited<ReturnType<typeof service>["made"]>, modelId: string): Promise<string> {
     try {
-      for await (const _ of svc.generate({ modelId, prompt: "hi", sampling: { temperature: 0, topP: 1, topK: 0 }, maxTokens: 1, stop: [] }, new AbortController().signal)) break;
+      for await (const _ of svc.generate(
+        { modelId, prompt: "hi", sampling: { temperature: 0, topP: 1, topK: 0 }, maxTokens: 1, stop: [] },
+        new AbortController().signal,
+      ))
+        break;
       return "ok";
     } catch (err) {
       if (errorCode(err) === "E_MODEL_TOO_BIG") expect((err as Error).message).toContain("does not fit");

@@ -2,7 +2,14 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { errorCode, NodeError } from "../../../src/errors.ts";
 import type { ShardEngine } from "../../../src/engine/types.ts";
 import { waitFor } from "../../helpers/wait.ts";
-import { collect, createMemoryCluster, EOS, request, waitAllFree, type MemoryCluster } from "../../helpers/memory-cluster.ts";
+import {
+  collect,
+  createMemoryCluster,
+  EOS,
+  request,
+  waitAllFree,
+  type MemoryCluster,
+} from "../../helpers/memory-cluster.ts";
 
 let clusters: MemoryCluster[] = [];
 function cluster(...args: Parameters<typeof createMemoryCluster>): MemoryCluster {
@@ -45,18 +52,27 @@ describe("cluster service", () => {
     const plan = await c.services.get("a")!.prepare("fake-6", (s) => statuses.push(`${s.nodeId}:${s.phase}`));
     expect(plan).toEqual(c.plan);
     expect(c.fetched.sort()).toEqual(["a:0-2", "b:2-3", "c:3-6"]);
-    for (const [id, stage] of [["a", [0, 2]], ["b", [2, 3]], ["c", [3, 6]]] as const) {
+    for (const [id, stage] of [
+      ["a", [0, 2]],
+      ["b", [2, 3]],
+      ["c", [3, 6]],
+    ] as const) {
       const shard = c.engines.get(id)!.loaded()!;
       expect([shard.layerStart, shard.layerEnd, shard.nLayers]).toEqual([...stage, 6]);
     }
     for (const id of ["a", "b", "c"]) expect(statuses).toContain(`${id}:ready`);
     // Download progress is broadcast: the coordinator hears each peer's, with exo's progress dict.
-    await waitFor(() => ["b", "c"].every((id) => c.statuses.get("a")!.some((s) => s.nodeId === id && s.progress?.node === id)), { what: "peers' download STATUS" });
+    await waitFor(
+      () => ["b", "c"].every((id) => c.statuses.get("a")!.some((s) => s.nodeId === id && s.progress?.node === id)),
+      { what: "peers' download STATUS" },
+    );
   });
 
   test("an unknown model fails with E_MODEL_UNKNOWN and nothing is fetched", async () => {
     const c = cluster({ a: 6 });
-    const err = await caught(collect(c.services.get("a")!.generate(request({ modelId: "nope" }), new AbortController().signal)));
+    const err = await caught(
+      collect(c.services.get("a")!.generate(request({ modelId: "nope" }), new AbortController().signal)),
+    );
     expect(errorCode(err)).toBe("E_MODEL_UNKNOWN");
     expect(c.fetched).toEqual([]);
   });
@@ -75,7 +91,8 @@ describe("cluster service", () => {
     await waitAllFree(c);
 
     // The consumer walks away mid-stream (the HTTP client disconnected).
-    for await (const e of svc.generate(request({ maxTokens: 1000 }), new AbortController().signal)) if (e.kind === "text") break;
+    for await (const e of svc.generate(request({ maxTokens: 1000 }), new AbortController().signal))
+      if (e.kind === "text") break;
     await waitAllFree(c);
 
     // The request's AbortSignal fires mid-stream.
@@ -114,7 +131,8 @@ describe("cluster service", () => {
     const ac = new AbortController();
     const err = await caught(
       (async () => {
-        for await (const e of svc.generate(request({ maxTokens: 1000 }), ac.signal)) if (e.kind === "text") failNext = true;
+        for await (const e of svc.generate(request({ maxTokens: 1000 }), ac.signal))
+          if (e.kind === "text") failNext = true;
       })(),
     );
     expect(errorCode(err)).toBe("E_RUNNER_CRASHED");
@@ -127,7 +145,9 @@ describe("cluster service", () => {
     const err = await caught(
       (async () => {
         let n = 0;
-        for await (const e of c.services.get("a")!.generate(request({ maxTokens: 100_000 }), new AbortController().signal)) {
+        for await (const e of c.services
+          .get("a")!
+          .generate(request({ maxTokens: 100_000 }), new AbortController().signal)) {
           if (e.kind === "text" && ++n === 3) c.net.kill("b");
         }
       })(),
@@ -161,9 +181,17 @@ describe("cluster service", () => {
     });
     const prompts = Array.from({ length: 16 }, (_, i) => `prompt number ${i} ${"z".repeat(i)}`);
     const solo = cluster({ solo: 6 });
-    const expected = await Promise.all(prompts.map((prompt) => collect(solo.services.get("solo")!.generate(request({ prompt }), new AbortController().signal))));
+    const expected = await Promise.all(
+      prompts.map((prompt) =>
+        collect(solo.services.get("solo")!.generate(request({ prompt }), new AbortController().signal)),
+      ),
+    );
     const c = cluster({ a: 2, b: 2, c: 2 }, { engine: { stepDelayMs: 3 }, wrapEngine: wrap });
-    const got = await Promise.all(prompts.map((prompt, i) => collect(c.services.get(["a", "b", "c"][i % 3]!)!.generate(request({ prompt }), new AbortController().signal))));
+    const got = await Promise.all(
+      prompts.map((prompt, i) =>
+        collect(c.services.get(["a", "b", "c"][i % 3]!)!.generate(request({ prompt }), new AbortController().signal)),
+      ),
+    );
     expect(got.map((g) => g.text)).toEqual(expected.map((e) => e.text));
     expect(new Set(got.map((g) => g.text)).size).toBeGreaterThan(1);
     for (const id of ["a", "b", "c"]) expect(maxInFlight.get(id)!).toBeGreaterThan(1);
@@ -174,7 +202,12 @@ describe("cluster service", () => {
     const c = cluster({ a: 6 }, { engine: { eosAfterSteps: 2 } });
     const events = [];
     for await (const e of c.services.get("a")!.generate(request(), new AbortController().signal)) events.push(e);
-    expect(events.filter((e) => e.kind === "text").map((e) => (e.kind === "text" ? e.text : "")).join("")).not.toContain(String.fromCharCode(97 + (EOS % 26)).repeat(3));
+    expect(
+      events
+        .filter((e) => e.kind === "text")
+        .map((e) => (e.kind === "text" ? e.text : ""))
+        .join(""),
+    ).not.toContain(String.fromCharCode(97 + (EOS % 26)).repeat(3));
     expect(events.at(-1)).toMatchObject({ kind: "done", finishReason: "stop", usage: { completionTokens: 3 } });
   });
 
@@ -182,7 +215,14 @@ describe("cluster service", () => {
     const c = cluster({ a: 3, b: 3 });
     await c.services.get("a")!.prepare("fake-6");
     const transport = c.net.add("probe");
-    const route = { requestId: "late-1", coordinator: "probe", plan: c.plan, sampling: { temperature: 0, topP: 1, topK: 0 }, maxTokens: 4, eosIds: [EOS] };
+    const route = {
+      requestId: "late-1",
+      coordinator: "probe",
+      plan: c.plan,
+      sampling: { temperature: 0, topP: 1, topK: 0 },
+      maxTokens: 4,
+      eosIds: [EOS],
+    };
     const hidden = { dtype: "float32", shape: [1, 1, 4] };
     const body = new Uint8Array(new Float32Array([7, 3, 0, 0]).buffer);
     await transport.send("b", "END", { requestId: "late-1" });
@@ -220,10 +260,13 @@ describe("cluster service", () => {
 
   test("a stage at its live-request limit refuses the extra request with E_CAPACITY while the others finish", async () => {
     const c = cluster({ a: 3, b: 3 }, { engine: { maxLiveRequests: 2, stepDelayMs: 2 } });
-    const results = await Promise.allSettled([0, 1, 2].map((i) => collect(c.services.get("a")!.generate(request({ prompt: `p${i}` }), new AbortController().signal))));
+    const results = await Promise.allSettled(
+      [0, 1, 2].map((i) =>
+        collect(c.services.get("a")!.generate(request({ prompt: `p${i}` }), new AbortController().signal)),
+      ),
+    );
     const codes = results.map((r) => (r.status === "rejected" ? errorCode(r.reason) : "ok")).sort();
     expect(codes).toEqual(["E_CAPACITY", "ok", "ok"]);
     await waitAllFree(c);
   });
 });
-

@@ -19,7 +19,14 @@ async function* ids(list: number[], seen: number[] = []): AsyncGenerator<number>
 async function run(list: number[], pieces: string[], stop: string[], maxTokens = 100) {
   const seen: number[] = [];
   const events: GenerationEvent[] = [];
-  for await (const e of streamText(ids(list, seen), { detokenizer: tableDetokenizer(pieces), stop, eosIds: [EOS], maxTokens, promptTokens: 7 })) events.push(e);
+  for await (const e of streamText(ids(list, seen), {
+    detokenizer: tableDetokenizer(pieces),
+    stop,
+    eosIds: [EOS],
+    maxTokens,
+    promptTokens: 7,
+  }))
+    events.push(e);
   const text = events.flatMap((e) => (e.kind === "text" ? [e.text] : [])).join("");
   return { events, text, done: events.at(-1)!, seen };
 }

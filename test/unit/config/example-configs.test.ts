@@ -20,16 +20,21 @@ describe("example peer files", () => {
     expect(parsed.peers.size).toBeGreaterThanOrEqual(2);
   });
 
-  test.each(["localhost-pair", "lan-3-nodes", "tunnel-pair"])("%s.json and %s.yaml describe the same cluster", async (name) => {
-    const json = await loadPeerFile(join(CONFIGS, `${name}.json`));
-    const yaml = await loadPeerFile(join(CONFIGS, `${name}.yaml`));
-    expect(peerFileKey(yaml)).toBe(peerFileKey(json));
-  });
+  test.each(["localhost-pair", "lan-3-nodes", "tunnel-pair"])(
+    "%s.json and %s.yaml describe the same cluster",
+    async (name) => {
+      const json = await loadPeerFile(join(CONFIGS, `${name}.json`));
+      const yaml = await loadPeerFile(join(CONFIGS, `${name}.yaml`));
+      expect(peerFileKey(yaml)).toBe(peerFileKey(json));
+    },
+  );
 
   test("the localhost pair is the exo-mlx report's: mac2 on 50051 and test_mac1 on 50061", async () => {
     const file = await loadPeerFile(join(CONFIGS, "localhost-pair.json"));
     expect(selfEntry(file, "mac2")).toMatchObject({ address: "localhost", port: 50051 });
-    expect(peersOf(file, "mac2")).toEqual([expect.objectContaining({ nodeId: "test_mac1", address: "localhost", port: 50061 })]);
+    expect(peersOf(file, "mac2")).toEqual([
+      expect.objectContaining({ nodeId: "test_mac1", address: "localhost", port: 50061 }),
+    ]);
     expect(selfEntry(file, "test_mac1")?.deviceCapabilities?.memory).toBe(131072);
   });
 

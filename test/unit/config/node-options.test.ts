@@ -1,6 +1,12 @@
 // Node options from flags + environment: defaults, conversions, and errors that name the flag.
 import { expect, test } from "bun:test";
-import { DEFAULT_API_PORT, defaultNodeId, parseApiClientOptions, parseDoctorOptions, parseNodeOptions } from "../../../src/config/node-options.ts";
+import {
+  DEFAULT_API_PORT,
+  defaultNodeId,
+  parseApiClientOptions,
+  parseDoctorOptions,
+  parseNodeOptions,
+} from "../../../src/config/node-options.ts";
 
 test("defaults follow DESIGN §4: API port 52415, peer port left to the peer file, 5 s health checks", () => {
   const o = parseNodeOptions({ "node-id": "mac1" }, { EXO_HOME: "/tmp/exo-home" });
@@ -17,8 +23,18 @@ test("defaults follow DESIGN §4: API port 52415, peer port left to the peer fil
 });
 
 test("flags are converted; port 0 means any free port; the health timeout defaults to at most the interval", () => {
-  const o = parseNodeOptions({ "node-id": "n", port: "0", "api-port": "0", "health-interval-ms": "300", config: "peers.yaml" }, { EXO_API_KEY: "k" });
-  expect([o.port, o.apiPort, o.healthIntervalMs, o.healthTimeoutMs, o.configPath, o.apiKey]).toEqual([0, 0, 300, 300, "peers.yaml", "k"]);
+  const o = parseNodeOptions(
+    { "node-id": "n", port: "0", "api-port": "0", "health-interval-ms": "300", config: "peers.yaml" },
+    { EXO_API_KEY: "k" },
+  );
+  expect([o.port, o.apiPort, o.healthIntervalMs, o.healthTimeoutMs, o.configPath, o.apiKey]).toEqual([
+    0,
+    0,
+    300,
+    300,
+    "peers.yaml",
+    "k",
+  ]);
 });
 
 test("bad flag values are refused with the flag's name", () => {
@@ -38,5 +54,8 @@ test("the default node id is the host name's first label, made safe and stable",
 
 test("exo topology's API address and key come from flags and EXO_API_KEY", () => {
   expect(parseApiClientOptions({}, {})).toEqual({ baseUrl: "http://127.0.0.1:52415", apiKey: undefined });
-  expect(parseApiClientOptions({ "api-host": "::1", "api-port": "9000" }, { EXO_API_KEY: "s" })).toEqual({ baseUrl: "http://[::1]:9000", apiKey: "s" });
+  expect(parseApiClientOptions({ "api-host": "::1", "api-port": "9000" }, { EXO_API_KEY: "s" })).toEqual({
+    baseUrl: "http://[::1]:9000",
+    apiKey: "s",
+  });
 });

@@ -24,7 +24,12 @@ describe("parsePeerFile", () => {
     expect(file.peers.get("mac2")).toEqual({
       address: "localhost",
       port: 50051,
-      deviceCapabilities: { model: "Mac Studio", chip: "Apple M2 Ultra", memory: 196608, flops: { fp32: 26.98, fp16: 53.96, int8: 107.92 } },
+      deviceCapabilities: {
+        model: "Mac Studio",
+        chip: "Apple M2 Ultra",
+        memory: 196608,
+        flops: { fp32: 26.98, fp16: 53.96, int8: 107.92 },
+      },
     });
     expect(file.peers.get("test_mac1")?.port).toBe(50061);
   });
@@ -37,7 +42,10 @@ describe("parsePeerFile", () => {
 
   test("accepts exo's own test config with zero memory and unknown chips", async () => {
     const file = parsePeerFile(await fixture("exo-test-config.json"), "test_config.json");
-    expect(file.peers.get("node2")).toMatchObject({ port: 50052, deviceCapabilities: { memory: 0, chip: "Unknown Chip" } });
+    expect(file.peers.get("node2")).toMatchObject({
+      port: 50052,
+      deviceCapabilities: { memory: 0, chip: "Unknown Chip" },
+    });
   });
 
   test("makes capabilities optional and reads a numeric string port as exo's pydantic did", async () => {

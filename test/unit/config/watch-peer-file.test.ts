@@ -8,7 +8,10 @@ import { loadPeerFile, type PeerFile } from "../../../src/config/peer-file.ts";
 import { watchPeerFile } from "../../../src/config/watch-peer-file.ts";
 
 const yamlOf = (peers: Record<string, number>) =>
-  "peers:\n" + Object.entries(peers).map(([id, port]) => `  ${id}: { address: localhost, port: ${port} }\n`).join("");
+  "peers:\n" +
+  Object.entries(peers)
+    .map(([id, port]) => `  ${id}: { address: localhost, port: ${port} }\n`)
+    .join("");
 
 /** Poll `cond` until true or fail after `timeoutMs` (no fixed sleeps). */
 async function until(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
@@ -28,7 +31,11 @@ const ids = () => [...(changes.at(-1)?.peers.keys() ?? [])];
 
 async function startWatching(): Promise<void> {
   const initial = await loadPeerFile(path);
-  stop = watchPeerFile(path, { onChange: (f) => changes.push(f), onError: (e) => errors.push(e) }, { initial, debounceMs: 50 });
+  stop = watchPeerFile(
+    path,
+    { onChange: (f) => changes.push(f), onError: (e) => errors.push(e) },
+    { initial, debounceMs: 50 },
+  );
 }
 
 beforeEach(() => {
@@ -65,7 +72,7 @@ describe("watchPeerFile", () => {
     // Re-saves of the same broken content, spaced so each is its own burst of fs events: still one report.
     for (let i = 0; i < 3; i++) {
       await Bun.sleep(120); // spacing the writes past the 50 ms debounce, not waiting for a result
-      writeFileSync(path, yamlOf({ a: 50051, b: 70000 }) + "#".repeat(i) + "\n");
+      writeFileSync(path, `${yamlOf({ a: 50051, b: 70000 }) + "#".repeat(i)}\n`);
     }
     writeFileSync(path, yamlOf({ c: 50053 }));
     await until(() => changes.length === 1, "the fixed config");
@@ -105,7 +112,11 @@ describe("watchPeerFile", () => {
   });
 
   test("hands over the first good config when started without one", async () => {
-    stop = watchPeerFile(path, { onChange: (f) => changes.push(f), onError: (e) => errors.push(e) }, { debounceMs: 50 });
+    stop = watchPeerFile(
+      path,
+      { onChange: (f) => changes.push(f), onError: (e) => errors.push(e) },
+      { debounceMs: 50 },
+    );
     await until(() => changes.length === 1, "the initial config");
     expect(ids()).toEqual(["a", "b"]);
   });

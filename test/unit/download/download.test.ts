@@ -11,7 +11,13 @@ import { SHARDED_DIMS, SHARDED_FILES, SINGLE_DIMS, shardedRepo, singleFileRepo }
 const SHARDED = "test-org/tiny-sharded";
 const TIED = "test-org/tiny-tied";
 const SINGLE = "test-org/tiny-single";
-const CONFIGS = ["config.json", "generation_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"];
+const CONFIGS = [
+  "config.json",
+  "generation_config.json",
+  "special_tokens_map.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+];
 const shardFile = (k: number) => `model-0000${k}-of-00004.safetensors`;
 
 let hub: FakeHub;
@@ -52,12 +58,16 @@ describe("downloadRepo", () => {
     test(`${name} [${a}, ${b}) fetches exactly the weight files holding its layers, plus configs and tokenizer`, async () => {
       const before = new Set(hub.cdnRequests);
       const fresh = { ...opts(), hubCacheDir: join(cacheDir, `stage-${a}-${b}`) };
-      const res = await downloadRepo({ modelId: "sharded", repo: SHARDED, range: { layerStart: a, layerEnd: b } }, fresh);
+      const res = await downloadRepo(
+        { modelId: "sharded", repo: SHARDED, range: { layerStart: a, layerEnd: b } },
+        fresh,
+      );
       const expected = [...CONFIGS, "model.safetensors.index.json", ...fileNums.map(shardFile)].sort();
       expect(res.files).toEqual(expected);
       const fetchedNow = [...new Set(hub.cdnRequests.filter((r) => !before.has(r)).map((r) => r.path))].sort();
       expect(fetchedNow).toEqual(fileNums.map(shardFile));
-      for (const p of expected) expect((await Bun.file(join(res.dir, p)).arrayBuffer()).byteLength).toBe(hub.file(SHARDED, p).size);
+      for (const p of expected)
+        expect((await Bun.file(join(res.dir, p)).arrayBuffer()).byteLength).toBe(hub.file(SHARDED, p).size);
     });
   }
 
@@ -84,15 +94,31 @@ describe("downloadRepo", () => {
     const events: DownloadProgress[] = [];
     await downloadRepo({ modelId: "single", repo: SINGLE }, opts(), (p) => events.push(p));
     expect(hub.cdnRequests.length).toBe(count);
-    expect(events.at(-1)).toMatchObject({ status: "complete", sessionBytes: 0, completedFiles: events.at(-1)?.totalFiles });
+    expect(events.at(-1)).toMatchObject({
+      status: "complete",
+      sessionBytes: 0,
+      completedFiles: events.at(-1)?.totalFiles,
+    });
   });
 
   test("reports per-file and per-model progress ending complete with all bytes", async () => {
     const events: DownloadProgress[] = [];
-    const res = await downloadRepo({ modelId: "sharded", repo: SHARDED }, { ...opts(), hubCacheDir: join(cacheDir, "fresh") }, (p) => events.push(p));
+    const res = await downloadRepo(
+      { modelId: "sharded", repo: SHARDED },
+      { ...opts(), hubCacheDir: join(cacheDir, "fresh") },
+      (p) => events.push(p),
+    );
     const last = events.at(-1) as DownloadProgress;
     const total = res.files.reduce((n, f) => n + hub.file(SHARDED, f).size, 0);
-    expect(last).toMatchObject({ status: "complete", totalBytes: total, downloadedBytes: total, totalFiles: res.files.length, layerStart: 0, layerEnd: 6, nLayers: 6 });
+    expect(last).toMatchObject({
+      status: "complete",
+      totalBytes: total,
+      downloadedBytes: total,
+      totalFiles: res.files.length,
+      layerStart: 0,
+      layerEnd: 6,
+      nLayers: 6,
+    });
     expect(events.some((e) => e.status === "in_progress")).toBe(true);
     expect(last.files.every((f) => f.status === "complete" && f.downloadedBytes === f.totalBytes)).toBe(true);
   });

@@ -22,7 +22,11 @@ const opts = (extra: Partial<DownloadOptions> = {}): DownloadOptions => ({
   ...extra,
 });
 type CodedError = Error & { code?: string };
-const failure = (p: Promise<unknown>): Promise<CodedError> => p.then(() => new Error("expected a failure"), (e: unknown) => e as CodedError);
+const failure = (p: Promise<unknown>): Promise<CodedError> =>
+  p.then(
+    () => new Error("expected a failure"),
+    (e: unknown) => e as CodedError,
+  );
 
 beforeAll(async () => {
   hub = await startFakeHub([singleFileRepo(REPO, SINGLE_DIMS), shardedRepo(SHARDED, SHARDED_DIMS, SHARDED_FILES)]);
@@ -50,7 +54,9 @@ describe("clear failures", () => {
 
   test("403 says the token's account has not been granted access", async () => {
     hub.faults.deny = { repo: REPO, status: 403 };
-    const err = await failure(downloadRepo({ modelId: "m", repo: REPO }, opts({ hub: { endpoint: hub.url, token: "hf_x" } })));
+    const err = await failure(
+      downloadRepo({ modelId: "m", repo: REPO }, opts({ hub: { endpoint: hub.url, token: "hf_x" } })),
+    );
     expect(err.code).toBe("E_DOWNLOAD_AUTH");
     expect(err.message).toContain("(403)");
     expect(err.message).toContain("not been granted access");
@@ -60,7 +66,10 @@ describe("clear failures", () => {
     hub.faults.requireToken = "hf_secret";
     const denied = await failure(downloadRepo({ modelId: "m", repo: REPO }, opts()));
     expect(denied.code).toBe("E_DOWNLOAD_AUTH");
-    const res = await downloadRepo({ modelId: "m", repo: REPO }, opts({ hub: { endpoint: hub.url, token: "hf_secret" } }));
+    const res = await downloadRepo(
+      { modelId: "m", repo: REPO },
+      opts({ hub: { endpoint: hub.url, token: "hf_secret" } }),
+    );
     expect(res.files).toContain(WEIGHTS);
   });
 
@@ -73,17 +82,24 @@ describe("clear failures", () => {
   test("404 on a file names the file and the repo", async () => {
     const missing = "model-00002-of-00004.safetensors";
     hub.faults.hide = new Set([missing]);
-    const err = await failure(downloadRepo({ modelId: "m", repo: SHARDED, range: { layerStart: 1, layerEnd: 3 } }, opts()));
+    const err = await failure(
+      downloadRepo({ modelId: "m", repo: SHARDED, range: { layerStart: 1, layerEnd: 3 } }, opts()),
+    );
     expect(err.code).toBe("E_DOWNLOAD_NOT_FOUND");
     expect(err.message).toContain(`file ${missing} not found in ${SHARDED}`);
   });
 
   test("503s are retried with backoff and the file completes; too many in a row give up naming the status", async () => {
     hub.faults.unavailable = new Map([[WEIGHTS, 2]]);
-    const res = await downloadRepo({ modelId: "m", repo: REPO }, opts({ policy: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5, stallTimeoutMs: 5_000 } }));
+    const res = await downloadRepo(
+      { modelId: "m", repo: REPO },
+      opts({ policy: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5, stallTimeoutMs: 5_000 } }),
+    );
     expect(await Bun.file(join(res.dir, WEIGHTS)).exists()).toBe(true);
     hub.faults.unavailable = new Map([[WEIGHTS, 5]]);
-    const err = await failure(downloadRepo({ modelId: "m", repo: REPO }, { ...opts(), hubCacheDir: join(cacheDir, "again") }));
+    const err = await failure(
+      downloadRepo({ modelId: "m", repo: REPO }, { ...opts(), hubCacheDir: join(cacheDir, "again") }),
+    );
     expect(err.code).toBe("E_DOWNLOAD");
     expect(err.message).toContain(`gave up on ${REPO}/${WEIGHTS} after 2 failed tries`);
     expect(err.message).toContain("answered 503");
@@ -91,11 +107,18 @@ describe("clear failures", () => {
 
   test("a server that stops sending is abandoned after the stall timeout and the error says it stalled", async () => {
     hub.faults.stallAt = new Map([[WEIGHTS, 1000]]);
-    const err = await failure(downloadRepo({ modelId: "m", repo: REPO }, opts({ policy: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5, stallTimeoutMs: 150 } })));
+    const err = await failure(
+      downloadRepo(
+        { modelId: "m", repo: REPO },
+        opts({ policy: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5, stallTimeoutMs: 150 } }),
+      ),
+    );
     expect(err.code).toBe("E_DOWNLOAD");
     expect(err.message).toContain(`gave up on ${REPO}/${WEIGHTS}`);
     expect(err.message).toContain("stalled");
-    expect(await Bun.file(join(cacheDir, "models--test-org--tiny-single", "snapshots", hub.commit(REPO), WEIGHTS)).exists()).toBe(false);
+    expect(
+      await Bun.file(join(cacheDir, "models--test-org--tiny-single", "snapshots", hub.commit(REPO), WEIGHTS)).exists(),
+    ).toBe(false);
   });
 
   test("too little free space is refused up front, saying how much is needed", async () => {
@@ -116,7 +139,8 @@ describe("clear failures", () => {
           const fits = Math.min(budget, bytes.length);
           await inner.write(bytes.subarray(0, fits));
           budget -= fits;
-          if (fits < bytes.length) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+          if (fits < bytes.length)
+            throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
         },
         close: inner.close,
       };
@@ -130,6 +154,8 @@ describe("clear failures", () => {
     hub.cdnRequests.length = 0;
     const res = await downloadRepo({ modelId: "m", repo: REPO }, opts());
     expect(hub.cdnRequests.find((r) => r.path === WEIGHTS)?.rangeStart).toBe(1 << 20);
-    expect(new Bun.CryptoHasher("sha256").update(await Bun.file(join(res.dir, WEIGHTS)).arrayBuffer()).digest("hex")).toBe(hub.file(REPO, WEIGHTS).sha256);
+    expect(
+      new Bun.CryptoHasher("sha256").update(await Bun.file(join(res.dir, WEIGHTS)).arrayBuffer()).digest("hex"),
+    ).toBe(hub.file(REPO, WEIGHTS).sha256);
   });
 });

@@ -11,7 +11,15 @@ import { SHARDED_DIMS, SHARDED_FILES, SINGLE_DIMS, shardedRepo, singleFileRepo }
 
 const SHARDED = "test-org/tiny-sharded";
 const SINGLE = "test-org/tiny-single";
-const entry = (id: string, repo: string, layers: number) => ({ id, name: id, repo, layers, arch: "llama", quantization: "fp32", size_bytes: 1_000_000 });
+const entry = (id: string, repo: string, layers: number) => ({
+  id,
+  name: id,
+  repo,
+  layers,
+  arch: "llama",
+  quantization: "fp32",
+  size_bytes: 1_000_000,
+});
 const catalog = parseCatalog({
   models: [
     entry("tiny-sharded", SHARDED, 6),
@@ -37,9 +45,21 @@ function nextEvent(match: (p: DownloadProgress) => boolean): Promise<DownloadPro
 }
 
 beforeAll(async () => {
-  hub = await startFakeHub([shardedRepo(SHARDED, SHARDED_DIMS, SHARDED_FILES), singleFileRepo(SINGLE, SINGLE_DIMS), singleFileRepo("test-org/gated", SINGLE_DIMS), singleFileRepo("other-org/uncatalogued", { ...SINGLE_DIMS, layers: 3 })]);
+  hub = await startFakeHub([
+    shardedRepo(SHARDED, SHARDED_DIMS, SHARDED_FILES),
+    singleFileRepo(SINGLE, SINGLE_DIMS),
+    singleFileRepo("test-org/gated", SINGLE_DIMS),
+    singleFileRepo("other-org/uncatalogued", { ...SINGLE_DIMS, layers: 3 }),
+  ]);
   cacheDir = await mkdtemp(join(tmpdir(), "exo-store-"));
-  store = createModelStore({ nodeId: "node-a", catalog, hub: { endpoint: hub.url }, hubCacheDir: cacheDir, offline: false, policy: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5, stallTimeoutMs: 5_000 } });
+  store = createModelStore({
+    nodeId: "node-a",
+    catalog,
+    hub: { endpoint: hub.url },
+    hubCacheDir: cacheDir,
+    offline: false,
+    policy: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5, stallTimeoutMs: 5_000 },
+  });
 });
 afterAll(async () => {
   await hub.stop();
@@ -49,20 +69,33 @@ afterAll(async () => {
 describe("the model store", () => {
   test("fetches a stage's files for the cluster and reports them in progress as exo does", async () => {
     const seen: Array<Record<string, unknown>> = [];
-    const dir = await store.ensureShardFiles("tiny-sharded", { layerStart: 1, layerEnd: 3 }, () => seen.push(store.downloadProgress() as Record<string, unknown>));
+    const dir = await store.ensureShardFiles("tiny-sharded", { layerStart: 1, layerEnd: 3 }, () =>
+      seen.push(store.downloadProgress() as Record<string, unknown>),
+    );
     expect(await Bun.file(join(dir, "model-00002-of-00004.safetensors")).exists()).toBe(true);
     expect(await Bun.file(join(dir, "model-00001-of-00004.safetensors")).exists()).toBe(false);
     const during = seen.find((p) => p["node-a"]) as Record<string, { shard: unknown; status: string }>;
-    expect(during["node-a"]).toMatchObject({ shard: { model_id: "tiny-sharded", start_layer: 1, end_layer: 2, n_layers: 6 }, status: "in_progress" });
+    expect(during["node-a"]).toMatchObject({
+      shard: { model_id: "tiny-sharded", start_layer: 1, end_layer: 2, n_layers: 6 },
+      status: "in_progress",
+    });
     expect(store.downloadProgress()).toEqual({});
   });
 
   test("the pool shows a partly fetched model with its percentage, and a missing one at 0", async () => {
-    const pool = (await store.modelPool()) as Record<string, { downloaded: boolean; download_percentage: number; total_size: number; total_downloaded: number }>;
+    const pool = (await store.modelPool()) as Record<
+      string,
+      { downloaded: boolean; download_percentage: number; total_size: number; total_downloaded: number }
+    >;
     expect(pool["tiny-sharded"]?.downloaded).toBe(false);
     expect(pool["tiny-sharded"]?.download_percentage).toBeGreaterThan(0);
     expect(pool["tiny-sharded"]?.download_percentage).toBeLessThan(100);
-    expect(pool["tiny-single"]).toEqual({ downloaded: false, download_percentage: 0, total_size: 1_000_000, total_downloaded: 0 });
+    expect(pool["tiny-single"]).toEqual({
+      downloaded: false,
+      download_percentage: 0,
+      total_size: 1_000_000,
+      total_downloaded: 0,
+    });
     expect(pool.embedded).toMatchObject({ downloaded: true, download_percentage: 100 });
   });
 
@@ -70,8 +103,15 @@ describe("the model store", () => {
     const done = nextEvent((p) => p.modelId === "tiny-single" && p.status === "complete");
     await store.startDownload("tiny-single");
     await done;
-    const pool = (await store.modelPool()) as Record<string, { downloaded: boolean; download_percentage: number; total_size: number }>;
-    expect(pool["tiny-single"]).toMatchObject({ downloaded: true, download_percentage: 100, total_size: hub.file(SINGLE, "model.safetensors").size });
+    const pool = (await store.modelPool()) as Record<
+      string,
+      { downloaded: boolean; download_percentage: number; total_size: number }
+    >;
+    expect(pool["tiny-single"]).toMatchObject({
+      downloaded: true,
+      download_percentage: 100,
+      total_size: hub.file(SINGLE, "model.safetensors").size,
+    });
   });
 
   test("a failed background download is reported and leaves the store working", async () => {
@@ -85,12 +125,19 @@ describe("the model store", () => {
     } finally {
       hub.faults.deny = undefined;
     }
-    expect(await store.ensureShardFiles("tiny-single", { layerStart: 0, layerEnd: 4 })).toContain("models--test-org--tiny-single");
+    expect(await store.ensureShardFiles("tiny-single", { layerStart: 0, layerEnd: 4 })).toContain(
+      "models--test-org--tiny-single",
+    );
   });
 
   test("a repo outside the catalog gets its layer count from its config.json", async () => {
     const m = await store.resolveModel("other-org/uncatalogued");
-    expect(m).toMatchObject({ id: "other-org/uncatalogued", layers: 3, arch: "llama", source: { kind: "hub", repo: "other-org/uncatalogued" } });
+    expect(m).toMatchObject({
+      id: "other-org/uncatalogued",
+      layers: 3,
+      arch: "llama",
+      source: { kind: "hub", repo: "other-org/uncatalogued" },
+    });
   });
 
   test("shows peers' running downloads next to its own", () => {

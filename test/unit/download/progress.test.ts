@@ -1,6 +1,11 @@
 // Progress events: totals, speed and ETA from a controlled clock, throttling, and exo's event shape.
 import { describe, expect, test } from "bun:test";
-import { createProgressTracker, formatBytes, toExoProgress, type DownloadProgress } from "../../../src/download/progress.ts";
+import {
+  createProgressTracker,
+  formatBytes,
+  toExoProgress,
+  type DownloadProgress,
+} from "../../../src/download/progress.ts";
 
 const base = { modelId: "m", repo: "o/m", revision: "c".repeat(40), layerStart: 2, layerEnd: 4, nLayers: 8 };
 
@@ -8,12 +13,28 @@ describe("createProgressTracker", () => {
   test("counts resumed bytes as downloaded but not as this session's, and derives speed and ETA", () => {
     let t = 0;
     const events: DownloadProgress[] = [];
-    const tracker = createProgressTracker(base, [{ path: "a", size: 1000, cached: false }, { path: "b", size: 500, cached: true }], (p) => events.push(p), 200, () => t);
+    const tracker = createProgressTracker(
+      base,
+      [
+        { path: "a", size: 1000, cached: false },
+        { path: "b", size: 500, cached: true },
+      ],
+      (p) => events.push(p),
+      200,
+      () => t,
+    );
     tracker.update("a", 400);
     t = 1000;
     tracker.update("a", 600);
     const p = tracker.snapshot();
-    expect(p).toMatchObject({ downloadedBytes: 1100, totalBytes: 1500, sessionBytes: 200, completedFiles: 1, totalFiles: 2, status: "in_progress" });
+    expect(p).toMatchObject({
+      downloadedBytes: 1100,
+      totalBytes: 1500,
+      sessionBytes: 200,
+      completedFiles: 1,
+      totalFiles: 2,
+      status: "in_progress",
+    });
     expect(p.speedBytesPerSec).toBe(200);
     expect(p.etaSec).toBe(2);
     expect(p.files[0]).toMatchObject({ path: "a", downloadedBytes: 600, sessionBytes: 200, status: "in_progress" });
@@ -22,7 +43,13 @@ describe("createProgressTracker", () => {
   test("emits at most once per interval, but always on status changes", () => {
     let t = 0;
     const events: DownloadProgress[] = [];
-    const tracker = createProgressTracker(base, [{ path: "a", size: 100, cached: false }], (p) => events.push(p), 200, () => t);
+    const tracker = createProgressTracker(
+      base,
+      [{ path: "a", size: 100, cached: false }],
+      (p) => events.push(p),
+      200,
+      () => t,
+    );
     tracker.update("a", 1);
     for (let i = 2; i < 50; i++) tracker.update("a", i);
     expect(events.length).toBe(1);

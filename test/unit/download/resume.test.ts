@@ -50,7 +50,10 @@ describe("resuming and verifying", () => {
     let written = 0;
     const countingWriter: OpenWriter = async (path) => {
       const inner = await openAppendWriter(path);
-      return { write: (b) => ((written += path.endsWith(`${file.sha256}.incomplete`) ? b.length : 0), inner.write(b)), close: inner.close };
+      return {
+        write: (b) => ((written += path.endsWith(`${file.sha256}.incomplete`) ? b.length : 0), inner.write(b)),
+        close: inner.close,
+      };
     };
 
     const res = await downloadRepo({ modelId: "m", repo: REPO }, { ...opts(), openWriter: countingWriter });
@@ -73,7 +76,10 @@ describe("resuming and verifying", () => {
     const half = Math.floor(file.size / 2);
     await mkdir(join(repoDir(), "blobs"), { recursive: true });
     // Bun.write of a BunFile slice copies the whole file here, so pass the bytes.
-    await Bun.write(join(repoDir(), "blobs", `${file.sha256}.incomplete`), new Uint8Array(await Bun.file(file.diskPath).slice(0, half).arrayBuffer()));
+    await Bun.write(
+      join(repoDir(), "blobs", `${file.sha256}.incomplete`),
+      new Uint8Array(await Bun.file(file.diskPath).slice(0, half).arrayBuffer()),
+    );
 
     const res = await downloadRepo({ modelId: "m", repo: REPO }, opts());
 
@@ -127,7 +133,10 @@ describe("resuming and verifying", () => {
       await Bun.write(join(repoDir(), "blobs", `${file.sha256}.exo-lock`), String(other.pid));
       const download = downloadRepo({ modelId: "m", repo: REPO }, opts());
       // The other process finishes the blob, then exits (its lock stays behind, as after a crash).
-      await Bun.write(join(repoDir(), "blobs", file.sha256), new Uint8Array(await Bun.file(file.diskPath).arrayBuffer()));
+      await Bun.write(
+        join(repoDir(), "blobs", file.sha256),
+        new Uint8Array(await Bun.file(file.diskPath).arrayBuffer()),
+      );
       other.kill();
       await other.exited;
       const res = await download;

@@ -13,18 +13,34 @@ import { fakeDeps } from "../../helpers/fake-inference.ts";
 import { SINGLE_DIMS, singleFileRepo } from "../../helpers/hub-fixtures.ts";
 
 const REPO = "test-org/tiny-single";
-const catalog = parseCatalog({ models: [{ id: "tiny", name: "Tiny", repo: REPO, layers: 4, arch: "llama", quantization: "fp32", size_bytes: 4_000_000 }] });
+const catalog = parseCatalog({
+  models: [
+    { id: "tiny", name: "Tiny", repo: REPO, layers: 4, arch: "llama", quantization: "fp32", size_bytes: 4_000_000 },
+  ],
+});
 let hub: FakeHub;
 let cacheDir: string;
 let store: NodeModelStore;
 let app: App;
 const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-  app(new Request(`http://node${path}`, { method, headers: { "content-type": "application/json", ...headers }, ...(body ? { body: JSON.stringify(body) } : {}) }));
+  app(
+    new Request(`http://node${path}`, {
+      method,
+      headers: { "content-type": "application/json", ...headers },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    }),
+  );
 
 beforeAll(async () => {
   hub = await startFakeHub([singleFileRepo(REPO, SINGLE_DIMS)]);
   cacheDir = await mkdtemp(join(tmpdir(), "exo-routes-"));
-  store = createModelStore({ nodeId: "node-a", catalog, hub: { endpoint: hub.url }, hubCacheDir: cacheDir, offline: false });
+  store = createModelStore({
+    nodeId: "node-a",
+    catalog,
+    hub: { endpoint: hub.url },
+    hubCacheDir: cacheDir,
+    offline: false,
+  });
   app = createApp(fakeDeps(undefined, { models: store }).deps);
 });
 afterAll(async () => {
@@ -36,7 +52,9 @@ describe("exo's model routes over the real store", () => {
   test("GET /modelpool streams one SSE event per model, then [DONE]", async () => {
     const res = await call("GET", "/modelpool");
     const text = await res.text();
-    expect(text).toBe(`data: ${JSON.stringify({ tiny: { downloaded: false, download_percentage: 0, total_size: 4_000_000, total_downloaded: 0 } })}\n\ndata: [DONE]\n\n`);
+    expect(text).toBe(
+      `data: ${JSON.stringify({ tiny: { downloaded: false, download_percentage: 0, total_size: 4_000_000, total_downloaded: 0 } })}\n\ndata: [DONE]\n\n`,
+    );
   });
 
   test("POST /download starts the download; progress is visible while it runs; the pool then shows it complete", async () => {
@@ -53,9 +71,22 @@ describe("exo's model routes over the real store", () => {
     const res = await call("POST", "/download", { model: "tiny" });
     expect(await res.json()).toEqual({ status: "success", message: "Download started for model: tiny" });
     await complete;
-    expect(progressDuring[0]).toMatchObject({ "node-a": { repo_id: REPO, status: "in_progress", shard: { model_id: "tiny", start_layer: 0, end_layer: 3, n_layers: 4 } } });
+    expect(progressDuring[0]).toMatchObject({
+      "node-a": {
+        repo_id: REPO,
+        status: "in_progress",
+        shard: { model_id: "tiny", start_layer: 0, end_layer: 3, n_layers: 4 },
+      },
+    });
     const pool = await (await call("GET", "/modelpool", undefined, { accept: "application/json" })).json();
-    expect(pool).toEqual({ tiny: { downloaded: true, download_percentage: 100, total_size: hub.file(REPO, "model.safetensors").size, total_downloaded: hub.file(REPO, "model.safetensors").size } });
+    expect(pool).toEqual({
+      tiny: {
+        downloaded: true,
+        download_percentage: 100,
+        total_size: hub.file(REPO, "model.safetensors").size,
+        total_downloaded: hub.file(REPO, "model.safetensors").size,
+      },
+    });
     expect(await (await call("GET", "/v1/download/progress")).json()).toEqual({});
   });
 

@@ -46,18 +46,41 @@ describe("weightFilesForStage", () => {
 
   test("a weight map without lm_head counts as tied even when config.json does not say so", () => {
     const map = weightMap(4, 2, true);
-    expect(weightFilesForStage(map, { layerStart: 3, layerEnd: 4 }, 4, false)).toEqual(["model-1-of-2.safetensors", "model-2-of-2.safetensors"]);
+    expect(weightFilesForStage(map, { layerStart: 3, layerEnd: 4 }, 4, false)).toEqual([
+      "model-1-of-2.safetensors",
+      "model-2-of-2.safetensors",
+    ]);
   });
 });
 
 describe("filesForStage", () => {
-  const listing = ["config.json", "tokenizer.json", "tokenizer_config.json", "README.md", "modeling_x.py", "original/params.json", "tokenizer.model", "model.safetensors"];
+  const listing = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "README.md",
+    "modeling_x.py",
+    "original/params.json",
+    "tokenizer.model",
+    "model.safetensors",
+  ];
 
   test("takes configs and tokenizer files but never code, docs or subfolders", () => {
-    expect(listing.filter(isSupportFile)).toEqual(["config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model"]);
+    expect(listing.filter(isSupportFile)).toEqual([
+      "config.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "tokenizer.model",
+    ]);
   });
 
   test("takes every top-level safetensors file when the repo has no index", () => {
-    expect(filesForStage(listing, undefined, { layerStart: 1, layerEnd: 2 }, 4, false)).toEqual(["config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json"]);
+    expect(filesForStage(listing, undefined, { layerStart: 1, layerEnd: 2 }, 4, false)).toEqual([
+      "config.json",
+      "model.safetensors",
+      "tokenizer.json",
+      "tokenizer.model",
+      "tokenizer_config.json",
+    ]);
   });
 });

@@ -1,10 +1,28 @@
 // Extraction of the executable's embedded files (MLX addon, default model) into a versioned folder.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { embeddedModelDir } from "../../../src/catalog/embedded.ts";
-import { copyOut, embeddedRoot, loadMlxAddon, missingMlxAddon, pruneRuntimeDirs, realModelDir, runtimeDir } from "../../../src/engine/embedded-assets.ts";
+import {
+  copyOut,
+  embeddedRoot,
+  loadMlxAddon,
+  missingMlxAddon,
+  pruneRuntimeDirs,
+  realModelDir,
+  runtimeDir,
+} from "../../../src/engine/embedded-assets.ts";
 import { VERSION } from "../../../src/version.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "exo-embedded-"));

@@ -116,7 +116,11 @@ describe("fake engine", () => {
 
   test("an empty or out-of-range shard is refused", async () => {
     const engine = createFakeEngine();
-    for (const [layerStart, layerEnd] of [[2, 2], [0, 7], [-1, 3]] as const) {
+    for (const [layerStart, layerEnd] of [
+      [2, 2],
+      [0, 7],
+      [-1, 3],
+    ] as const) {
       const err = await engine.load({ ...SHARD, layerStart, layerEnd }).catch((e: unknown) => e);
       expect(isNodeError(err) && err.code).toBe("E_WEIGHTS");
     }

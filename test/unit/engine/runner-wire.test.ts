@@ -2,11 +2,22 @@
 import { describe, expect, test } from "bun:test";
 import { encodeFrame, FrameDecoder } from "../../../src/protocol/frame.ts";
 import { parseRunnerFault, matchesFault } from "../../../src/engine/runner-fault.ts";
-import { decodeRunnerCall, decodeRunnerReply, encodeRunnerCall, encodeRunnerReply, type RunnerCall, type RunnerReply } from "../../../src/engine/runner-wire.ts";
+import {
+  decodeRunnerCall,
+  decodeRunnerReply,
+  encodeRunnerCall,
+  encodeRunnerReply,
+  type RunnerCall,
+  type RunnerReply,
+} from "../../../src/engine/runner-wire.ts";
 import { isNodeError } from "../../../src/errors.ts";
 import type { Message } from "../../../src/protocol/types.ts";
 
-const tensor = { dtype: "float32" as const, shape: [1, 2, 3], bytes: new Uint8Array(new Float32Array([1, 2, 3, 4, 5, 6]).buffer) };
+const tensor = {
+  dtype: "float32" as const,
+  shape: [1, 2, 3],
+  bytes: new Uint8Array(new Float32Array([1, 2, 3, 4, 5, 6]).buffer),
+};
 const sampling = { temperature: 0.7, topP: 0.9, topK: 40, seed: 7 };
 
 function viaCodec(msg: ReturnType<typeof encodeRunnerCall>): Message {
@@ -18,7 +29,13 @@ describe("runner wire", () => {
   const calls: RunnerCall[] = [
     { op: "load", id: 1, shard: { modelId: "m", modelDir: "/d", layerStart: 2, layerEnd: 5, nLayers: 8 } },
     { op: "step", id: 2, requestId: "r", input: { kind: "tokens", tokens: [1, 2, 3] }, sampling },
-    { op: "step", id: 3, requestId: "r", input: { kind: "hidden", tensor }, sampling: { temperature: 0, topP: 1, topK: 0 } },
+    {
+      op: "step",
+      id: 3,
+      requestId: "r",
+      input: { kind: "hidden", tensor },
+      sampling: { temperature: 0, topP: 1, topK: 0 },
+    },
     { op: "end", id: 4, requestId: "r" },
     { op: "health", id: 5 },
   ];
@@ -35,7 +52,12 @@ describe("runner wire", () => {
     { kind: "output", id: 2, output: { kind: "token", token: 9 } },
     { kind: "output", id: 3, output: { kind: "hidden", tensor } },
     { kind: "health", id: 5, liveRequests: 3, loaded: null },
-    { kind: "health", id: 6, liveRequests: 0, loaded: { modelId: "m", modelDir: "/d", layerStart: 0, layerEnd: 2, nLayers: 2 } },
+    {
+      kind: "health",
+      id: 6,
+      liveRequests: 0,
+      loaded: { modelId: "m", modelDir: "/d", layerStart: 0, layerEnd: 2, nLayers: 2 },
+    },
     { kind: "error", id: 6, code: "E_CAPACITY", message: "full" },
   ];
   for (const reply of replies) {
@@ -46,10 +68,20 @@ describe("runner wire", () => {
 
   test("a call with a missing or mistyped field is refused naming the field", () => {
     const cases: Array<[Message, string]> = [
-      [{ type: "PROMPT", fields: { id: 1, requestId: "r", tokens: [1.5], sampling }, body: new Uint8Array() }, "tokens"],
+      [
+        { type: "PROMPT", fields: { id: 1, requestId: "r", tokens: [1.5], sampling }, body: new Uint8Array() },
+        "tokens",
+      ],
       [{ type: "END", fields: { id: 1 }, body: new Uint8Array() }, "requestId"],
       [{ type: "PREPARE", fields: { id: 1, shard: { modelId: "m" } }, body: new Uint8Array() }, "shard.modelDir"],
-      [{ type: "PROMPT", fields: { id: 1, requestId: "r", tokens: [1], sampling: { temperature: 0 } }, body: new Uint8Array() }, "sampling.topP"],
+      [
+        {
+          type: "PROMPT",
+          fields: { id: 1, requestId: "r", tokens: [1], sampling: { temperature: 0 } },
+          body: new Uint8Array(),
+        },
+        "sampling.topP",
+      ],
       [{ type: "HEALTH", fields: {}, body: new Uint8Array() }, "id"],
       [{ type: "TOPOLOGY", fields: { id: 1 }, body: new Uint8Array() }, "TOPOLOGY"],
     ];
@@ -82,7 +114,9 @@ describe("runner fault hook", () => {
 
   test("refuses an unknown fault spec with the accepted forms", () => {
     for (const spec of ["abort", "abort-on-token:x", "abort-on-request:", "abort-on-load-if-file:", "explode:1"]) {
-      expect(() => parseRunnerFault(spec)).toThrow("abort-on-request:<id prefix>, abort-on-token:<token id> or abort-on-load-if-file:<path>");
+      expect(() => parseRunnerFault(spec)).toThrow(
+        "abort-on-request:<id prefix>, abort-on-token:<token id> or abort-on-load-if-file:<path>",
+      );
     }
   });
 });

@@ -43,7 +43,12 @@ function scriptedSocket(budget: number) {
 
 function connection(s: ReturnType<typeof scriptedSocket>, onMessage: (m: Message) => void = () => {}) {
   const closes: string[] = [];
-  const conn = new Connection(s.asBun, { direction: "out", maxFrameBytes: 64 << 20, onMessage, onClose: (r) => closes.push(r) });
+  const conn = new Connection(s.asBun, {
+    direction: "out",
+    maxFrameBytes: 64 << 20,
+    onMessage,
+    onClose: (r) => closes.push(r),
+  });
   return { conn, closes };
 }
 

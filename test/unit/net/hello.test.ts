@@ -3,11 +3,17 @@ import { expect, test } from "bun:test";
 import { encodeHello, parseHello, type Hello } from "../../../src/net/hello.ts";
 
 const mine: Hello = { nodeId: "a", protocol: 1, version: "0.1.0", port: 50051 };
-const theirs = (over: Record<string, unknown> = {}) => ({ ...encodeHello({ nodeId: "b", protocol: 1, version: "0.1.0", port: 50052 }), ...over });
+const theirs = (over: Record<string, unknown> = {}) => ({
+  ...encodeHello({ nodeId: "b", protocol: 1, version: "0.1.0", port: 50052 }),
+  ...over,
+});
 
 test("a matching HELLO is read back with its capabilities and probe flag", () => {
   const caps = { model: "Mac", chip: "Apple M3", memory: 8192, flops: { fp32: 3.55, fp16: 7.1, int8: 14.2 } };
-  const h = parseHello({ ...encodeHello({ nodeId: "b", protocol: 1, version: "0.1.0", port: 0, capabilities: caps, probe: true }, "a") }, mine);
+  const h = parseHello(
+    { ...encodeHello({ nodeId: "b", protocol: 1, version: "0.1.0", port: 0, capabilities: caps, probe: true }, "a") },
+    mine,
+  );
   expect(h).toEqual({ nodeId: "b", protocol: 1, version: "0.1.0", port: 0, capabilities: caps, probe: true });
 });
 

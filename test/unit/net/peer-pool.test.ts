@@ -63,7 +63,9 @@ function pair(): [TestNode, TestNode] {
 describe("PeerPool", () => {
   test("two nodes link both ways with one dial each, and repeated calls reuse the same connection", async () => {
     const [a, b] = pair();
-    await waitFor(() => a.pool.stats().peers[0]?.outbound && b.pool.stats().peers[0]?.outbound, { what: "both outbound links" });
+    await waitFor(() => a.pool.stats().peers[0]?.outbound && b.pool.stats().peers[0]?.outbound, {
+      what: "both outbound links",
+    });
     const before = a.pool.stats().peers[0]!.outbound!;
     for (let i = 0; i < 10; i++) expect((await a.pool.request("b", "HEALTH")).type).toBe("HEALTH_OK");
     for (let i = 0; i < 10; i++) expect((await b.pool.request("a", "HEALTH")).type).toBe("HEALTH_OK");
@@ -84,7 +86,9 @@ describe("PeerPool", () => {
       return { type: "OK", fields: { n: msg.fields.n }, body: msg.body };
     });
     await waitFor(() => a.pool.peersUp().length === 1, { what: "a sees b" });
-    const answers = await Promise.all(Array.from({ length: 1000 }, (_, n) => a.pool.request("b", "PROMPT", { n }, Uint8Array.of(n & 255))));
+    const answers = await Promise.all(
+      Array.from({ length: 1000 }, (_, n) => a.pool.request("b", "PROMPT", { n }, Uint8Array.of(n & 255))),
+    );
     answers.forEach((m, n) => {
       expect(m.fields.n).toBe(n);
       expect([...m.body]).toEqual([n & 255]);
@@ -122,17 +126,23 @@ describe("PeerPool", () => {
     const a = startNode("a");
     const b = startNode("b", { version: "9.9.9" });
     a.pool.setPeers([b.addr]);
-    await waitFor(() => a.pool.stats().peers[0]!.dialFailures >= 1 && b.pool.stats().refused >= 1, { what: "refusal on both sides" });
+    await waitFor(() => a.pool.stats().peers[0]!.dialFailures >= 1 && b.pool.stats().refused >= 1, {
+      what: "refusal on both sides",
+    });
     expect(a.pool.peersUp()).toEqual([]);
     expect(b.pool.peersUp()).toEqual([]);
-    expect(a.pool.stats().peers[0]!.lastDialError).toMatch(/refused the handshake: node a runs exo .+, node b runs exo 9.9.9: run the same build/);
+    expect(a.pool.stats().peers[0]!.lastDialError).toMatch(
+      /refused the handshake: node a runs exo .+, node b runs exo 9.9.9: run the same build/,
+    );
   });
 
   test("a node that is not in the peer file is refused, and removing a peer drops its links", async () => {
     const [a, b] = pair();
     const c = startNode("c");
     c.pool.setPeers([a.addr]);
-    await waitFor(() => a.pool.peersUp().includes("b") && c.pool.stats().peers[0]!.dialFailures >= 1, { what: "c refused" });
+    await waitFor(() => a.pool.peersUp().includes("b") && c.pool.stats().peers[0]!.dialFailures >= 1, {
+      what: "c refused",
+    });
     expect(a.pool.peersUp()).toEqual(["b"]);
     const changes: string[] = [];
     a.pool.onPeerChange((peer, up) => changes.push(`${peer}:${up}`));
@@ -145,10 +155,14 @@ describe("PeerPool", () => {
     const a = startNode("a");
     const oldB = startNode("b");
     a.pool.setPeers([oldB.addr]);
-    await waitFor(() => a.pool.stats().peers[0]?.outbound?.remotePort === oldB.addr.port, { what: "link to the old address" });
+    await waitFor(() => a.pool.stats().peers[0]?.outbound?.remotePort === oldB.addr.port, {
+      what: "link to the old address",
+    });
     const newB = startNode("b");
     a.pool.setPeers([newB.addr]);
-    await waitFor(() => a.pool.stats().peers[0]?.outbound?.remotePort === newB.addr.port, { what: "link to the new address" });
+    await waitFor(() => a.pool.stats().peers[0]?.outbound?.remotePort === newB.addr.port, {
+      what: "link to the new address",
+    });
     expect(a.pool.stats().peers[0]!.address).toBe(`127.0.0.1:${newB.addr.port}`);
   });
 
@@ -217,7 +231,9 @@ describe("PeerPool", () => {
     } finally {
       probe.close("test done");
     }
-    expect(await codeOf(openProbe("127.0.0.1", a.addr.port, { probeId: "doctor@test", expect: "zz", timeoutMs: 1000 }))).toBe("E_HANDSHAKE");
+    expect(
+      await codeOf(openProbe("127.0.0.1", a.addr.port, { probeId: "doctor@test", expect: "zz", timeoutMs: 1000 })),
+    ).toBe("E_HANDSHAKE");
   });
 
   test("garbage on a connection closes only that connection", async () => {

@@ -39,7 +39,14 @@ function node(id: string, memory: number): N {
   });
   const server = listenTcp("127.0.0.1", 0, (s) => pool.accept(s));
   port = server.port;
-  const topo = createTopologyService({ pool, capabilities, configuredCapabilities: () => undefined, maxDepth: 4, timeoutMs: 1000, refreshIntervalMs: 60_000 });
+  const topo = createTopologyService({
+    pool,
+    capabilities,
+    configuredCapabilities: () => undefined,
+    maxDepth: 4,
+    timeoutMs: 1000,
+    refreshIntervalMs: 60_000,
+  });
   const n = { pool, server, topo, addr: { nodeId: id, address: "127.0.0.1", port } };
   nodes.push(n);
   return n;
@@ -50,14 +57,21 @@ test("nodes of a line a - b - c all collect the same three-node graph, including
   a.pool.setPeers([b.addr]);
   b.pool.setPeers([a.addr, c.addr]);
   c.pool.setPeers([b.addr]);
-  await waitFor(() => b.pool.peersUp().length === 2 && a.pool.peersUp().length === 1 && c.pool.peersUp().length === 1, { what: "line formed" });
+  await waitFor(() => b.pool.peersUp().length === 2 && a.pool.peersUp().length === 1 && c.pool.peersUp().length === 1, {
+    what: "line formed",
+  });
   const views = await Promise.all([a, b, c].map((n) => n.topo.refresh()));
   const json = views.map((v) => JSON.stringify(topologyToJson(v)));
   expect(json[1]).toBe(json[0]!);
   expect(json[2]).toBe(json[0]!);
   expect([...views[0]!.nodes.keys()]).toEqual(["a", "b", "c"]);
   expect(views[0]!.nodes.get("c")!.memory).toBe(300);
-  expect(views[0]!.links.map((l) => `${l.fromId}>${l.toId}:${l.description}`)).toEqual(["a>b:MAN", "b>a:MAN", "b>c:MAN", "c>b:MAN"]);
+  expect(views[0]!.links.map((l) => `${l.fromId}>${l.toId}:${l.description}`)).toEqual([
+    "a>b:MAN",
+    "b>a:MAN",
+    "b>c:MAN",
+    "c>b:MAN",
+  ]);
   expect(a.topo.current()).toBe(views[0]!);
 });
 
@@ -69,8 +83,13 @@ test("TOPOLOGY_REQ honours max_depth and visited", async () => {
   await waitFor(() => b.pool.peersUp().length === 2 && a.pool.peersUp().length === 1, { what: "line formed" });
   const links = async (fields: Record<string, unknown>) => {
     const answer = await a.pool.request("b", "TOPOLOGY_REQ", fields);
-    const graph = (answer.fields.topology as { peer_graph: Record<string, { from_id: string; to_id: string }[]> }).peer_graph;
-    return Object.values(graph).flat().map((l) => `${l.from_id}>${l.to_id}`).sort().join(" ");
+    const graph = (answer.fields.topology as { peer_graph: Record<string, { from_id: string; to_id: string }[]> })
+      .peer_graph;
+    return Object.values(graph)
+      .flat()
+      .map((l) => `${l.from_id}>${l.to_id}`)
+      .sort()
+      .join(" ");
   };
   expect(await links({ visited: [], max_depth: 0 })).toBe("b>a b>c"); // b's own links only
   expect(await links({ visited: [], max_depth: 1 })).toBe("a>b b>a b>c c>b");

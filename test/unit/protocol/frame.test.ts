@@ -1,7 +1,13 @@
 // Pins the frame layout of src/protocol/README.md and the streaming decoder's behaviour on every fault.
 import { describe, expect, test } from "bun:test";
 import { isNodeError } from "../../../src/errors.ts";
-import { FrameDecoder, HEADER_BYTES, MAX_FRAME_BYTES, encodeFrame, type OutgoingMessage } from "../../../src/protocol/frame.ts";
+import {
+  FrameDecoder,
+  HEADER_BYTES,
+  MAX_FRAME_BYTES,
+  encodeFrame,
+  type OutgoingMessage,
+} from "../../../src/protocol/frame.ts";
 import { MESSAGE_TYPES, type MessageTypeName } from "../../../src/protocol/types.ts";
 
 function codeOf(fn: () => unknown): string {
@@ -67,7 +73,9 @@ describe("FrameDecoder", () => {
   test("round-trips every message type", () => {
     const names = Object.keys(MESSAGE_TYPES) as MessageTypeName[];
     const dec = new FrameDecoder();
-    const frames = names.map((type, i) => encodeFrame({ type, fields: { id: i, type_name: type }, body: Uint8Array.of(i, 255 - i) }));
+    const frames = names.map((type, i) =>
+      encodeFrame({ type, fields: { id: i, type_name: type }, body: Uint8Array.of(i, 255 - i) }),
+    );
     const out = dec.push(concat(...frames));
     expect(out.map((m) => m.type)).toEqual(names);
     out.forEach((m, i) => {
@@ -128,7 +136,9 @@ describe("FrameDecoder", () => {
 
   test("rejects bad magic as soon as the first wrong byte arrives", () => {
     expect(codeOf(() => new FrameDecoder().push(Uint8Array.of(0x47)))).toBe("E_PROTOCOL_MAGIC");
-    expect(codeOf(() => new FrameDecoder().push(new TextEncoder().encode("GET / HTTP/1.1\r\n")))).toBe("E_PROTOCOL_MAGIC");
+    expect(codeOf(() => new FrameDecoder().push(new TextEncoder().encode("GET / HTTP/1.1\r\n")))).toBe(
+      "E_PROTOCOL_MAGIC",
+    );
   });
 
   test("rejects an unknown protocol version", () => {
@@ -146,7 +156,9 @@ describe("FrameDecoder", () => {
   test("rejects an oversized length from the header alone, before any payload arrives or is allocated", () => {
     const dec = new FrameDecoder();
     expect(codeOf(() => dec.push(header(MESSAGE_TYPES.TENSOR, MAX_FRAME_BYTES + 1)))).toBe("E_FRAME_TOO_LARGE");
-    expect(codeOf(() => new FrameDecoder({ maxFrameBytes: 1024 }).push(header(MESSAGE_TYPES.TENSOR, 1025)))).toBe("E_FRAME_TOO_LARGE");
+    expect(codeOf(() => new FrameDecoder({ maxFrameBytes: 1024 }).push(header(MESSAGE_TYPES.TENSOR, 1025)))).toBe(
+      "E_FRAME_TOO_LARGE",
+    );
     expect(codeOf(() => new FrameDecoder().push(header(MESSAGE_TYPES.TENSOR, 0xffffffff)))).toBe("E_FRAME_TOO_LARGE");
   });
 
@@ -189,7 +201,7 @@ describe("FrameDecoder", () => {
 
   test("survives thousands of random byte streams with only NodeErrors", () => {
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     const good = encodeFrame(sample);
     for (let i = 0; i < 3000; i++) {
       const bytes = good.slice();

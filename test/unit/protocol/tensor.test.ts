@@ -10,7 +10,9 @@ test("every dtype round-trips through a TENSOR frame with its bytes intact", () 
     const shape = [2, 1, 3];
     const bytes = new Uint8Array(tensorByteLength(dtype, shape)).map((_, i) => (i * 37) & 255);
     const { fields, body } = encodeTensor({ dtype, shape, bytes });
-    const [msg] = new FrameDecoder().push(encodeFrame({ type: "TENSOR", fields: { request_id: "r", ...fields }, body }));
+    const [msg] = new FrameDecoder().push(
+      encodeFrame({ type: "TENSOR", fields: { request_id: "r", ...fields }, body }),
+    );
     const t = decodeTensor(msg!.fields, msg!.body);
     expect(t.dtype).toBe(dtype);
     expect(t.shape).toEqual(shape);

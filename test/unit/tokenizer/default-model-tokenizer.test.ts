@@ -29,7 +29,9 @@ describe("exo-tiny-chat tokenizer", () => {
       { role: "system", content: "Answer briefly." },
       { role: "user", content: "reverse abc" },
     ];
-    expect(tok.applyChatTemplate(chat)).toBe("<|begin|><|system|>Answer briefly.<|end|><|user|>reverse abc<|end|><|assistant|>");
+    expect(tok.applyChatTemplate(chat)).toBe(
+      "<|begin|><|system|>Answer briefly.<|end|><|user|>reverse abc<|end|><|assistant|>",
+    );
     const ids = tok.encodeChat(chat);
     expect(ids.filter((id) => id === tok.bosId)).toHaveLength(1);
     expect(ids[0]).toBe(tok.bosId!);

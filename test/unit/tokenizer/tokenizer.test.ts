@@ -49,9 +49,9 @@ describe("Llama 3 encoding matches Hugging Face", () => {
   }
 
   test("recognises special tokens written as text as single ids", () => {
-    expect(tok.encode("<|start_header_id|>This text has special tokens<|eot_id|>", { addSpecialTokens: false })).toEqual([
-      128006, 2028, 1495, 706, 3361, 11460, 128009,
-    ]);
+    expect(
+      tok.encode("<|start_header_id|>This text has special tokens<|eot_id|>", { addSpecialTokens: false }),
+    ).toEqual([128006, 2028, 1495, 706, 3361, 11460, 128009]);
   });
 });
 
@@ -157,7 +157,12 @@ describe("model directories", () => {
     expect(fromFile.applyChatTemplate([])).toBe("file");
     const named = await loadTokenizer(
       dirWith({
-        "tokenizer_config.json": { chat_template: [{ name: "rag", template: "rag" }, { name: "default", template: "default" }] },
+        "tokenizer_config.json": {
+          chat_template: [
+            { name: "rag", template: "rag" },
+            { name: "default", template: "default" },
+          ],
+        },
       }),
     );
     expect(named.applyChatTemplate([])).toBe("default");
@@ -171,8 +176,16 @@ describe("model directories", () => {
   const broken: [string, Record<string, unknown>, RegExp][] = [
     ["a missing tokenizer.json", {}, /tokenizer\.json is missing/],
     ["tokenizer.json that is not JSON", { "tokenizer.json": "{oops" }, /tokenizer\.json is not valid JSON/],
-    ["tokenizer.json of the wrong shape", { "tokenizer.json": { model: { type: "Nope" } } }, /tokenizer\.json: not a usable tokenizer/],
-    ["tokenizer_config.json that is not JSON", { "tokenizer.json": "{}", "tokenizer_config.json": "[" }, /tokenizer_config\.json is not valid JSON/],
+    [
+      "tokenizer.json of the wrong shape",
+      { "tokenizer.json": { model: { type: "Nope" } } },
+      /tokenizer\.json: not a usable tokenizer/,
+    ],
+    [
+      "tokenizer_config.json that is not JSON",
+      { "tokenizer.json": "{}", "tokenizer_config.json": "[" },
+      /tokenizer_config\.json is not valid JSON/,
+    ],
   ];
   for (const [what, files, message] of broken) {
     test(`rejects ${what} with E_TOKENIZER naming the file`, async () => {

@@ -26,20 +26,46 @@ const mac2 = caps("Apple M2 Ultra", 196608, 26.98);
 const mac1 = caps("Apple M3 Max", 131072, 14.2);
 
 /** What each node of the original report sees by itself: itself, its peer as configured, one link out. */
-const viewOfMac2 = buildTopology({ nodes: [["mac2", mac2], ["test_mac1", UNKNOWN_CAPABILITIES]], links: [man("mac2", "test_mac1")] });
-const viewOfMac1 = buildTopology({ nodes: [["test_mac1", mac1], ["mac2", UNKNOWN_CAPABILITIES]], links: [man("test_mac1", "mac2")] });
+const viewOfMac2 = buildTopology({
+  nodes: [
+    ["mac2", mac2],
+    ["test_mac1", UNKNOWN_CAPABILITIES],
+  ],
+  links: [man("mac2", "test_mac1")],
+});
+const viewOfMac1 = buildTopology({
+  nodes: [
+    ["test_mac1", mac1],
+    ["mac2", UNKNOWN_CAPABILITIES],
+  ],
+  links: [man("test_mac1", "mac2")],
+});
 
 describe("buildTopology", () => {
   test("sorts nodes and links so the same content in any order gives the same graph", () => {
-    const a = buildTopology({ nodes: [["b", mac1], ["a", mac2]], links: [man("b", "a"), man("a", "b")] });
-    const b = buildTopology({ nodes: [["a", mac2], ["b", mac1]], links: [man("a", "b"), man("b", "a")] });
+    const a = buildTopology({
+      nodes: [
+        ["b", mac1],
+        ["a", mac2],
+      ],
+      links: [man("b", "a"), man("a", "b")],
+    });
+    const b = buildTopology({
+      nodes: [
+        ["a", mac2],
+        ["b", mac1],
+      ],
+      links: [man("a", "b"), man("b", "a")],
+    });
     expect(topologyToJson(a)).toEqual(topologyToJson(b));
     expect([...a.nodes.keys()]).toEqual(["a", "b"]);
     expect(a.links.map((l) => `${l.fromId}>${l.toId}`)).toEqual(["a>b", "b>a"]);
   });
 
   test("keeps one link per direction and drops self-links", () => {
-    const t = buildTopology({ links: [man("a", "b"), { fromId: "a", toId: "b", description: "OTHER" }, man("a", "a")] });
+    const t = buildTopology({
+      links: [man("a", "b"), { fromId: "a", toId: "b", description: "OTHER" }, man("a", "a")],
+    });
     expect(t.links).toEqual([man("a", "b")]);
   });
 });
@@ -58,7 +84,13 @@ describe("mergeTopologies", () => {
 
   test("keeps nodes two hops away (exo's merge dropped them)", () => {
     const ab = buildTopology({ nodes: [["a", mac2]], links: [man("a", "b")] });
-    const bc = buildTopology({ nodes: [["b", mac1], ["c", caps("Apple M1", 16384)]], links: [man("b", "c")] });
+    const bc = buildTopology({
+      nodes: [
+        ["b", mac1],
+        ["c", caps("Apple M1", 16384)],
+      ],
+      links: [man("b", "c")],
+    });
     const merged = mergeTopologies(ab, bc);
     expect([...merged.nodes.keys()]).toEqual(["a", "b", "c"]);
     expect([...reachableFrom(merged, "a")].sort()).toEqual(["a", "b", "c"]);
@@ -92,7 +124,9 @@ describe("exo's /topology JSON", () => {
 
   test("reads capabilities on their own, naming the bad key", () => {
     expect(parseCapabilities(JSON.parse(JSON.stringify(mac2)))).toEqual(mac2);
-    expect(() => parseCapabilities({ ...mac2, memory: -1 }, "hello.capabilities")).toThrow("hello.capabilities.memory: expected a number >= 0");
+    expect(() => parseCapabilities({ ...mac2, memory: -1 }, "hello.capabilities")).toThrow(
+      "hello.capabilities.memory: expected a number >= 0",
+    );
   });
 
   test("round-trips through parseTopologyJson (JSON text included)", () => {
@@ -103,8 +137,16 @@ describe("exo's /topology JSON", () => {
 
   const bad: Array<[string, unknown, string]> = [
     ["a list", [], "topology: expected {nodes, peer_graph}"],
-    ["a node without memory", { nodes: { a: { model: "m", chip: "c", flops: { fp32: 0, fp16: 0, int8: 0 } } }, peer_graph: {} }, "topology.nodes.a.memory"],
-    ["flops as strings", { nodes: { a: { ...mac2, flops: { fp32: "1", fp16: 0, int8: 0 } } }, peer_graph: {} }, "nodes.a.flops"],
+    [
+      "a node without memory",
+      { nodes: { a: { model: "m", chip: "c", flops: { fp32: 0, fp16: 0, int8: 0 } } }, peer_graph: {} },
+      "topology.nodes.a.memory",
+    ],
+    [
+      "flops as strings",
+      { nodes: { a: { ...mac2, flops: { fp32: "1", fp16: 0, int8: 0 } } }, peer_graph: {} },
+      "nodes.a.flops",
+    ],
     ["a link without to_id", { nodes: {}, peer_graph: { a: [{ from_id: "a" }] } }, "peer_graph.a[0]"],
     ["peer_graph entries that are not lists", { nodes: {}, peer_graph: { a: {} } }, "peer_graph.a"],
   ];

@@ -77,7 +77,9 @@ describe("placeModel, memory limits", () => {
     const placement = placeModel(model, [node("a", 16384), node("pi", 1024)]);
     if (!placement.ok) throw new Error(placement.message);
     expect(ranges(placement.plan)).toEqual(["a:0-8"]);
-    expect(placement.leftOut).toEqual([{ nodeId: "pi", availableBytes: Math.floor(1024 * 1024 * 1024 * 0.8), maxLayers: 0 }]);
+    expect(placement.leftOut).toEqual([
+      { nodeId: "pi", availableBytes: Math.floor(1024 * 1024 * 1024 * 0.8), maxLayers: 0 },
+    ]);
   });
 
   test("places a memory-bound model when each node's share fits what it holds", () => {
@@ -92,7 +94,11 @@ describe("placeModel, memory limits", () => {
     expect(placement.ok).toBe(false);
     if (placement.ok) return;
     expect(placement.neededBytes).toBe(8 * (GB + GB / 8));
-    expect(placement.nodes.map((f) => [f.nodeId, f.maxLayers])).toEqual([["mac2", 2], ["test_mac1", 1], ["pi", 0]]);
+    expect(placement.nodes.map((f) => [f.nodeId, f.maxLayers])).toEqual([
+      ["mac2", 2],
+      ["test_mac1", 1],
+      ["pi", 0],
+    ]);
     expect(placement.message).toBe(
       "big does not fit: it needs 9.0 GB for 8 layers (1.1 GB per layer with KV headroom), the cluster has 5.2 GB usable: " +
         "mac2 3.2 GB (2 layers), test_mac1 1.6 GB (1 layer), pi 0.4 GB (too small for one layer)",
@@ -142,13 +148,17 @@ describe("placeModel, properties over random clusters", () => {
         expect(s.layerEnd).toBeGreaterThan(s.layerStart);
         if (i > 0) expect(s.layerStart).toBe(stages[i - 1]?.layerEnd ?? -1);
       });
-      const order = ringOrder(nodes).map((n) => n.nodeId).filter((id) => stages.some((s) => s.nodeId === id));
+      const order = ringOrder(nodes)
+        .map((n) => n.nodeId)
+        .filter((id) => stages.some((s) => s.nodeId === id));
       expect(stages.map((s) => s.nodeId)).toEqual(order);
       const perLayer = Math.ceil(model.weightBytes / model.nLayers);
       const bytesPerLayer = perLayer + Math.ceil(perLayer / 8);
       const memory = new Map(nodes.map((n) => [n.nodeId, n.memory]));
       for (const s of stages) {
-        expect((s.layerEnd - s.layerStart) * bytesPerLayer).toBeLessThanOrEqual((memory.get(s.nodeId) ?? 0) * 1024 * 1024 * 0.8);
+        expect((s.layerEnd - s.layerStart) * bytesPerLayer).toBeLessThanOrEqual(
+          (memory.get(s.nodeId) ?? 0) * 1024 * 1024 * 0.8,
+        );
       }
       expect(parsePlan(placement.plan)).toEqual(placement.plan);
     }
@@ -198,12 +208,39 @@ describe("splitLayers", () => {
 });
 
 describe("parsePlan", () => {
-  const good = { modelId: "m", nLayers: 4, stages: [{ nodeId: "a", layerStart: 0, layerEnd: 3 }, { nodeId: "b", layerStart: 3, layerEnd: 4 }] };
+  const good = {
+    modelId: "m",
+    nLayers: 4,
+    stages: [
+      { nodeId: "a", layerStart: 0, layerEnd: 3 },
+      { nodeId: "b", layerStart: 3, layerEnd: 4 },
+    ],
+  };
   const bad: Array<[string, unknown, string]> = [
-    ["a gap", { ...good, stages: [{ nodeId: "a", layerStart: 0, layerEnd: 2 }, { nodeId: "b", layerStart: 3, layerEnd: 4 }] }, "stages[1].layerStart: expected 2, got 3"],
+    [
+      "a gap",
+      {
+        ...good,
+        stages: [
+          { nodeId: "a", layerStart: 0, layerEnd: 2 },
+          { nodeId: "b", layerStart: 3, layerEnd: 4 },
+        ],
+      },
+      "stages[1].layerStart: expected 2, got 3",
+    ],
     ["an empty range", { ...good, stages: [{ nodeId: "a", layerStart: 0, layerEnd: 0 }] }, "stages[0].layerEnd"],
     ["a short cover", { ...good, nLayers: 5 }, "stages end at layer 4, expected nLayers 5"],
-    ["a repeated node", { ...good, stages: [{ nodeId: "a", layerStart: 0, layerEnd: 3 }, { nodeId: "a", layerStart: 3, layerEnd: 4 }] }, "stages[1].nodeId"],
+    [
+      "a repeated node",
+      {
+        ...good,
+        stages: [
+          { nodeId: "a", layerStart: 0, layerEnd: 3 },
+          { nodeId: "a", layerStart: 3, layerEnd: 4 },
+        ],
+      },
+      "stages[1].nodeId",
+    ],
     ["no stages", { ...good, stages: [] }, "stages: expected a non-empty list"],
     ["a missing model id", { ...good, modelId: 3 }, "modelId"],
   ];
