@@ -39,7 +39,11 @@ export type ShapedModel = ResolvedModel & { layers: number };
 export interface NodeModelStore extends ModelStore {
   /** Resolves a reference; for a hub repo outside the catalog, fetches its config to learn the layer count. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_* */
   resolveModel(ref: string): Promise<ShapedModel>;
-  /** The directory holding config, tokenizer and the weight files of `range`, downloading what is missing. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_* */
+  /**
+   * The directory holding config, tokenizer and the weight files of `range`, downloading what is missing;
+   * an empty range (layerStart = layerEnd) fetches config, tokenizer and chat template only.
+   * @throws E_MODEL_UNKNOWN, E_DOWNLOAD_*
+   */
   ensureShardFiles(model: string | ResolvedModel, range: LayerRange, onProgress?: ProgressListener): Promise<string>;
   localState(entry: CatalogEntry): Promise<LocalModelState>;
   /** Every progress event of this node's downloads (the cluster broadcasts them as STATUS). */
@@ -80,8 +84,11 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
       record(p);
       onProgress?.(p);
     };
+    // An empty range is the coordinator asking for the tokenizer and chat template only (no weights).
+    const supportOnly = range.layerStart === range.layerEnd;
+    const req = { modelId: model.id, repo: model.source.repo, ...(supportOnly ? { supportOnly } : { range }) };
     try {
-      return (await downloadRepo({ modelId: model.id, repo: model.source.repo, range }, opts, report)).dir;
+      return (await downloadRepo(req, opts, report)).dir;
     } catch (err) {
       // Failures before the file list is known have no tracker: report them in the same shape.
       const last = latest.get(`${model.id}:${range.layerStart}:${range.layerEnd}`);

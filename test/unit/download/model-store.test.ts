@@ -1,6 +1,6 @@
 // The node's model store: stage files for the cluster, exo's /modelpool, /download, progress and delete shapes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCatalog } from "../../../src/catalog/catalog.ts";
@@ -80,6 +80,33 @@ describe("the model store", () => {
       status: "in_progress",
     });
     expect(store.downloadProgress()).toEqual({});
+  });
+
+  test("an empty range (the coordinator's tokenizer) fetches config, tokenizer and chat template, no weights", async () => {
+    const fresh = await mkdtemp(join(tmpdir(), "exo-store-support-"));
+    try {
+      const own = createModelStore({
+        nodeId: "coordinator",
+        catalog,
+        hub: { endpoint: hub.url },
+        hubCacheDir: fresh,
+        offline: false,
+      });
+      const before = hub.cdnRequests.length;
+      const dir = await own.ensureShardFiles("tiny-sharded", { layerStart: 0, layerEnd: 0 });
+      const files = (await readdir(dir)).sort();
+      expect(files).toEqual([
+        "config.json",
+        "generation_config.json",
+        "model.safetensors.index.json",
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+      ]);
+      expect(hub.cdnRequests.slice(before).filter((r) => r.path.endsWith(".safetensors"))).toEqual([]);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
   });
 
   test("the pool shows a partly fetched model with its percentage, and a missing one at 0", async () => {
