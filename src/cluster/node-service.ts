@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { ChatMessage, ModelInfo } from "../api/deps.ts";
 import { assertRunnable } from "../catalog/architectures.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
+import { contextWindow } from "../catalog/context-window.ts";
 import { bitsPerWeight, type Quantization } from "../catalog/quantization.ts";
 import { logger } from "../log.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
@@ -95,7 +96,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
       if (status.progress && status.nodeId !== transport.selfId)
         store.recordPeerProgress(status.nodeId, status.progress);
     },
-    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
+    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir), await readContextWindow(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,
   });
   for (const ref of opts.models ?? []) {
@@ -125,8 +126,18 @@ function infoOf(model: ShapedModel): ModelInfo {
   };
 }
 
-function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>): ClusterTokenizer {
+/** The model's context window from the config and tokenizer config beside its tokenizer. */
+async function readContextWindow(dir: string): Promise<number | undefined> {
+  const read = (name: string) =>
+    Bun.file(join(dir, name))
+      .json()
+      .catch(() => ({})) as Promise<Record<string, unknown>>;
+  return contextWindow(await read("config.json"), await read("tokenizer_config.json"));
+}
+
+function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>, window: number | undefined): ClusterTokenizer {
   return {
+    ...(window !== undefined ? { contextWindow: window } : {}),
     encodeChat: (messages: ChatMessage[], tools?: unknown[]) =>
       t.encodeChat(messages, { addGenerationPrompt: true, ...(tools ? { tools } : {}) }),
     encode: (text) => t.encode(text, { addSpecialTokens: true }),

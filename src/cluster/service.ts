@@ -5,6 +5,7 @@ import { logger } from "../log.ts";
 import type { ChatMessage, GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "../api/deps.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
+import { fitToWindow } from "./context-fit.ts";
 import { createCoordinator } from "./coordinator.ts";
 import {
   parseError,
@@ -32,6 +33,8 @@ export interface ClusterTokenizer {
   encode(text: string): number[];
   eosIds: number[];
   createDetokenizer(): Detokenizer;
+  /** Longest prompt + answer in tokens (src/catalog/context-window.ts); undefined when the model's files do not say. */
+  contextWindow?: number;
 }
 
 export interface ClusterServiceDeps {
@@ -168,13 +171,22 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   async function* generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
     const model = await deps.resolveModel(req.modelId);
     const plan = deps.planFor(model);
-    const [tokenizer] = await Promise.all([tokenizerFor(model), ensurePrepared(plan)]);
+    // Tokenized and fitted to the context window before the stages prepare: a prompt too long costs nothing.
+    const tokenizer = await tokenizerFor(model);
     const tokens = req.messages ? tokenizer.encodeChat(req.messages, req.tools) : tokenizer.encode(req.prompt ?? "");
     if (tokens.length === 0) throw new NodeError("E_TOKENIZER", "the prompt encodes to no tokens");
+    const maxTokens = fitToWindow({
+      modelId: model.id,
+      promptTokens: tokens.length,
+      maxTokens: req.maxTokens,
+      window: tokenizer.contextWindow,
+      what: req.messages ? "messages" : "prompt",
+    });
+    await ensurePrepared(plan);
     const requestId = crypto.randomUUID();
     const eosIds = tokenizer.eosIds;
     const ids = coordinator.generateTokens(
-      { requestId, plan, tokens, sampling: req.sampling, maxTokens: req.maxTokens, eosIds },
+      { requestId, plan, tokens, sampling: req.sampling, maxTokens, eosIds },
       signal,
     );
     try {
@@ -182,7 +194,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
         detokenizer: tokenizer.createDetokenizer(),
         stop: req.stop,
         eosIds,
-        maxTokens: req.maxTokens,
+        maxTokens,
         promptTokens: tokens.length,
       });
     } catch (err) {
