@@ -20,6 +20,10 @@ export const nodeArgs = {
     description: "deadline of one health check (default 5000, at most the interval)",
   },
   "request-timeout-ms": { type: "string", description: "default deadline of a request to a peer (default 30000)" },
+  "prepare-stall-ms": {
+    type: "string",
+    description: "fail a prepare when a node shows no download or load progress for this long (default 60000)",
+  },
   "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
   models: {
     type: "string",

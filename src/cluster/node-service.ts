@@ -31,6 +31,8 @@ export interface NodeClusterOptions {
   /** Models to serve besides the catalog (local directories, Hugging Face repo ids). */
   models?: string[];
   tokenTimeoutMs?: number;
+  /** A stage with no prepare progress for this long fails the prepare (default 60 s). */
+  prepareStallMs?: number;
 }
 
 /** The cluster service of a node; resolves `models` (served besides the catalog) before it returns. */
@@ -98,6 +100,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     },
     loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir), await readContextWindow(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,
+    prepareStallMs: opts.prepareStallMs,
   });
   for (const ref of opts.models ?? []) {
     await resolveModel(ref).catch((err: unknown) =>

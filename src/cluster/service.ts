@@ -20,6 +20,7 @@ import {
   type StatusFields,
 } from "./messages.ts";
 import { createShardPreparer, type EnsureShardFiles } from "./prepare.ts";
+import { createStallWatch } from "./prepare-watch.ts";
 import { decodeTensor } from "../protocol/tensor.ts";
 import { createStageHost } from "./stage.ts";
 import { streamText, type Detokenizer } from "./text-stream.ts";
@@ -53,6 +54,8 @@ export interface ClusterServiceDeps {
   tokenTimeoutMs?: number;
   /** Longest wait for every stage to download and load its shard (default 6 h). */
   prepareTimeoutMs?: number;
+  /** Longest a stage may go without prepare progress (a STATUS with a new phase or fraction) before it fails (default 60 s). */
+  prepareStallMs?: number;
   /** A stage frees a request idle this long, as a last resort (default 10 min). */
   stageIdleMs?: number;
 }
@@ -138,10 +141,18 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     const ready = (nodeId: string) => {
       for (const l of listeners) l({ nodeId, modelId: plan.modelId, phase: "ready", fraction: 1 });
     };
+    // A node that answers health checks but never reports progress fails its prepare after prepareStallMs.
+    const stall = createStallWatch(plan.modelId, deps.prepareStallMs ?? 60_000);
+    const watchProgress: PrepareProgress = (status) => stall.progress(status);
+    listeners.add(watchProgress);
     const ask = (node: string) =>
-      transport
-        .request(node, "PREPARE", { modelId: plan.modelId, plan }, undefined, { timeoutMs })
-        .then(() => ready(node));
+      Promise.race([
+        transport.request(node, "PREPARE", { modelId: plan.modelId, plan }, undefined, { timeoutMs }),
+        stall.until(node),
+      ]).then(() => {
+        stall.done(node);
+        ready(node);
+      });
     const done = Promise.all(planNodes(plan).map(ask))
       .then(() =>
         log.info(
@@ -149,6 +160,8 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
         ),
       )
       .finally(() => {
+        stall.stop();
+        listeners.delete(watchProgress);
         if (onProgress) listeners.delete(onProgress);
       });
     prepared.set(plan.modelId, { key, done });
