@@ -3,7 +3,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ChatMessage, ModelInfo } from "../api/deps.ts";
-import { assertRunnable } from "../catalog/architectures.ts";
+import { RUNNABLE_ARCHITECTURES, assertRunnable } from "../catalog/architectures.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
 import { contextWindow } from "../catalog/context-window.ts";
 import { bitsPerWeight, type Quantization } from "../catalog/quantization.ts";
@@ -56,16 +56,20 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     });
   }
 
-  // The catalog, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that it lacks.
+  // The catalog's runnable models, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that
+  // it lacks; a model of an architecture this build cannot run is never listed (requests for it are a 400).
   function listModels(): ModelInfo[] {
-    const catalog = loadCatalog().entries.map((e) => ({
-      id: e.id,
-      name: e.name,
-      layers: e.layers,
-      repo: e.repo ?? "embedded",
-    }));
-    const known = new Set(catalog.map((m) => m.id));
-    const extra = [...resolved.values()].filter((m) => !known.has(m.id)).map((m) => infoOf(m));
+    const runnable = (arch: string | undefined) => arch === undefined || RUNNABLE_ARCHITECTURES.includes(arch);
+    const catalog = loadCatalog()
+      .entries.filter((e) => runnable(e.arch))
+      .map((e) => ({
+        id: e.id,
+        name: e.name,
+        layers: e.layers,
+        repo: e.repo ?? "embedded",
+      }));
+    const known = new Set(loadCatalog().entries.map((m) => m.id));
+    const extra = [...resolved.values()].filter((m) => !known.has(m.id) && runnable(m.arch)).map((m) => infoOf(m));
     return [...catalog, ...extra];
   }
 

@@ -2,6 +2,7 @@
 // stage's files (ensureShardFiles, used by the cluster during PREPARE), and exo's /modelpool, /download,
 // /v1/download/progress and DELETE /models shapes for the API (src/api/deps.ts ModelStore).
 import type { ModelStore } from "../api/deps.ts";
+import { assertRunnable } from "../catalog/architectures.ts";
 import { loadCatalog, type Catalog, type CatalogEntry } from "../catalog/catalog.ts";
 import { describeConfig, resolveModelRef, type ResolvedModel } from "../catalog/resolve.ts";
 import { loadHfEnv } from "../config/hf-env.ts";
@@ -64,13 +65,27 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     for (const l of listeners) l(p);
   };
 
+  /** Hub repos outside the catalog that this node resolved: /modelpool reports them beside the catalog. */
+  const uncatalogued = new Map<string, CatalogEntry>();
+
   const resolveModel = async (ref: string): Promise<ShapedModel> => {
     const model = await resolveModelRef(ref, catalog);
     if (model.layers !== undefined) return model as ShapedModel;
     if (model.source.kind !== "hub") throw new NodeError("E_WEIGHTS", `${ref}: config.json has no num_hidden_layers`);
     const res = await downloadRepo({ modelId: model.id, repo: model.source.repo, supportOnly: true }, opts);
     const config = (await Bun.file(`${res.dir}/config.json`).json()) as Record<string, unknown>;
-    return { ...model, ...describeConfig(config), layers: res.nLayers };
+    const shaped: ShapedModel = { ...model, ...describeConfig(config), layers: res.nLayers };
+    uncatalogued.set(shaped.id, {
+      id: shaped.id,
+      name: shaped.name,
+      repo: model.source.repo,
+      layers: shaped.layers,
+      arch: shaped.arch ?? "unknown",
+      quantization: shaped.quantization,
+      sizeBytes: 0,
+      embedded: false,
+    });
+    return shaped;
   };
 
   const ensureShardFiles = async (
@@ -137,7 +152,7 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
 
     async modelPool() {
       const pool: Record<string, unknown> = {};
-      for (const entry of catalog.entries) {
+      for (const entry of [...catalog.entries, ...uncatalogued.values()]) {
         const s = await localState(entry);
         pool[entry.id] = {
           downloaded: s.downloaded,
@@ -159,11 +174,14 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     },
 
     async startDownload(modelId) {
-      const model = await resolveModelRef(modelId, catalog);
+      // Known, present on the hub (a repo outside the catalog has its config fetched) and runnable here, before
+      // the answer; only then do the weights follow in the background.
+      const model = await resolveModel(modelId);
+      if (model.arch) assertRunnable(model.id, model.arch);
       if (model.source.kind === "local") return;
-      void resolveModel(modelId)
-        .then((m) => ensureShardFiles(m, { layerStart: 0, layerEnd: m.layers }))
-        .catch((err: unknown) => log.error(`download of ${modelId} failed: ${(err as Error).message}`));
+      void ensureShardFiles(model, { layerStart: 0, layerEnd: model.layers }).catch((err: unknown) =>
+        log.error(`download of ${modelId} failed: ${(err as Error).message}`),
+      );
     },
 
     async deleteModel(modelId) {

@@ -69,6 +69,16 @@ describe("the node's cluster service", () => {
     expect(ids.filter((id) => id === small)).toHaveLength(1);
   });
 
+  test("lists only models this build can run: no catalog row or served model of another architecture", async () => {
+    const moe = localModel("moe-listed", 1);
+    const { made } = service(1000, [moe], { arch: "deepseek_v3" });
+    const svc = await made;
+    const ids = svc.listModels().map((m) => m.id);
+    svc.close();
+    expect(ids).toContain("llama-3.2-1b");
+    for (const unrunnable of ["deepseek-v3", "deepseek-coder-v2-lite", moe]) expect(ids).not.toContain(unrunnable);
+  });
+
   /** The error code (or "ok") of planning `modelId` by asking for one token. */
   async function planOutcome(svc: Awaited<ReturnType<typeof service>["made"]>, modelId: string): Promise<string> {
     try {

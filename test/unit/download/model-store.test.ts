@@ -4,6 +4,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCatalog } from "../../../src/catalog/catalog.ts";
+import { errorCode } from "../../../src/errors.ts";
 import { createModelStore, type NodeModelStore } from "../../../src/download/model-store.ts";
 import type { DownloadProgress } from "../../../src/download/progress.ts";
 import { startFakeHub, type FakeHub } from "../../helpers/fake-hub.ts";
@@ -25,6 +26,7 @@ const catalog = parseCatalog({
     entry("tiny-sharded", SHARDED, 6),
     entry("tiny-single", SINGLE, 4),
     entry("gated", "test-org/gated", 4),
+    { ...entry("moe", "test-org/moe", 4), arch: "deepseek_v3" },
     { id: "embedded", name: "E", embedded: true, layers: 2, arch: "llama", quantization: "fp32", size_bytes: 10 },
   ],
 });
@@ -157,6 +159,21 @@ describe("the model store", () => {
     );
   });
 
+  test("POST /download's startDownload refuses, before anything starts, what cannot be fetched or run", async () => {
+    const refused = async (id: string) => {
+      try {
+        await store.startDownload(id);
+      } catch (err) {
+        return `${errorCode(err)}: ${(err as Error).message}`;
+      }
+      return "started";
+    };
+    expect(await refused("llama-9000")).toStartWith('E_MODEL_UNKNOWN: unknown model "llama-9000"');
+    expect(await refused("moe")).toStartWith('E_MODEL_UNSUPPORTED: moe is a "deepseek_v3" model');
+    expect(await refused("nobody/absent")).toStartWith("E_DOWNLOAD_NOT_FOUND:");
+    expect(hub.cdnRequests.filter((r) => r.path.endsWith(".safetensors") && r.path.includes("moe"))).toEqual([]);
+  });
+
   test("a repo outside the catalog gets its layer count from its config.json", async () => {
     const m = await store.resolveModel("other-org/uncatalogued");
     expect(m).toMatchObject({
@@ -165,6 +182,9 @@ describe("the model store", () => {
       arch: "llama",
       source: { kind: "hub", repo: "other-org/uncatalogued" },
     });
+    // Resolved here, so the pool reports it beside the catalog (config fetched, no weights yet).
+    const pool = (await store.modelPool()) as Record<string, { downloaded: boolean }>;
+    expect(pool["other-org/uncatalogued"]).toMatchObject({ downloaded: false });
   });
 
   test("shows peers' running downloads next to its own", () => {
