@@ -49,7 +49,7 @@ async function listed(): Promise<Map<string, Listed>> {
 const download = (model: string) =>
   fetch(`${base}/download`, { method: "POST", body: JSON.stringify({ model }) }).then(async (r) => ({
     status: r.status,
-    body: (await r.json()) as { status?: string; error?: { message: string; code: string } },
+    body: (await r.json()) as { status?: string; message?: string; error?: { message: string; code: string } },
   }));
 
 describe("listings and requests say what is true on this node", () => {
