@@ -5,6 +5,7 @@ import { NodeError } from "../errors.ts";
 import { findModel, isRepoId, loadCatalog, type Catalog } from "./catalog.ts";
 import { embeddedModelDir } from "./embedded.ts";
 import { parseQuantization, type Quantization } from "./quantization.ts";
+import { closestIds } from "./suggest.ts";
 
 export type ModelSource = { kind: "hub"; repo: string } | { kind: "local"; dir: string };
 
@@ -38,9 +39,14 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
   if (isRepoId(ref)) {
     return { id: ref, name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
   }
+  const near = closestIds(
+    ref,
+    catalog.entries.map((e) => e.id),
+  );
+  const hint = near.length > 0 ? `; did you mean ${near.join(", ")}?` : "";
   throw new NodeError(
     "E_MODEL_UNKNOWN",
-    `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a directory with config.json`,
+    `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a directory with config.json${hint}`,
   );
 }
 

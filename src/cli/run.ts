@@ -38,7 +38,11 @@ export default defineCommand({
     const { parseNodeOptions } = await import("../config/node-options.ts");
     const { createNode } = await import("../node/node.ts");
     const flags = parseRunFlags(args, DEFAULT_MODEL_ID);
-    const node = await createNode(parseNodeOptions(args));
+    const options = parseNodeOptions(args);
+    // A mistyped model id fails here, with suggestions, before the node binds any port or links to a peer.
+    const { resolveModelRef } = await import("../catalog/resolve.ts");
+    await resolveModelRef(flags.modelId);
+    const node = await createNode(options);
     try {
       await waitForPeers(node.pool, flags.peerWaitMs, (t) => process.stderr.write(t));
       process.exitCode = await runSession(backendOf(node.services.inference), {

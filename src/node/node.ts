@@ -1,8 +1,10 @@
 // createNode: a running node — TCP server and peer pool, the peer file watched, health checks,
 // the topology service and the HTTP API. stop() closes links cleanly (peers see a disconnect).
+import { networkInterfaces } from "node:os";
 import { createApp } from "../api/app.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
 import { loadPeerFile, peersOf, selfEntry, type PeerFile } from "../config/peer-file.ts";
+import { splitSelfAddressed } from "../config/self-address.ts";
 import { watchPeerFile } from "../config/watch-peer-file.ts";
 import { DEFAULT_PORT, type NodeOptions } from "../config/node-options.ts";
 import { logger } from "../log.ts";
@@ -19,6 +21,11 @@ import { createNodeServices, type NodeServices } from "./services.ts";
 import { createTopologyService, type TopologyService } from "./topology-service.ts";
 
 const log = logger("node");
+
+/** Every address of this machine's network interfaces (a peer entry may name any of them). */
+function machineAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+}
 
 /** What the services (cluster, downloads) get from a node whose links are up. */
 export interface ExoNodeCore {
@@ -83,9 +90,22 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
   log.info(`node ${options.nodeId} listening for peers on ${options.host}:${boundPort}`);
 
   const configuredCapabilities = (id: string) => peerFile?.peers.get(id)?.deviceCapabilities;
+  const ownAddress = { port: boundPort, addresses: [options.host, ...machineAddresses()] };
+  const warnedSelf = new Set<string>();
   const applyPeerFile = (file: PeerFile | undefined) => {
     peerFile = file;
-    pool.setPeers(file ? peersOf(file, options.nodeId) : undefined);
+    if (!file) return pool.setPeers(undefined);
+    // An entry at this node's own address would only dial ourselves: said once per entry, never dialled.
+    const { peers, self } = splitSelfAddressed(peersOf(file, options.nodeId), ownAddress);
+    for (const p of self) {
+      const key = `${p.nodeId}@${p.address}:${p.port}`;
+      if (warnedSelf.has(key)) continue;
+      warnedSelf.add(key);
+      log.warn(
+        `${file.fileName}: peer ${p.nodeId} at ${p.address}:${p.port} is this node's own address (node ${options.nodeId}); not dialling it: fix its address or port`,
+      );
+    }
+    pool.setPeers(peers);
   };
   applyPeerFile(peerFile);
   const stopWatching = options.configPath
