@@ -31,12 +31,25 @@ export const JOURNEY_SUPPORT_FILES = [
   "tokenizer_config.json",
 ];
 
+/** Sizes of the checkpoint; the journey's are tiny, a benchmark may ask for more. */
+export interface JourneyDims {
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+}
+
+export const JOURNEY_DIMS: JourneyDims = { hidden: 32, layers: JOURNEY_LAYERS, heads: 2, kvHeads: 1, intermediate: 64 };
+
 /** Writes the unsplit checkpoint into `dir` (one model.safetensors) with make-random-model. */
-export async function makeJourneyCheckpoint(dir: string, bin: string[] = [process.execPath]): Promise<void> {
-  const args = ["--hidden", "32", "--layers", String(JOURNEY_LAYERS), "--heads", "2", "--kv-heads", "1"];
+export async function makeJourneyCheckpoint(dir: string, dims: JourneyDims = JOURNEY_DIMS): Promise<void> {
+  const args = ["--hidden", String(dims.hidden), "--layers", String(dims.layers), "--heads", String(dims.heads)];
   args.push(
+    "--kv-heads",
+    String(dims.kvHeads),
     "--intermediate",
-    "64",
+    String(dims.intermediate),
     "--seed",
     "11",
     "--out",
@@ -44,7 +57,7 @@ export async function makeJourneyCheckpoint(dir: string, bin: string[] = [proces
     "--tokenizer-from",
     join(ROOT, "configs/default-model"),
   );
-  const make = Bun.spawn([...bin, join(ROOT, "scripts/make-random-model.ts"), ...args], {
+  const make = Bun.spawn([process.execPath, join(ROOT, "scripts/make-random-model.ts"), ...args], {
     cwd: ROOT,
     stdout: "pipe",
     stderr: "pipe",
@@ -54,19 +67,27 @@ export async function makeJourneyCheckpoint(dir: string, bin: string[] = [proces
   if (config.tie_word_embeddings !== false) throw new Error("the journey checkpoint must have an untied head");
 }
 
-/** The unsplit checkpoint in `dir` as a hub repo named `id`, its weights cut into JOURNEY_FILE_LAYERS files. */
-export function journeyRepo(id: string, dir: string): FixtureRepo {
+/** The unsplit checkpoint in `dir` as a hub repo named `id`, its weights cut into files by `fileLayers`. */
+export function journeyRepo(
+  id: string,
+  dir: string,
+  fileLayers: Array<[number, number]> = JOURNEY_FILE_LAYERS,
+): FixtureRepo {
   const tensors = readSafetensors(join(dir, "model.safetensors"));
-  const n = JOURNEY_FILE_LAYERS.length;
+  const n = fileLayers.length;
   const fileOf = (name: string): number => {
     const layer = /^model\.layers\.(\d+)\./.exec(name)?.[1];
-    if (layer !== undefined) return JOURNEY_FILE_LAYERS.findIndex(([s, e]) => Number(layer) >= s && Number(layer) < e);
+    if (layer !== undefined) return fileLayers.findIndex(([s, e]) => Number(layer) >= s && Number(layer) < e);
     if (name.startsWith("model.embed_tokens.")) return 0;
     if (name.startsWith("lm_head.") || name.startsWith("model.norm.")) return n - 1;
     throw new Error(`journey checkpoint: no file for tensor ${name}`);
   };
   const groups = Array.from({ length: n }, () => new Map<string, Tensor>());
-  for (const [name, t] of tensors) groups[fileOf(name)]!.set(name, t);
+  for (const [name, t] of tensors) {
+    const group = groups[fileOf(name)];
+    if (!group) throw new Error(`journey checkpoint: no file holds the layer of ${name}`);
+    group.set(name, t);
+  }
   const weightMap: Record<string, string> = {};
   const weights: FixtureFile[] = groups.map((group, k) => {
     for (const name of group.keys()) weightMap[name] = shardName(k, n);
