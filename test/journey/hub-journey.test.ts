@@ -17,6 +17,7 @@ import {
   makeJourneyCheckpoint,
 } from "../helpers/journey-model.ts";
 import { runCli, spawnNode, useNodes, withNodeLogs, type SpawnedNode } from "../helpers/spawn-node.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 useNodes();
 
@@ -130,6 +131,16 @@ describe("from a cold cache through the fake hub", () => {
       const homes = new Map<string, ReturnType<typeof freshHome>>(specs.map(([id]) => [id, freshHome(`trio-${id}`)]));
       const cluster = await startCluster(specs.map(([id, memoryMb]) => ({ id, memoryMb, env: homes.get(id)!.env })));
       const d = cluster.node("d");
+      // Placement counts the peers d is linked to right now, not the ones it knows of through others' topology.
+      await waitFor(
+        async () => {
+          const net = (await (await fetch(`http://127.0.0.1:${d.apiPort}/debug/net`)).json()) as {
+            peers: Array<{ nodeId: string; up: boolean }>;
+          };
+          return ["a", "b", "c"].every((id) => net.peers.some((p) => p.nodeId === id && p.up));
+        },
+        { what: "node d linked to a, b and c", timeoutMs: 20_000 },
+      );
       const client = cluster.client("d");
       const request = { model: CATALOG_ID, messages: [{ role: "user" as const, content: PROMPT }], temperature: 0 };
       const done = await client.chat.completions.create({ ...request, max_tokens: MAX_TOKENS });
