@@ -2,6 +2,7 @@
 // and whatever ends the request (finish, consumer stops, abort, stage error, peer down, timeout) send END to every stage.
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
+import { PendingCalls } from "../pending-calls.ts";
 import type { SamplingParams } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import {
@@ -29,7 +30,6 @@ interface Pending {
   /** Tokens received but not yet yielded, keyed by index (links keep order, the key keeps it honest). */
   tokens: Map<number, number>;
   error?: NodeError;
-  wake?: () => void;
 }
 
 export interface Coordinator {
@@ -51,10 +51,12 @@ export interface CoordinatorOptions {
 export function createCoordinator(opts: CoordinatorOptions): Coordinator {
   const { transport, tokenTimeoutMs } = opts;
   const pending = new Map<string, Pending>();
+  /** The generator of each request waiting for its next token, with the token deadline. */
+  const waits = new PendingCalls<string, void>();
 
-  function fail(p: Pending, err: NodeError): void {
+  function fail(requestId: string, p: Pending, err: NodeError): void {
     p.error ??= err;
-    p.wake?.();
+    waits.resolve(requestId);
   }
 
   async function nextToken(p: Pending, index: number, requestId: string): Promise<number> {
@@ -65,16 +67,13 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
         p.tokens.delete(index);
         return t;
       }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        p.wake = resolve;
-        timer = setTimeout(
-          () => fail(p, new NodeError("E_TIMEOUT", `request ${requestId}: no token for ${tokenTimeoutMs} ms`)),
-          tokenTimeoutMs,
-        );
+      await waits.add(requestId, {
+        timeoutMs: tokenTimeoutMs,
+        onTimeout: () => {
+          fail(requestId, p, new NodeError("E_TIMEOUT", `request ${requestId}: no token for ${tokenTimeoutMs} ms`));
+          return undefined;
+        },
       });
-      clearTimeout(timer);
-      p.wake = undefined;
     }
   }
 
@@ -91,7 +90,7 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
     if (signal.aborted) throw new NodeError("E_CANCELLED", `request ${requestId} was cancelled before it started`);
     const p: Pending = { plan, tokens: new Map() };
     pending.set(requestId, p);
-    const onAbort = () => fail(p, new NodeError("E_CANCELLED", `request ${requestId} was cancelled`));
+    const onAbort = () => fail(requestId, p, new NodeError("E_CANCELLED", `request ${requestId} was cancelled`));
     signal.addEventListener("abort", onAbort);
     try {
       const route: RouteContext = {
@@ -121,16 +120,20 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
       const p = pending.get(f.requestId);
       if (!p) return;
       p.tokens.set(f.index, f.token);
-      p.wake?.();
+      waits.resolve(f.requestId);
     },
     onError(f) {
       const p = pending.get(f.requestId);
-      if (p) fail(p, new NodeError(f.code, `stage ${f.nodeId}: ${f.message}`));
+      if (p) fail(f.requestId, p, new NodeError(f.code, `stage ${f.nodeId}: ${f.message}`));
     },
     onPeerDown(peer) {
       for (const [requestId, p] of pending) {
         if (planNodes(p.plan).includes(peer))
-          fail(p, new NodeError("E_PEER_DOWN", `request ${requestId}: node ${peer}, a stage of its plan, went down`));
+          fail(
+            requestId,
+            p,
+            new NodeError("E_PEER_DOWN", `request ${requestId}: node ${peer}, a stage of its plan, went down`),
+          );
       }
     },
     size: () => pending.size,
