@@ -73,6 +73,21 @@ export interface ApiDeps {
   models: ModelStore;
   /** When set, every route but /healthcheck requires `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
-  /** When set, GET /debug/state serves it (request state held, link counters: what tests assert on). */
-  debugState?: () => unknown | Promise<unknown>;
+  /** The node's diagnosis routes under /debug/; each is served only when given. */
+  debug?: DebugDeps;
+}
+
+/** POST /debug/health-burst's answer: `ok` false (a round trip failed) is a 502. */
+export interface HealthBurst {
+  ok: boolean;
+  body: unknown;
+}
+
+export interface DebugDeps {
+  /** GET /debug/state: request state held on this node (what tests assert returns to zero). */
+  state?(): unknown | Promise<unknown>;
+  /** GET /debug/net: the links' counters (dials, local ports, frames, health). */
+  net?(): unknown;
+  /** POST /debug/health-burst?peer=ID&count=N: N back-to-back HEALTH round trips to a peer. */
+  healthBurst?(peer: string, count: number): Promise<HealthBurst>;
 }

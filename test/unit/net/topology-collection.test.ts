@@ -1,9 +1,9 @@
-// Topology across hops (src/node/topology-service.ts) over in-process pools on loopback: a line a - b - c
+// Topology across hops (src/net/topology-service.ts) over in-process pools on loopback: a line a - b - c
 // gives every node the same graph, and visited/max_depth bound the collection.
 import { afterEach, expect, test } from "bun:test";
 import { PeerPool, type PeerAddress } from "../../../src/net/peer-pool.ts";
 import { listenTcp, type TcpServer } from "../../../src/net/sockets.ts";
-import { createTopologyService, type TopologyService } from "../../../src/node/topology-service.ts";
+import { createTopologyService, type TopologyService } from "../../../src/net/topology-service.ts";
 import { topologyToJson } from "../../../src/topology/graph.ts";
 import { PROTOCOL_VERSION, VERSION } from "../../../src/version.ts";
 import { waitFor } from "../../helpers/wait.ts";
