@@ -2,7 +2,7 @@
 // progress as STATUS. Concurrent PREPAREs for the same shard share one job; an already loaded shard answers at once.
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { ModelInfo } from "../api/deps.ts";
+import type { ModelInfo } from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import type { Plan, StatusFields } from "./messages.ts";
@@ -31,8 +31,10 @@ export interface ShardPreparer {
 export function createShardPreparer(opts: {
   transport: PeerTransport;
   engine: ShardEngine;
-  resolveModel: (modelId: string) => Promise<ModelInfo>;
-  ensureShardFiles: EnsureShardFiles;
+  models: {
+    resolveModel(modelId: string): Promise<ModelInfo>;
+    ensureShardFiles: EnsureShardFiles;
+  };
 }): ShardPreparer {
   const { transport, engine } = opts;
   const self = transport.selfId;
@@ -72,10 +74,10 @@ export function createShardPreparer(opts: {
   }
 
   async function run(plan: Plan, layerStart: number, layerEnd: number): Promise<void> {
-    const model = await opts.resolveModel(plan.modelId);
+    const model = await opts.models.resolveModel(plan.modelId);
     const status = broadcaster(plan.modelId);
     status("download", 0);
-    const modelDir = await opts.ensureShardFiles(model, { layerStart, layerEnd }, (f, d, p) =>
+    const modelDir = await opts.models.ensureShardFiles(model, { layerStart, layerEnd }, (f, d, p) =>
       status("download", f, d, p),
     );
     status("download", 1);

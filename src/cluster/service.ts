@@ -2,7 +2,7 @@
 // across the cluster and stream text. Registers the cluster's message handlers on the transport.
 import { NodeError, errorCode } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { ChatMessage, GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "../api/deps.ts";
+import type { ChatMessage, GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import { createCoordinator } from "./coordinator.ts";
@@ -34,15 +34,21 @@ export interface ClusterTokenizer {
   createDetokenizer(): Detokenizer;
 }
 
+/** How the cluster service finds models, plans them and fetches a stage's files (the node's: node-service.ts). */
+export interface ModelResolver {
+  /** Models this cluster serves. */
+  listModels(): ModelInfo[];
+  /** Catalog lookup (or a hub repo, a local directory). @throws E_MODEL_UNKNOWN */
+  resolveModel(modelId: string): Promise<ModelInfo>;
+  /** Placement over the current membership; stable while membership is unchanged. @throws E_MODEL_TOO_BIG, E_MODEL_UNSUPPORTED */
+  planFor(model: ModelInfo): Plan;
+  ensureShardFiles: EnsureShardFiles;
+}
+
 export interface ClusterServiceDeps {
   transport: PeerTransport;
   engine: ShardEngine;
-  listModels(): ModelInfo[];
-  /** Catalog lookup. @throws E_MODEL_UNKNOWN */
-  resolveModel(modelId: string): Promise<ModelInfo>;
-  /** Placement over the current membership; stable while membership is unchanged. @throws E_MODEL_TOO_BIG */
-  planFor(model: ModelInfo): Plan;
-  ensureShardFiles: EnsureShardFiles;
+  models: ModelResolver;
   loadTokenizer(modelDir: string): Promise<ClusterTokenizer>;
   /** Every STATUS this node hears (its own and its peers'), e.g. to keep the cluster's download progress. */
   onStatus?(status: StatusFields): void;
@@ -78,15 +84,10 @@ function ownBytes(body: Uint8Array): Uint8Array {
 }
 
 export function createClusterService(deps: ClusterServiceDeps): ClusterService {
-  const { transport, engine } = deps;
+  const { transport, engine, models } = deps;
   const coordinator = createCoordinator({ transport, tokenTimeoutMs: deps.tokenTimeoutMs ?? 300_000 });
   const stages = createStageHost({ transport, engine });
-  const preparer = createShardPreparer({
-    transport,
-    engine,
-    resolveModel: deps.resolveModel,
-    ensureShardFiles: deps.ensureShardFiles,
-  });
+  const preparer = createShardPreparer({ transport, engine, models });
   const prepared = new Map<string, { key: string; done: Promise<void> }>();
   const progressListeners = new Map<string, Set<PrepareProgress>>();
   const tokenizers = new Map<string, Promise<ClusterTokenizer>>();
@@ -158,7 +159,9 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   function tokenizerFor(model: ModelInfo): Promise<ClusterTokenizer> {
     let t = tokenizers.get(model.id);
     if (!t) {
-      t = deps.ensureShardFiles(model, { layerStart: 0, layerEnd: 0 }, () => {}).then((dir) => deps.loadTokenizer(dir));
+      t = models
+        .ensureShardFiles(model, { layerStart: 0, layerEnd: 0 }, () => {})
+        .then((dir) => deps.loadTokenizer(dir));
       tokenizers.set(model.id, t);
       t.catch(() => tokenizers.delete(model.id));
     }
@@ -166,8 +169,8 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   }
 
   async function* generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
-    const model = await deps.resolveModel(req.modelId);
-    const plan = deps.planFor(model);
+    const model = await models.resolveModel(req.modelId);
+    const plan = models.planFor(model);
     const [tokenizer] = await Promise.all([tokenizerFor(model), ensurePrepared(plan)]);
     const tokens = req.messages ? tokenizer.encodeChat(req.messages, req.tools) : tokenizer.encode(req.prompt ?? "");
     if (tokens.length === 0) throw new NodeError("E_TOKENIZER", "the prompt encodes to no tokens");
@@ -193,10 +196,10 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   }
 
   return {
-    listModels: () => deps.listModels(),
+    listModels: () => models.listModels(),
     generate,
     async prepare(modelId, onProgress) {
-      const plan = deps.planFor(await deps.resolveModel(modelId));
+      const plan = models.planFor(await models.resolveModel(modelId));
       await ensurePrepared(plan, onProgress);
       return plan;
     },

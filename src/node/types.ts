@@ -1,7 +1,8 @@
 // The shapes of a running node, apart from the code that builds them, so node.ts, services.ts and debug.ts
 // depend on these types and not on each other.
-import type { InferenceService, ModelStore } from "../api/deps.ts";
+import type { ClusterService } from "../cluster/service.ts";
 import type { NodeOptions } from "../config/node-options.ts";
+import type { ModelStore } from "../download/types.ts";
 import type { PeerPool } from "../net/peer-pool.ts";
 import type { TopologyService } from "../net/topology-service.ts";
 import type { PeerTransport } from "../net/transport.ts";
@@ -25,7 +26,8 @@ export interface ExoNodeCore {
 
 /** What a node plugs into the HTTP API besides its links: inference and the model store. */
 export interface NodeServices {
-  inference: InferenceService;
+  /** The cluster service: the API's InferenceService, and `exo run` prepares a model with it ahead of the first request. */
+  inference: ClusterService;
   models: ModelStore;
   /** GET /debug/state: request state held on this node (tests assert it returns to zero). */
   debugState?: () => Promise<unknown>;

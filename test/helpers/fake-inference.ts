@@ -1,14 +1,9 @@
 // A scripted InferenceService and ModelStore for API tests: text pieces, delays, errors, and a record of every
 // call (the request and its AbortSignal, and how the generation ended).
 import { NodeError } from "../../src/errors.ts";
-import type {
-  ApiDeps,
-  GenerateRequest,
-  GenerationEvent,
-  InferenceService,
-  ModelInfo,
-  ModelStore,
-} from "../../src/api/deps.ts";
+import type { ApiDeps } from "../../src/api/deps.ts";
+import type { GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "../../src/cluster/types.ts";
+import type { ModelStore } from "../../src/download/types.ts";
 
 export interface Script {
   /** Text pieces, one per "token"; the fake stops early at maxTokens and reports finish_reason "length". */

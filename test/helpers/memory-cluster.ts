@@ -1,6 +1,6 @@
 // Cluster services on an in-memory network with fake engines and a letter tokenizer, for unit tests.
 import { NodeError } from "../../src/errors.ts";
-import type { GenerateRequest, GenerationEvent, ModelInfo } from "../../src/api/deps.ts";
+import type { GenerateRequest, GenerationEvent, ModelInfo } from "../../src/cluster/types.ts";
 import { createFakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
 import type { ShardEngine } from "../../src/engine/types.ts";
 import type { Plan, StatusFields } from "../../src/cluster/messages.ts";
@@ -69,16 +69,18 @@ export function createMemoryCluster(
     const service = createClusterService({
       transport,
       engine,
-      listModels: () => [model],
-      resolveModel: async (modelId) => {
-        if (modelId !== model.id) throw new NodeError("E_MODEL_UNKNOWN", `unknown model ${modelId}`);
-        return model;
-      },
-      planFor: () => plan,
-      ensureShardFiles: async (_m, range, onProgress) => {
-        fetched.push(`${id}:${range.layerStart}-${range.layerEnd}`);
-        onProgress(0.5, "1/2 files", { status: "in_progress", node: id });
-        return `/fake/${id}`;
+      models: {
+        listModels: () => [model],
+        resolveModel: async (modelId) => {
+          if (modelId !== model.id) throw new NodeError("E_MODEL_UNKNOWN", `unknown model ${modelId}`);
+          return model;
+        },
+        planFor: () => plan,
+        ensureShardFiles: async (_m, range, onProgress) => {
+          fetched.push(`${id}:${range.layerStart}-${range.layerEnd}`);
+          onProgress(0.5, "1/2 files", { status: "in_progress", node: id });
+          return `/fake/${id}`;
+        },
       },
       loadTokenizer: async () => letterTokenizer(),
       onStatus: (status) => heard.push(status),

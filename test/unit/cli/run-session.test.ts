@@ -5,7 +5,7 @@ import { PassThrough } from "node:stream";
 import { EXIT_INTERRUPTED, parseRunFlags, runSession, type RunBackend } from "../../../src/cli/run-session.ts";
 import { NodeError } from "../../../src/errors.ts";
 import { createFakeInference, echoScript } from "../../helpers/fake-inference.ts";
-import type { GenerateRequest } from "../../../src/api/deps.ts";
+import type { GenerateRequest } from "../../../src/cluster/types.ts";
 
 function capture() {
   const stream = new PassThrough();
