@@ -5,18 +5,13 @@ import { logger } from "../log.ts";
 import type { ModelInfo } from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
+import type { LayerRange } from "../topology/types.ts";
 import type { Plan, StatusFields } from "./messages.ts";
 
 const log = logger("cluster");
 const STATUS_EVERY_MS = 250;
 
-export interface LayerRange {
-  /** Half-open: layerStart included, layerEnd excluded. An empty range asks for config and tokenizer only. */
-  layerStart: number;
-  layerEnd: number;
-}
-
-/** Files of a model's layer range on this node (downloaded when missing) → the local directory. */
+/** Files of a model's layer range on this node (downloaded when missing) → the local directory. An empty range asks for config and tokenizer only. */
 export type EnsureShardFiles = (
   model: ModelInfo,
   range: LayerRange,
@@ -73,7 +68,7 @@ export function createShardPreparer(opts: {
     };
   }
 
-  async function run(plan: Plan, layerStart: number, layerEnd: number): Promise<void> {
+  async function run(plan: Plan, { layerStart, layerEnd }: LayerRange): Promise<void> {
     const model = await opts.models.resolveModel(plan.modelId);
     const status = broadcaster(plan.modelId);
     status("download", 0);
@@ -109,7 +104,7 @@ export function createShardPreparer(opts: {
       const key = `${plan.modelId}:${stage.layerStart}:${stage.layerEnd}:${plan.nLayers}`;
       let job = jobs.get(key);
       if (!job) {
-        job = run(plan, stage.layerStart, stage.layerEnd).finally(() => jobs.delete(key));
+        job = run(plan, stage).finally(() => jobs.delete(key));
         jobs.set(key, job);
       }
       return job;

@@ -9,7 +9,7 @@ import { logger } from "../log.ts";
 import { cachedModelState, downloadRepo, type DownloadOptions } from "./download.ts";
 import { repoCache } from "./hf-cache.ts";
 import { toExoProgress, type DownloadProgress, type ProgressListener } from "./progress.ts";
-import type { LayerRange } from "./select-files.ts";
+import type { LayerRange } from "../topology/types.ts";
 import type { ModelStore } from "./types.ts";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";

@@ -1,5 +1,6 @@
 // Download progress: per file and per model (bytes done/total, speed, ETA), emitted at a bounded rate,
 // and converted to exo's RepoProgressEvent shape for /v1/download/progress and STATUS broadcasts.
+import type { LayerRange } from "../topology/types.ts";
 
 export type DownloadStatus = "not_started" | "in_progress" | "complete" | "failed";
 
@@ -14,12 +15,11 @@ export interface FileProgress {
   status: DownloadStatus;
 }
 
-export interface DownloadProgress {
+/** One download of a model's layer range [layerStart, layerEnd) (all layers for a whole model). */
+export interface DownloadProgress extends LayerRange {
   modelId: string;
   repo: string;
   revision: string;
-  layerStart: number;
-  layerEnd: number;
   nLayers: number;
   files: FileProgress[];
   completedFiles: number;

@@ -2,6 +2,7 @@
 // keys are read), the shard range and model contract, linears (dense or quantized), RoPE, masks, attention.
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../errors.ts";
+import type { LayerRange } from "../topology/types.ts";
 import type { KVCache } from "./kv-cache.ts";
 
 /** Rotary scaling variants we implement; anything else is refused at parse time. */
@@ -45,10 +46,8 @@ export interface ModelArgs {
   slidingWindow?: number;
 }
 
-/** The layers a stage runs. Half-open: layerStart included, layerEnd excluded. */
-export interface ShardRange {
-  layerStart: number;
-  layerEnd: number;
+/** The layers [layerStart, layerEnd) a stage runs, of a model's nLayers. */
+export interface ShardRange extends LayerRange {
   nLayers: number;
 }
 

@@ -1,12 +1,11 @@
 // Placement (pure, DESIGN §6): ring order, memory-weighted half-open layer ranges, and a does-not-fit
 // answer (needed vs available, per node) before anything is downloaded. Same input → same plan.
 import { NodeError } from "../errors.ts";
+import type { LayerRange } from "./types.ts";
 
-/** One stage of a plan: `nodeId` runs layers [layerStart, layerEnd) (half-open, end excluded). */
-export interface Stage {
+/** One stage of a plan: `nodeId` runs layers [layerStart, layerEnd). */
+export interface Stage extends LayerRange {
   nodeId: string;
-  layerStart: number;
-  layerEnd: number;
 }
 
 /** Where each layer of a model runs; stages are in ring order and cover [0, nLayers) exactly once. */
