@@ -1,5 +1,6 @@
 // The coordinator side of a request: send PROMPT to stage 0, yield the TOKENs the last stage sends back,
 // and whatever ends the request (finish, consumer stops, abort, stage error, peer down, timeout) send END to every stage.
+import type { NodeId, RequestId } from "../ids.ts";
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { PendingCalls } from "../pending-calls.ts";
@@ -17,7 +18,7 @@ import {
 const log = logger("cluster");
 
 export interface TokenLoopRequest {
-  requestId: string;
+  requestId: RequestId;
   plan: Plan;
   tokens: number[];
   sampling: SamplingParams;
@@ -37,7 +38,7 @@ export interface Coordinator {
   generateTokens(req: TokenLoopRequest, signal: AbortSignal): AsyncGenerator<number>;
   onToken(f: TokenFields): void;
   onError(f: ErrorFields): void;
-  onPeerDown(peer: string): void;
+  onPeerDown(peer: NodeId): void;
   /** Requests this node coordinates right now. */
   size(): number;
 }
@@ -50,16 +51,16 @@ export interface CoordinatorOptions {
 
 export function createCoordinator(opts: CoordinatorOptions): Coordinator {
   const { transport, tokenTimeoutMs } = opts;
-  const pending = new Map<string, Pending>();
+  const pending = new Map<RequestId, Pending>();
   /** The generator of each request waiting for its next token, with the token deadline. */
-  const waits = new PendingCalls<string, void>();
+  const waits = new PendingCalls<RequestId, void>();
 
-  function fail(requestId: string, p: Pending, err: NodeError): void {
+  function fail(requestId: RequestId, p: Pending, err: NodeError): void {
     p.error ??= err;
     waits.resolve(requestId);
   }
 
-  async function nextToken(p: Pending, index: number, requestId: string): Promise<number> {
+  async function nextToken(p: Pending, index: number, requestId: RequestId): Promise<number> {
     for (;;) {
       if (p.error) throw p.error;
       const t = p.tokens.get(index);
@@ -77,7 +78,7 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
     }
   }
 
-  function endEverywhere(plan: Plan, requestId: string): void {
+  function endEverywhere(plan: Plan, requestId: RequestId): void {
     for (const node of planNodes(plan)) {
       transport
         .send(node, "END", { requestId })

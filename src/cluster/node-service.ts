@@ -1,5 +1,6 @@
 // The cluster service as a node runs it: the catalog resolves models, placement plans them over the
 // nodes linked right now, the download store fetches shard files and the model's tokenizer drives text.
+import { asModelId } from "../ids.ts";
 import type { ChatMessage, ModelInfo } from "./types.ts";
 import { assertRunnable } from "../catalog/architectures.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
@@ -73,7 +74,7 @@ function storeResolver(opts: NodeClusterOptions): ModelResolver {
     // The catalog, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that it lacks.
     listModels() {
       const catalog = loadCatalog().entries.map((e) => ({
-        id: e.id,
+        id: asModelId(e.id),
         name: e.name,
         layers: e.layers,
         repo: e.repo ?? "embedded",

@@ -1,6 +1,7 @@
 // PREPARE on a stage node: fetch the files of this node's layers, load them into the engine, and broadcast
 // progress as STATUS. Concurrent PREPAREs for the same shard share one job; an already loaded shard answers at once.
 import { NodeError } from "../errors.ts";
+import type { ModelId } from "../ids.ts";
 import { logger } from "../log.ts";
 import type { ModelInfo } from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
@@ -41,7 +42,7 @@ export function createShardPreparer(opts: {
     detail?: string,
     progress?: Record<string, unknown>,
   ) => void;
-  function broadcaster(modelId: string): Broadcast {
+  function broadcaster(modelId: ModelId): Broadcast {
     let lastMs = 0;
     let lastPhase = "";
     let latest: Record<string, unknown> | undefined;

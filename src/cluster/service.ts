@@ -1,6 +1,7 @@
 // The node's InferenceService: resolve the model, plan it, prepare the stages, tokenize, run the token loop
 // across the cluster and stream text. Registers the cluster's message handlers on the transport.
 import { NodeError, errorCode } from "../errors.ts";
+import { asRequestId, type NodeId } from "../ids.ts";
 import { logger } from "../log.ts";
 import type { ChatMessage, GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
@@ -133,10 +134,10 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     if (known?.key === key) return known.done.finally(() => onProgress && listeners.delete(onProgress));
     const timeoutMs = deps.prepareTimeoutMs ?? 6 * 3600_000;
     // Each node's answer is its "ready", whether or not its own STATUS frames arrived first.
-    const ready = (nodeId: string) => {
+    const ready = (nodeId: NodeId) => {
       for (const l of listeners) l({ nodeId, modelId: plan.modelId, phase: "ready", fraction: 1 });
     };
-    const ask = (node: string) =>
+    const ask = (node: NodeId) =>
       transport
         .request(node, "PREPARE", { modelId: plan.modelId, plan }, undefined, { timeoutMs })
         .then(() => ready(node));
@@ -174,7 +175,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     const [tokenizer] = await Promise.all([tokenizerFor(model), ensurePrepared(plan)]);
     const tokens = req.messages ? tokenizer.encodeChat(req.messages, req.tools) : tokenizer.encode(req.prompt ?? "");
     if (tokens.length === 0) throw new NodeError("E_TOKENIZER", "the prompt encodes to no tokens");
-    const requestId = crypto.randomUUID();
+    const requestId = asRequestId(crypto.randomUUID());
     const eosIds = tokenizer.eosIds;
     const ids = coordinator.generateTokens(
       { requestId, plan, tokens, sampling: req.sampling, maxTokens: req.maxTokens, eosIds },

@@ -1,6 +1,7 @@
 // The inference contract: what a cluster serves and how a generation is asked for and streamed back. The
 // cluster implements it (service.ts); the HTTP API and `exo run` consume it, so they can be driven by fakes.
 import type { SamplingParams } from "../engine/types.ts";
+import type { ModelId } from "../ids.ts";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
@@ -10,6 +11,7 @@ export interface ChatMessage {
 
 /** A validated generation request, in the node's own terms (the API translates OpenAI → this). */
 export interface GenerateRequest {
+  /** The model as the client named it (a catalog id, a Hugging Face repo id or a local directory); resolved by the service. */
   modelId: string;
   /** Chat requests carry messages (rendered with the model's chat template) ... */
   messages?: ChatMessage[];
@@ -35,7 +37,7 @@ export type GenerationEvent =
   | { kind: "done"; finishReason: FinishReason; usage: Usage };
 
 export interface ModelInfo {
-  id: string;
+  id: ModelId;
   name: string;
   layers: number;
   /** Hugging Face repo (or local path) the weights come from. */

@@ -1,4 +1,5 @@
 // Cluster services on an in-memory network with fake engines and a letter tokenizer, for unit tests.
+import { asModelId, asNodeId } from "../../src/ids.ts";
 import { NodeError } from "../../src/errors.ts";
 import type { GenerateRequest, GenerationEvent, ModelInfo } from "../../src/cluster/types.ts";
 import { createFakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
@@ -8,7 +9,7 @@ import { createClusterService, type ClusterService, type ClusterTokenizer } from
 import { createMemoryNetwork, type MemoryNetwork } from "./memory-transport.ts";
 import { waitFor } from "./wait.ts";
 
-export const MODEL: ModelInfo = { id: "fake-6", name: "Fake 6 layers", layers: 6, repo: "test/fake-6" };
+export const MODEL: ModelInfo = { id: asModelId("fake-6"), name: "Fake 6 layers", layers: 6, repo: "test/fake-6" };
 export const EOS = 255;
 
 /** Token id → one letter; EOS (255) decodes to nothing, like a special token. */
@@ -50,7 +51,7 @@ export function createMemoryCluster(
   const ids = Object.keys(layers);
   let start = 0;
   const stages = ids.map((nodeId) => {
-    const s = { nodeId, layerStart: start, layerEnd: start + layers[nodeId]! };
+    const s = { nodeId: asNodeId(nodeId), layerStart: start, layerEnd: start + layers[nodeId]! };
     start = s.layerEnd;
     return s;
   });

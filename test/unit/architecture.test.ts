@@ -14,7 +14,14 @@ const MLX = "@frost-beta/mlx";
 const MAX_LINES = 400;
 
 /** Files at the top of src/ that every area may import. */
-const SHARED_FILES = ["src/errors.ts", "src/log.ts", "src/version.ts", "src/embedded-root.ts", "src/pending-calls.ts"];
+const SHARED_FILES = [
+  "src/errors.ts",
+  "src/log.ts",
+  "src/version.ts",
+  "src/embedded-root.ts",
+  "src/pending-calls.ts",
+  "src/ids.ts",
+];
 
 /**
  * Pure areas and the other areas each may import. Besides these they may use SHARED_FILES, any

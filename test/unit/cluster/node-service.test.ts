@@ -60,7 +60,7 @@ describe("the node's cluster service", () => {
     const small = localModel("small", 1);
     const { made } = service(1000, [small]);
     const svc = await made;
-    const ids = svc.listModels().map((m) => m.id);
+    const ids: string[] = svc.listModels().map((m) => m.id);
     svc.close();
     expect(ids).toContain("exo-tiny-chat");
     expect(ids).toContain(small);

@@ -159,7 +159,7 @@ describe("the model store", () => {
     await writeFile(join(local, "c.safetensors"), new Uint8Array(1));
     expect((await store.resolveModel(local)).sizeBytes).toBe(1024);
     expect(store.resolved(local)).toEqual(m);
-    expect(store.resolvedModels().map((r) => r.id)).toContain(local);
+    expect(store.resolvedModels().map((r): string => r.id)).toContain(local);
   });
 
   test("shows peers' running downloads next to its own", () => {
