@@ -237,18 +237,3 @@ export async function createDefaultModelStore(opts: { nodeId: string; modelsDir?
     offline: env.offline,
   });
 }
-
-let defaultStore: Promise<NodeModelStore> | undefined;
-
-/**
- * The stage's files on this node (a store from the environment, shared by every caller in the process).
- * @throws E_MODEL_UNKNOWN, E_DOWNLOAD_AUTH, E_DOWNLOAD_NOT_FOUND, E_DOWNLOAD_DISK_FULL, E_DOWNLOAD_VERIFY, E_DOWNLOAD_OFFLINE, E_DOWNLOAD
- */
-export async function ensureShardFiles(
-  model: string | ResolvedModel,
-  range: LayerRange,
-  onProgress?: ProgressListener,
-): Promise<string> {
-  defaultStore ??= createDefaultModelStore({ nodeId: "local" });
-  return (await defaultStore).ensureShardFiles(model, range, onProgress);
-}

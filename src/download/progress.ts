@@ -173,11 +173,6 @@ export function toExoProgress(p: DownloadProgress): Record<string, unknown> {
   };
 }
 
-/** Share of the bytes on disk, 0..1 (1 when there is nothing to fetch). */
-export function progressFraction(p: DownloadProgress): number {
-  return p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : 1;
-}
-
 /** One line for people: "12.0 MiB / 1.2 GiB, 3 of 9 files, 30.0 MiB/s, ETA 40 s". */
 export function describeProgress(p: DownloadProgress): string {
   const speed = p.speedBytesPerSec > 0 ? `, ${formatBytes(p.speedBytesPerSec)}/s, ETA ${Math.ceil(p.etaSec)} s` : "";

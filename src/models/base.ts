@@ -1,5 +1,6 @@
-// Shared pieces of every architecture: HF config.json → camelCase ModelArgs (the only place snake_case
-// keys are read), the shard range and model contract, linears (dense or quantized), RoPE, masks, attention.
+// Shared pieces of every architecture: HF config.json → camelCase ModelArgs (where the MLX layers get their
+// settings; catalog, download and the fake engine still read a few keys themselves), the shard range and model
+// contract, linears (dense or quantized), RoPE, masks, attention.
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../errors.ts";
 import type { LayerRange } from "../topology/types.ts";

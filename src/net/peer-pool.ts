@@ -28,8 +28,6 @@ export interface PeerPoolOptions {
   hello(): Hello;
   requestTimeoutMs: number;
   healthTimeoutMs: number;
-  /** Per-peer request deadline overrides (node id → ms). */
-  peerTimeoutsMs?: Record<string, number>;
   dialTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxFrameBytes: number;
@@ -116,11 +114,7 @@ export class PeerPool implements PeerTransport {
     opts?: RequestOptions,
   ): Promise<Message> {
     if (peer === this.selfId) return this.handlers.requestSelf(type, fields ?? {}, body);
-    const timeoutMs =
-      opts?.timeoutMs ??
-      (type === "HEALTH"
-        ? this.opts.healthTimeoutMs
-        : (this.opts.peerTimeoutsMs?.[peer] ?? this.opts.requestTimeoutMs));
+    const timeoutMs = opts?.timeoutMs ?? (type === "HEALTH" ? this.opts.healthTimeoutMs : this.opts.requestTimeoutMs);
     return this.linkTo(peer).request(type, fields, body, timeoutMs);
   }
 
