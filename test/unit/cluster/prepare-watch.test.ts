@@ -1,12 +1,13 @@
 // The prepare progress deadline: a node fails once it goes stallMs without a new phase or fraction.
 import { describe, expect, test } from "bun:test";
 import { errorCode } from "../../../src/errors.ts";
+import { asModelId, asNodeId } from "../../../src/ids.ts";
 import type { StatusFields } from "../../../src/cluster/messages.ts";
 import { createStallWatch, stalledError } from "../../../src/cluster/prepare-watch.ts";
 
 const status = (nodeId: string, phase: StatusFields["phase"], fraction: number): StatusFields => ({
-  nodeId,
-  modelId: "m",
+  nodeId: asNodeId(nodeId),
+  modelId: asModelId("m"),
   phase,
   fraction,
 });
@@ -44,7 +45,7 @@ describe("the prepare stall watch", () => {
     let rejected = 0;
     watch.until("b").catch(() => rejected++);
     watch.until("c").catch(() => rejected++);
-    watch.progress({ ...status("b", "load", 0.5), modelId: "other" });
+    watch.progress({ ...status("b", "load", 0.5), modelId: asModelId("other") });
     watch.done("b");
     watch.stop();
     // Two stall periods pass: a timer left running would have rejected by now.
