@@ -1,7 +1,7 @@
 // Honest listings and requests on a node with an empty cache and HF_ENDPOINT on the fake hub, through the openai
 // client and plain HTTP: /v1/models lists only what this build runs, each with `downloaded` for this node; POST
 // /download of an unknown, absent or unrunnable model is a 4xx naming why (never "Download started"), of a hub repo
-// it starts and /modelpool follows it; a broken
+// it starts and both listings follow it; a broken
 // percent-encoding in DELETE /models/{id} is a 400. The node keeps serving after each refusal.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -86,7 +86,7 @@ describe("listings and requests say what is true on this node", () => {
   );
 
   test(
-    "POST /download of a hub repo starts it, and /modelpool then shows it fully downloaded",
+    "POST /download of a hub repo starts it, and /modelpool and /v1/models then show it downloaded",
     withNodeLogs(async () => {
       const started = await download(RAW_REPO);
       expect(started).toEqual({
@@ -103,6 +103,7 @@ describe("listings and requests say what is true on this node", () => {
         timeoutMs: 20_000,
       });
       expect((await pool())[RAW_REPO]?.download_percentage).toBe(100);
+      expect((await listed()).get(RAW_REPO)).toMatchObject({ object: "model", layers: 16, downloaded: true });
     }),
     30_000,
   );
