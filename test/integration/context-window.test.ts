@@ -4,7 +4,7 @@
 // samples EOS, so only the window can end these answers early.
 import { beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { spawnNode, useNodes, withNodeLogs, type SpawnedNode } from "../helpers/spawn-node.ts";
+import { runCli, spawnNode, useNodes, withNodeLogs, type SpawnedNode } from "../helpers/spawn-node.ts";
 
 useNodes();
 
@@ -87,4 +87,13 @@ describe("the context window", () => {
       expect(completion).toBe(usage.completion_tokens);
     }),
   );
+
+  test("`exo run --prompt` with a prompt beyond the window says so and exits non-zero", async () => {
+    const local = ["--host", "127.0.0.1", "--port", "0", "--api-host", "127.0.0.1", "--api-port", "0"];
+    const args = ["run", MODEL, "--prompt", "d".repeat(2 * WINDOW), "--node-id", "r", ...local, "--engine", "fake"];
+    const run = await runCli(args, { timeoutMs: 30_000 });
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toContain(`${MODEL}'s context window is ${WINDOW} tokens`);
+    expect(run.stderr).toContain("[E_CONTEXT_LENGTH]");
+  });
 });
