@@ -16,16 +16,24 @@ export interface StallWatch {
   stop(): void;
 }
 
-export function createStallWatch(modelId: string, stallMs: number): StallWatch {
-  const watched = new Map<
-    string,
-    { timer?: ReturnType<typeof setTimeout>; last?: StatusFields; reject: (err: Error) => void }
-  >();
+/** The timer functions the watch uses; tests pass a manual clock. */
+export interface StallTimers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const REAL_TIMERS: StallTimers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export function createStallWatch(modelId: string, stallMs: number, timers: StallTimers = REAL_TIMERS): StallWatch {
+  const watched = new Map<string, { timer?: unknown; last?: StatusFields; reject: (err: Error) => void }>();
   const arm = (nodeId: string) => {
     const w = watched.get(nodeId);
     if (!w) return;
-    clearTimeout(w.timer);
-    w.timer = setTimeout(() => {
+    timers.clear(w.timer);
+    w.timer = timers.set(() => {
       watched.delete(nodeId);
       w.reject(stalledError(modelId, nodeId, stallMs, w.last));
     }, stallMs);
@@ -45,11 +53,11 @@ export function createStallWatch(modelId: string, stallMs: number): StallWatch {
       arm(status.nodeId);
     },
     done(nodeId) {
-      clearTimeout(watched.get(nodeId)?.timer);
+      timers.clear(watched.get(nodeId)?.timer);
       watched.delete(nodeId);
     },
     stop() {
-      for (const w of watched.values()) clearTimeout(w.timer);
+      for (const w of watched.values()) timers.clear(w.timer);
       watched.clear();
     },
   };
