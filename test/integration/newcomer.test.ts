@@ -58,6 +58,13 @@ describe("newcomer messages", () => {
     });
   });
 
+  test("`exo pull` of a model this build cannot run is refused before any download", async () => {
+    const res = await runCli(["pull", "deepseek-v3"], { env: { ...env, HF_ENDPOINT: "http://127.0.0.1:9" } });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('deepseek-v3 is a "deepseek_v3" model, which this build cannot run');
+    expect(res.stderr).toContain("[E_MODEL_UNSUPPORTED]");
+  });
+
   test("`exo doctor`, `exo pull` and `exo rm` without their argument print their own usage", async () => {
     for (const [verb, usage, missing] of [
       ["doctor", "USAGE exo doctor", "Missing required argument: --config"],
