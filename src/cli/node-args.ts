@@ -21,6 +21,10 @@ export const nodeArgs = {
   },
   "request-timeout-ms": { type: "string", description: "default deadline of a request to a peer (default 30000)" },
   "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
+  "cluster-key-file": {
+    type: "string",
+    description: "file holding the cluster key (overrides EXO_CLUSTER_KEY and the peer file's cluster_key)",
+  },
   models: {
     type: "string",
     description:

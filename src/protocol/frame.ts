@@ -111,6 +111,28 @@ function uninitialized(n: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, n);
 }
 
+/** A frame as it arrived: its type and undecoded payload. */
+export interface RawFrame {
+  type: MessageTypeName;
+  payload: Uint8Array;
+}
+
+/**
+ * Bytes that partly received big frames may hold, shared by every decoder of a process: without it, ten links
+ * each announcing a 250 MiB frame would reserve gigabytes. A refused reservation fails that stream only.
+ */
+export interface ReceiveBudget {
+  reserve(bytes: number): boolean;
+  release(bytes: number): void;
+  /** "N of M bytes", for the refusal message. */
+  describe(): string;
+}
+
+export interface DecoderOptions {
+  maxFrameBytes?: number;
+  budget?: ReceiveBudget;
+}
+
 enum State {
   Header,
   Payload,
@@ -133,7 +155,10 @@ export class FrameDecoder {
   private large: Uint8Array | undefined; // a big payload being filled as its chunks arrive
   private largeFilled = 0;
 
-  constructor(opts: { maxFrameBytes?: number } = {}) {
+  private readonly opts: DecoderOptions;
+
+  constructor(opts: DecoderOptions = {}) {
+    this.opts = opts;
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
   }
 
@@ -152,8 +177,23 @@ export class FrameDecoder {
    * @throws NodeError E_PROTOCOL_MAGIC, E_PROTOCOL_VERSION, E_PROTOCOL_TYPE, E_FRAME_TOO_LARGE, E_PROTOCOL_PAYLOAD
    */
   push(chunk: Uint8Array): Message[] {
+    const frames = this.pushRaw(chunk);
+    try {
+      return frames.map((f) => decodePayload(f.type, f.payload));
+    } catch (err) {
+      this.fail(err as NodeError);
+      throw err;
+    }
+  }
+
+  /**
+   * Feed bytes; returns the frames completed by them with their payloads undecoded (a sealed frame's payload
+   * is ciphertext: the link opens it, then decodes the frame inside).
+   * @throws NodeError E_PROTOCOL_MAGIC, E_PROTOCOL_VERSION, E_PROTOCOL_TYPE, E_FRAME_TOO_LARGE
+   */
+  pushRaw(chunk: Uint8Array): RawFrame[] {
     if (this.failure) throw this.failure;
-    const out: Message[] = [];
+    const out: RawFrame[] = [];
     if (chunk.byteLength === 0) return out;
     this.chunks.push(chunk);
     this.buffered += chunk.byteLength;
@@ -182,18 +222,33 @@ export class FrameDecoder {
             ? this.take(this.payloadBytes)
             : undefined;
         if (!payload) break;
-        out.push(decodePayload(this.type, payload));
+        out.push({ type: this.type, payload });
         this.state = State.Header;
       }
     } catch (err) {
-      this.failure = err as NodeError;
-      this.chunks = [];
-      this.buffered = 0;
-      this.large = undefined;
-      this.state = State.Header;
+      this.fail(err as NodeError);
       throw err;
     }
     return out;
+  }
+
+  /** The stream ended (connection closed): give back what a partly received frame holds. */
+  close(): void {
+    this.dropLarge();
+    this.chunks = [];
+    this.buffered = 0;
+  }
+
+  private fail(err: NodeError): void {
+    this.failure = err;
+    this.close();
+    this.state = State.Header;
+  }
+
+  private dropLarge(): void {
+    if (this.large) this.opts.budget?.release(this.large.byteLength);
+    this.large = undefined;
+    this.largeFilled = 0;
   }
 
   /** Validate magic, version and type with however many header bytes have arrived. */
@@ -236,14 +291,21 @@ export class FrameDecoder {
    * Returns the payload once complete.
    */
   private fillLarge(): Uint8Array | undefined {
-    this.large ??= uninitialized(this.payloadBytes);
+    if (!this.large) {
+      if (this.opts.budget && !this.opts.budget.reserve(this.payloadBytes)) {
+        throw new NodeError(
+          "E_FRAME_TOO_LARGE",
+          `${this.type} frame of ${this.payloadBytes} bytes refused: partly received frames across all links already hold ${this.opts.budget.describe()}`,
+        );
+      }
+      this.large = uninitialized(this.payloadBytes);
+    }
     const n = Math.min(this.buffered, this.payloadBytes - this.largeFilled);
     this.copyOut(this.large, this.largeFilled, n);
     this.largeFilled += n;
     if (this.largeFilled < this.payloadBytes) return undefined;
     const done = this.large;
-    this.large = undefined;
-    this.largeFilled = 0;
+    this.dropLarge();
     return done;
   }
 
