@@ -20,7 +20,7 @@ export default defineCommand({
     const { createDefaultModelStore } = await import("../download/model-store.ts");
     const { formatBytes } = await import("../download/progress.ts");
     const store = await createDefaultModelStore({ nodeId: "local", modelsDir: args["models-dir"] });
-    const model = await store.resolveModel(args.model);
+    const model = await store.resolveModel(args.model, { allowLocal: true });
     const range = args.layers ? parseLayers(args.layers, model.layers) : { layerStart: 0, layerEnd: model.layers };
     const bars = createDownloadBars();
     let fetched = 0;

@@ -1,5 +1,7 @@
 // `exo run [MODEL] [--prompt TEXT]`: start a node (API included), place and load MODEL on the cluster with
 // visible progress, then chat in the terminal, or answer --prompt once on stdout and exit. Thin: flags → node → session.
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import type { InferenceService } from "../api/deps.ts";
 import type { ClusterService } from "../cluster/service.ts";
@@ -38,7 +40,10 @@ export default defineCommand({
     const { parseNodeOptions } = await import("../config/node-options.ts");
     const { createNode } = await import("../node/node.ts");
     const flags = parseRunFlags(args, DEFAULT_MODEL_ID);
-    const node = await createNode(parseNodeOptions(args));
+    const options = parseNodeOptions(args);
+    // `exo run DIR` serves that directory, as --models DIR would: a local path is the operator's choice.
+    const isDir = existsSync(join(resolve(flags.modelId), "config.json"));
+    const node = await createNode(isDir ? { ...options, models: [...options.models, flags.modelId] } : options);
     try {
       await waitForPeers(node.pool, flags.peerWaitMs, (t) => process.stderr.write(t));
       process.exitCode = await runSession(backendOf(node.services.inference), {

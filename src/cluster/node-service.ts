@@ -36,11 +36,22 @@ export interface NodeClusterOptions {
 export async function createNodeClusterService(opts: NodeClusterOptions): Promise<ClusterService> {
   const { transport, store } = opts;
   const resolved = new Map<string, ShapedModel>();
+  /** How the operator wrote a served model (e.g. a relative directory) → its id. */
+  const servedAs = new Map<string, string>();
 
+  // A name from a client or a peer: a catalog id, a Hugging Face repo id, or a model served here; never a path.
   async function resolveModel(modelId: string): Promise<ModelInfo> {
-    const model = resolved.get(modelId) ?? withLocalSize(await store.resolveModel(modelId));
+    const model =
+      resolved.get(modelId) ?? resolved.get(servedAs.get(modelId) ?? "") ?? (await store.resolveModel(modelId));
     resolved.set(model.id, model);
     return infoOf(model);
+  }
+
+  /** A model the operator serves (--models, `exo run DIR`): local directories allowed. */
+  async function serve(ref: string): Promise<void> {
+    const model = withLocalSize(await store.resolveModel(ref, { allowLocal: true }));
+    resolved.set(model.id, model);
+    servedAs.set(ref, model.id);
   }
 
   // A CPU node upcasts every weight to float32 at load, so a 4-bit checkpoint takes ~7x its file size there:
@@ -99,7 +110,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     tokenTimeoutMs: opts.tokenTimeoutMs,
   });
   for (const ref of opts.models ?? []) {
-    await resolveModel(ref).catch((err: unknown) =>
+    await serve(ref).catch((err: unknown) =>
       log.error(`--models ${ref}: ${err instanceof Error ? err.message : String(err)}`),
     );
   }

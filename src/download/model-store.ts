@@ -37,8 +37,12 @@ export interface LocalModelState {
 export type ShapedModel = ResolvedModel & { layers: number };
 
 export interface NodeModelStore extends ModelStore {
-  /** Resolves a reference; for a hub repo outside the catalog, fetches its config to learn the layer count. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_* */
-  resolveModel(ref: string): Promise<ShapedModel>;
+  /**
+   * Resolves a reference; for a hub repo outside the catalog, fetches its config to learn the layer count.
+   * Local directories only with `allowLocal` (the operator's own choice, never a peer's or a client's).
+   * @throws E_MODEL_UNKNOWN, E_DOWNLOAD_*
+   */
+  resolveModel(ref: string, opts?: { allowLocal?: boolean }): Promise<ShapedModel>;
   /** The directory holding config, tokenizer and the weight files of `range`, downloading what is missing. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_* */
   ensureShardFiles(model: string | ResolvedModel, range: LayerRange, onProgress?: ProgressListener): Promise<string>;
   localState(entry: CatalogEntry): Promise<LocalModelState>;
@@ -60,8 +64,8 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     for (const l of listeners) l(p);
   };
 
-  const resolveModel = async (ref: string): Promise<ShapedModel> => {
-    const model = await resolveModelRef(ref, catalog);
+  const resolveModel = async (ref: string, o: { allowLocal?: boolean } = {}): Promise<ShapedModel> => {
+    const model = await resolveModelRef(ref, catalog, o);
     if (model.layers !== undefined) return model as ShapedModel;
     if (model.source.kind !== "hub") throw new NodeError("E_WEIGHTS", `${ref}: config.json has no num_hidden_layers`);
     const res = await downloadRepo({ modelId: model.id, repo: model.source.repo, supportOnly: true }, opts);

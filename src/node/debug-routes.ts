@@ -2,6 +2,7 @@
 // GET /debug/net (the pool's counters: dials, links with local ports, frames, health) and
 // POST /debug/health-burst?peer=ID&count=N (N back-to-back HEALTH round trips over the usual link).
 import type { App } from "../api/app.ts";
+import { hasApiKey } from "../api/auth.ts";
 import { errorCode } from "../errors.ts";
 import type { ExoNodeCore } from "./node.ts";
 
@@ -33,7 +34,7 @@ export function withDebugRoutes(app: App, node: ExoNodeCore, apiKey: string | un
     const url = new URL(req.url);
     const route = `${req.method} ${url.pathname}`;
     if (route !== "GET /debug/net" && route !== "POST /debug/health-burst") return app(req);
-    if (apiKey !== undefined && req.headers.get("authorization") !== `Bearer ${apiKey}`) return app(req); // the app answers 401
+    if (!hasApiKey(req, apiKey)) return app(req); // the app answers 401, through the same check
     if (route === "GET /debug/net") {
       return Response.json({ ...node.pool.stats(), port: node.port, links: node.topology.localView().links });
     }
