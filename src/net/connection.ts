@@ -9,10 +9,9 @@ import {
   encodeFrame,
   encodeFrameHead,
   type OutgoingMessage,
-  type RawFrame,
   type ReceiveBudget,
 } from "../protocol/frame.ts";
-import { FrameOpener, FrameSealer } from "../protocol/seal.ts";
+import { FrameOpener, FrameSealer, type LazyBytes } from "../protocol/seal.ts";
 import type { Message } from "../protocol/types.ts";
 
 const log = logger("net");
@@ -60,7 +59,8 @@ export class Connection {
   private readonly socket: Socket<SocketData>;
   private readonly decoder: FrameDecoder;
   private readonly opts: ConnectionOptions;
-  private queue: Uint8Array[] = [];
+  /** Buffers to send, in order; a LazyBytes makes its bytes (a big sealed body) only once the socket has room. */
+  private queue: (Uint8Array | LazyBytes)[] = [];
   private queueOffset = 0;
   private queued = 0;
   private flushWaiters: (() => void)[] = [];
@@ -73,7 +73,12 @@ export class Connection {
     this.socket = socket;
     this.opts = opts;
     this.direction = opts.direction;
-    this.decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes, budget: opts.budget });
+    this.decoder = new FrameDecoder({
+      maxFrameBytes: opts.maxFrameBytes,
+      budget: opts.budget,
+      // A big sealed frame is decrypted as it arrives, into its own buffer: its ciphertext is never assembled.
+      sinkFor: (type, n) => (type === "SEALED" && this.opener ? this.opener.openStream(n) : undefined),
+    });
     this.localPort = socket.localPort;
     this.remoteAddress = socket.remoteAddress;
     this.remotePort = socket.remotePort;
@@ -160,23 +165,17 @@ export class Connection {
   handleData(chunk: Uint8Array): void {
     if (this.closed) return;
     this.bytesIn += chunk.byteLength;
-    let frames: RawFrame[];
     try {
-      frames = this.decoder.pushRaw(chunk);
+      // Each frame is decoded and delivered before the next header is read: delivering one (AUTH) may start
+      // sealing for the next.
+      this.decoder.pushRaw(chunk, (f) => {
+        if (this.closed) return;
+        const msg = f.message ?? this.decode(f.type, f.payload);
+        this.framesIn++;
+        this.opts.onMessage(msg);
+      });
     } catch (err) {
-      return this.badFrame(err);
-    }
-    // Each frame is decoded just before it is delivered: delivering one may start sealing for the next.
-    for (const f of frames) {
-      if (this.closed) return;
-      let msg: Message;
-      try {
-        msg = this.decode(f.type, f.payload);
-      } catch (err) {
-        return this.badFrame(err);
-      }
-      this.framesIn++;
-      this.opts.onMessage(msg);
+      if (!this.closed) this.badFrame(err);
     }
   }
 
@@ -218,9 +217,16 @@ export class Connection {
 
   private flush(): void {
     while (this.queue.length > 0) {
-      const frame = this.queue[0]!;
-      const left = frame.byteLength - this.queueOffset;
-      const n = this.socket.write(frame, this.queueOffset, left);
+      const head = this.queue[0]!;
+      if (!(head instanceof Uint8Array)) {
+        // Make the next piece now that the socket has room: encrypting overlaps with the peer reading the last one.
+        const piece = head.next();
+        if (piece) this.queue.unshift(piece);
+        else this.queue.shift();
+        continue;
+      }
+      const left = head.byteLength - this.queueOffset;
+      const n = this.socket.write(head, this.queueOffset, left);
       if (n < 0) {
         this.handleClosed("socket refused the write (closed)");
         return;

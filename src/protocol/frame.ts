@@ -111,10 +111,19 @@ function uninitialized(n: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, n);
 }
 
-/** A frame as it arrived: its type and undecoded payload. */
+/** A frame as it arrived: its type and undecoded payload, or the message a PayloadSink already made of it. */
 export interface RawFrame {
   type: MessageTypeName;
   payload: Uint8Array;
+  message?: Message;
+}
+
+/** Takes a big payload piece by piece as it arrives (a sealed frame is decrypted on the way in), then yields it. */
+export interface PayloadSink {
+  /** The next bytes of the payload (views of received chunks: use them now, keep none). */
+  write(bytes: Uint8Array): void;
+  /** All bytes are in: the message. */
+  finish(): Message;
 }
 
 /**
@@ -131,6 +140,8 @@ export interface ReceiveBudget {
 export interface DecoderOptions {
   maxFrameBytes?: number;
   budget?: ReceiveBudget;
+  /** A sink for a big payload of this type, instead of assembling it into one buffer (undefined: assemble). */
+  sinkFor?(type: MessageTypeName, payloadBytes: number): PayloadSink | undefined;
 }
 
 enum State {
@@ -153,7 +164,9 @@ export class FrameDecoder {
   private payloadBytes = 0;
   private failure: NodeError | undefined;
   private large: Uint8Array | undefined; // a big payload being filled as its chunks arrive
+  private sink: PayloadSink | undefined; // or a big payload handed to a sink as its chunks arrive
   private largeFilled = 0;
+  private reserved = 0; // budget bytes held for the big payload in progress
 
   private readonly opts: DecoderOptions;
 
@@ -188,10 +201,13 @@ export class FrameDecoder {
 
   /**
    * Feed bytes; returns the frames completed by them with their payloads undecoded (a sealed frame's payload
-   * is ciphertext: the link opens it, then decodes the frame inside).
-   * @throws NodeError E_PROTOCOL_MAGIC, E_PROTOCOL_VERSION, E_PROTOCOL_TYPE, E_FRAME_TOO_LARGE
+   * is ciphertext: the link opens it, then decodes the frame inside). With `onFrame` each frame is handed over
+   * as soon as it is complete, before the next header is read (so handling one may change how the next is read),
+   * and nothing is returned.
+   * @throws NodeError E_PROTOCOL_MAGIC, E_PROTOCOL_VERSION, E_PROTOCOL_TYPE, E_FRAME_TOO_LARGE; whatever a sink
+   *   or `onFrame` throws (the decoder then stays failed)
    */
-  pushRaw(chunk: Uint8Array): RawFrame[] {
+  pushRaw(chunk: Uint8Array, onFrame?: (frame: RawFrame) => void): RawFrame[] {
     if (this.failure) throw this.failure;
     const out: RawFrame[] = [];
     if (chunk.byteLength === 0) return out;
@@ -214,16 +230,15 @@ export class FrameDecoder {
         }
         // A big payload gets its buffer only once a megabyte of it has really arrived: a header alone costs nothing.
         const streamed =
-          this.payloadBytes >= STREAMED_PAYLOAD_BYTES &&
-          (this.large !== undefined || this.buffered >= STREAMED_PAYLOAD_BYTES);
-        const payload = streamed
-          ? this.fillLarge()
-          : this.buffered >= this.payloadBytes
-            ? this.take(this.payloadBytes)
-            : undefined;
-        if (!payload) break;
-        out.push({ type: this.type, payload });
+          this.payloadBytes >= STREAMED_PAYLOAD_BYTES && (this.reserved > 0 || this.buffered >= STREAMED_PAYLOAD_BYTES);
+        let frame: RawFrame | undefined;
+        if (streamed) frame = this.fillLarge();
+        else if (this.buffered >= this.payloadBytes) frame = { type: this.type, payload: this.take(this.payloadBytes) };
+        if (!frame) break;
         this.state = State.Header;
+        if (onFrame) onFrame(frame);
+        else out.push(frame);
+        if (this.failure) break; // closed by onFrame
       }
     } catch (err) {
       this.fail(err as NodeError);
@@ -232,8 +247,9 @@ export class FrameDecoder {
     return out;
   }
 
-  /** The stream ended (connection closed): give back what a partly received frame holds. */
+  /** The stream ended (connection closed): give back what a partly received frame holds; later pushes throw. */
   close(): void {
+    this.failure ??= new NodeError("E_PEER_DOWN", "the frame stream was closed");
     this.dropLarge();
     this.chunks = [];
     this.buffered = 0;
@@ -246,8 +262,10 @@ export class FrameDecoder {
   }
 
   private dropLarge(): void {
-    if (this.large) this.opts.budget?.release(this.large.byteLength);
+    if (this.reserved > 0) this.opts.budget?.release(this.reserved);
+    this.reserved = 0;
     this.large = undefined;
+    this.sink = undefined;
     this.largeFilled = 0;
   }
 
@@ -290,23 +308,45 @@ export class FrameDecoder {
    * are freed at once); the buffer is not zero-filled, so an announced length costs no memory until it arrives.
    * Returns the payload once complete.
    */
-  private fillLarge(): Uint8Array | undefined {
-    if (!this.large) {
+  private fillLarge(): RawFrame | undefined {
+    if (this.reserved === 0) {
       if (this.opts.budget && !this.opts.budget.reserve(this.payloadBytes)) {
         throw new NodeError(
           "E_FRAME_TOO_LARGE",
           `${this.type} frame of ${this.payloadBytes} bytes refused: partly received frames across all links already hold ${this.opts.budget.describe()}`,
         );
       }
-      this.large = uninitialized(this.payloadBytes);
+      this.reserved = this.payloadBytes;
+      this.sink = this.opts.sinkFor?.(this.type, this.payloadBytes);
+      if (!this.sink) this.large = uninitialized(this.payloadBytes);
     }
     const n = Math.min(this.buffered, this.payloadBytes - this.largeFilled);
-    this.copyOut(this.large, this.largeFilled, n);
+    if (this.sink) this.feedSink(this.sink, n);
+    else this.copyOut(this.large!, this.largeFilled, n);
     this.largeFilled += n;
     if (this.largeFilled < this.payloadBytes) return undefined;
-    const done = this.large;
+    const frame: RawFrame = this.sink
+      ? { type: this.type, payload: new Uint8Array(0), message: this.sink.finish() }
+      : { type: this.type, payload: this.large! };
     this.dropLarge();
-    return done;
+    return frame;
+  }
+
+  /** Hand n buffered bytes to a sink, as views of the chunks they sit in. */
+  private feedSink(sink: PayloadSink, n: number): void {
+    let fed = 0;
+    while (fed < n) {
+      const c = this.chunks[0]!;
+      const part = Math.min(c.byteLength - this.offset, n - fed);
+      sink.write(c.subarray(this.offset, this.offset + part));
+      fed += part;
+      this.offset += part;
+      this.buffered -= part;
+      if (this.offset === c.byteLength) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+    }
   }
 
   /** Move n buffered bytes into dst at offset. */

@@ -1,17 +1,46 @@
 // AEAD-sealed frames (AES-256-GCM): after a keyed handshake every frame travels inside a SEALED frame, one key
 // per direction and a counter nonce, so a reordered, replayed or altered frame fails to open. Layout in README.md.
 // Pure: cipher state and bytes only; the link decides what a failure means (it closes).
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { createCipheriv, createDecipheriv, type DecipherGCM } from "node:crypto";
 import { NodeError } from "../errors.ts";
-import { decodePayload, encodeFrame, encodeFrameHead, HEADER_BYTES, MAGIC, type OutgoingMessage } from "./frame.ts";
+import {
+  decodePayload,
+  encodeFrame,
+  encodeFrameHead,
+  HEADER_BYTES,
+  MAGIC,
+  type OutgoingMessage,
+  type PayloadSink,
+} from "./frame.ts";
 import { MESSAGE_TYPES, type Message, type MessageTypeName } from "./types.ts";
 
 const COUNTER_BYTES = 8;
 const TAG_BYTES = 16;
 /** Bytes a sealed frame adds to the payload it carries: counter + inner type byte + tag. */
 export const SEAL_OVERHEAD = COUNTER_BYTES + 1 + TAG_BYTES;
-/** Bodies at least this large are encrypted into a buffer of their own instead of one copy of the whole frame. */
+/** Bodies at least this large are encrypted a piece at a time as the socket takes them, not into one copy. */
 const SPLIT_BODY_BYTES = 256 * 1024;
+/** The piece: big enough that per-call costs vanish, small enough to stay in cache and overlap with sending. */
+const PIECE_BYTES = 1024 * 1024;
+
+/** Bytes made on demand: a big body's ciphertext, a piece per next(), then its tag. */
+export interface LazyBytes {
+  readonly byteLength: number;
+  next(): Uint8Array | undefined;
+}
+
+/** One sealed frame's parts, in order. */
+export type SealedParts = (Uint8Array | LazyBytes)[];
+
+/** Every byte of sealed parts, produced now (tests, and callers that want one buffer list). */
+export function drainParts(parts: SealedParts): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const p of parts) {
+    if (p instanceof Uint8Array) out.push(p);
+    else for (let b = p.next(); b; b = p.next()) out.push(b);
+  }
+  return out;
+}
 const CIPHER = "aes-256-gcm";
 
 const TYPE_NAMES: (MessageTypeName | undefined)[] = [];
@@ -50,11 +79,11 @@ export class FrameSealer {
   }
 
   /**
-   * The sealed frame as buffers to write back to back: one for a small frame; for a big body the prefix,
-   * the body's ciphertext and the tag (the caller's body is not referenced afterwards).
+   * The sealed frame as parts to write back to back: one buffer for a small frame; for a big body the prefix,
+   * then the body's ciphertext and tag made piece by piece (the body must stay unchanged until all are made).
    * @throws NodeError E_FRAME_TOO_LARGE when the sealed payload exceeds `maxFrameBytes`
    */
-  seal(msg: OutgoingMessage, maxFrameBytes: number): Uint8Array[] {
+  seal(msg: OutgoingMessage, maxFrameBytes: number): SealedParts {
     const body = msg.body ?? new Uint8Array(0);
     const split = body.byteLength >= SPLIT_BODY_BYTES;
     const inner = split ? encodeFrameHead(msg) : encodeFrame(msg);
@@ -81,9 +110,23 @@ export class FrameSealer {
       out.set(cipher.getAuthTag(), prefixBytes + plainHead.byteLength);
       return [out];
     }
-    const sealedBody = cipher.update(body);
-    cipher.final();
-    return [out, sealedBody, cipher.getAuthTag()];
+    let at = 0;
+    let done = false;
+    const rest: LazyBytes = {
+      byteLength: body.byteLength + TAG_BYTES,
+      next: () => {
+        if (at < body.byteLength) {
+          const piece = cipher.update(body.subarray(at, at + PIECE_BYTES));
+          at += PIECE_BYTES;
+          return piece;
+        }
+        if (done) return undefined;
+        done = true;
+        cipher.final();
+        return cipher.getAuthTag();
+      },
+    };
+    return [out, rest];
   }
 }
 
@@ -106,28 +149,107 @@ export class FrameOpener {
     if (payload.byteLength < SEAL_OVERHEAD) {
       throw new NodeError("E_PROTOCOL_SEAL", `sealed frame of ${payload.byteLength} bytes is too short`);
     }
-    const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-    const n = view.getBigUint64(0);
+    const decipher = this.begin(payload.subarray(0, COUNTER_BYTES), payload.byteLength);
+    const plain = decipher.update(payload.subarray(COUNTER_BYTES, payload.byteLength - TAG_BYTES));
+    return this.end(decipher, payload.subarray(payload.byteLength - TAG_BYTES), plain);
+  }
+
+  /**
+   * Open a big SEALED frame as it arrives: each piece is decrypted into the frame's own buffer right away, so
+   * the ciphertext is never assembled. The same checks as open(), the tag's at the end.
+   */
+  openStream(payloadBytes: number): PayloadSink {
+    if (payloadBytes < SEAL_OVERHEAD) {
+      throw new NodeError("E_PROTOCOL_SEAL", `sealed frame of ${payloadBytes} bytes is too short`);
+    }
+    const plainBytes = payloadBytes - COUNTER_BYTES - TAG_BYTES;
+    const b = Buffer.allocUnsafeSlow(plainBytes);
+    const plain = new Uint8Array(b.buffer, b.byteOffset, plainBytes);
+    const counter = new Uint8Array(COUNTER_BYTES);
+    const tag = new Uint8Array(TAG_BYTES);
+    // Sockets hand over pieces of ~64 KiB; each decipher call has a cost of its own, so small pieces are
+    // gathered into one of PIECE_BYTES (still in cache) and deciphered together.
+    const staged = new Uint8Array(Math.min(PIECE_BYTES, plainBytes));
+    let stagedBytes = 0;
+    let decipher: DecipherGCM | undefined;
+    let pos = 0;
+    let written = 0;
+    const decrypt = (bytes: Uint8Array) => {
+      const out = decipher!.update(bytes);
+      plain.set(out, written);
+      written += out.byteLength;
+    };
+    const flushStaged = () => {
+      if (stagedBytes > 0) decrypt(staged.subarray(0, stagedBytes));
+      stagedBytes = 0;
+    };
+    return {
+      write: (bytes) => {
+        for (let off = 0; off < bytes.byteLength; ) {
+          if (pos < COUNTER_BYTES) {
+            const k = Math.min(COUNTER_BYTES - pos, bytes.byteLength - off);
+            counter.set(bytes.subarray(off, off + k), pos);
+            pos += k;
+            off += k;
+            if (pos === COUNTER_BYTES) decipher = this.begin(counter, payloadBytes);
+          } else if (pos < COUNTER_BYTES + plainBytes) {
+            const k = Math.min(COUNTER_BYTES + plainBytes - pos, bytes.byteLength - off);
+            const part = bytes.subarray(off, off + k);
+            if (stagedBytes === 0 && k >= staged.byteLength) decrypt(part);
+            else {
+              const n = Math.min(k, staged.byteLength - stagedBytes);
+              staged.set(part.subarray(0, n), stagedBytes);
+              stagedBytes += n;
+              if (stagedBytes === staged.byteLength) flushStaged();
+              pos += n;
+              off += n;
+              continue;
+            }
+            pos += k;
+            off += k;
+          } else {
+            flushStaged();
+            const k = Math.min(payloadBytes - pos, bytes.byteLength - off);
+            tag.set(bytes.subarray(off, off + k), pos - COUNTER_BYTES - plainBytes);
+            pos += k;
+            off += k;
+          }
+        }
+      },
+      finish: () => {
+        flushStaged();
+        return this.end(decipher!, tag, plain.subarray(0, written));
+      },
+    };
+  }
+
+  /** Check the counter (the next one, or the frame was reordered or replayed) and start deciphering. */
+  private begin(counter: Uint8Array, payloadBytes: number): DecipherGCM {
+    const n = new DataView(counter.buffer, counter.byteOffset, COUNTER_BYTES).getBigUint64(0);
     if (n !== BigInt(this.expected)) {
       throw new NodeError(
         "E_PROTOCOL_SEAL",
         `sealed frame ${n} arrived where frame ${this.expected} was due: reordered or replayed`,
       );
     }
-    const prefix = sealedPrefix(payload.byteLength, this.expected, 0);
     const decipher = createDecipheriv(CIPHER, this.key, nonceOf(this.expected));
-    decipher.setAAD(prefix);
-    decipher.setAuthTag(payload.subarray(payload.byteLength - TAG_BYTES));
-    let plain: Uint8Array;
+    decipher.setAAD(sealedPrefix(payloadBytes, this.expected, 0));
+    return decipher;
+  }
+
+  /** Verify the tag, then decode the frame inside; only then does the counter move on. */
+  private end(decipher: DecipherGCM, tag: Uint8Array, plain: Uint8Array): Message {
     try {
-      plain = decipher.update(payload.subarray(COUNTER_BYTES, payload.byteLength - TAG_BYTES));
+      decipher.setAuthTag(tag);
       decipher.final();
     } catch (cause) {
-      throw new NodeError("E_PROTOCOL_SEAL", `sealed frame ${n} failed authentication: altered on the way`, {
-        cause,
-      });
+      throw new NodeError(
+        "E_PROTOCOL_SEAL",
+        `sealed frame ${this.expected} failed authentication: altered on the way`,
+        { cause },
+      );
     }
-    this.expected++;
+    const n = this.expected++;
     const type = TYPE_NAMES[plain[0]!];
     if (type === undefined || type === "SEALED" || type === "AUTH") {
       throw new NodeError("E_PROTOCOL_TYPE", `sealed frame ${n} carries message type ${plain[0]}`);

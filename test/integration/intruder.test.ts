@@ -11,7 +11,7 @@ import type { NodeError } from "../../src/errors.ts";
 import { PeerPool } from "../../src/net/peer-pool.ts";
 import { createAuthOffer, deriveLinkKeys, encodeAuth, helloProof, parseAuth } from "../../src/net/handshake.ts";
 import { decodePayload, encodeFrame } from "../../src/protocol/frame.ts";
-import { FrameSealer } from "../../src/protocol/seal.ts";
+import { FrameSealer, drainParts } from "../../src/protocol/seal.ts";
 import { PROTOCOL_VERSION, VERSION } from "../../src/version.ts";
 import { intrude, type IntrusionResult } from "../helpers/intruder.ts";
 import { spawnNode, useNodes, withNodeLogs, type SpawnedNode } from "../helpers/spawn-node.ts";
@@ -120,7 +120,7 @@ describe("an intruder", () => {
             parseAuth(decodePayload("AUTH", f.payload).fields),
           );
           const fields = { ...intruderHello("b", "a"), proof: helloProof(keys, "dialer", "b", "a") };
-          return new FrameSealer(keys.send).seal({ type: "HELLO", fields }, 1 << 20);
+          return drainParts(new FrameSealer(keys.send).seal({ type: "HELLO", fields }, 1 << 20));
         },
       });
 

@@ -3,11 +3,11 @@
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { FrameDecoder, type RawFrame } from "../../../src/protocol/frame.ts";
-import { FrameOpener, FrameSealer, SEAL_OVERHEAD } from "../../../src/protocol/seal.ts";
+import { FrameOpener, FrameSealer, SEAL_OVERHEAD, drainParts, type SealedParts } from "../../../src/protocol/seal.ts";
 import { MESSAGE_TYPES } from "../../../src/protocol/types.ts";
 
 const MAX = 256 * 1024 * 1024;
-const concat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+const concat = (parts: SealedParts) => new Uint8Array(Buffer.concat(drainParts(parts)));
 const raw = (bytes: Uint8Array): RawFrame => {
   const frames = new FrameDecoder({ maxFrameBytes: MAX }).pushRaw(bytes);
   expect(frames.length).toBe(1);
@@ -54,6 +54,8 @@ describe("sealed frames", () => {
       { type: "TOKEN" as const, fields: { token: 7 } },
     ];
     const wire = concat(msgs.flatMap((m) => sealer.seal(m, MAX)));
+    // A big body is made piece by piece, on demand.
+    expect(sealer.seal(msgs[1]!, MAX).length).toBe(2);
     const decoder = new FrameDecoder({ maxFrameBytes: MAX });
     const frames: RawFrame[] = [];
     for (let at = 0; at < wire.length; ) {
@@ -67,6 +69,37 @@ describe("sealed frames", () => {
     expect(opened[0]!.fields).toEqual({ id: 1 });
     expect(Buffer.from(opened[1]!.body).equals(body)).toBe(true);
     expect(opened[2]!.fields).toEqual({ token: 7 });
+  });
+
+  test("a big sealed frame is decrypted as it arrives (no ciphertext assembled); a flipped byte in it is caught", () => {
+    const key = randomBytes(32);
+    const sealer = new FrameSealer(key);
+    const body = randomBytes(3 * 1024 * 1024 + 5);
+    const msgs = [
+      { type: "HEALTH" as const, fields: { id: 1 } },
+      { type: "TENSOR" as const, fields: { dtype: "uint8", shape: [body.length] }, body },
+      { type: "TOKEN" as const, fields: { token: 7 } },
+    ];
+    const wire = concat(msgs.flatMap((m) => sealer.seal(m, MAX)));
+    const receive = (bytes: Uint8Array) => {
+      const opener = new FrameOpener(key);
+      let streamed = 0;
+      const decoder = new FrameDecoder({
+        maxFrameBytes: MAX,
+        sinkFor: (type, n) => (type === "SEALED" ? (streamed++, opener.openStream(n)) : undefined),
+      });
+      const got: { type: string; body: Uint8Array }[] = [];
+      for (let at = 0; at < bytes.length; at += 65_521)
+        decoder.pushRaw(bytes.subarray(at, at + 65_521), (f) => got.push(f.message ?? opener.open(f.payload)));
+      return { got, streamed };
+    };
+    const { got, streamed } = receive(wire);
+    expect(streamed).toBe(1);
+    expect(got.map((m) => m.type)).toEqual(["HEALTH", "TENSOR", "TOKEN"]);
+    expect(Buffer.from(got[1]!.body).equals(body)).toBe(true);
+    const bad = wire.slice();
+    bad[2 * 1024 * 1024] = bad[2 * 1024 * 1024]! ^ 1;
+    expect(() => receive(bad)).toThrow("failed authentication");
   });
 
   test("a reordered or replayed frame is refused, naming the counters", () => {
