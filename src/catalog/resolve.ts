@@ -2,6 +2,7 @@
 // description with a source to fetch or read it from. Unknown names fail here, naming what was asked for.
 import { basename, resolve as resolvePath } from "node:path";
 import { NodeError } from "../errors.ts";
+import { asModelId, type ModelId } from "../ids.ts";
 import { findModel, isRepoId, loadCatalog, type Catalog } from "./catalog.ts";
 import { embeddedModelDir } from "./embedded.ts";
 import { parseQuantization, type Quantization } from "./quantization.ts";
@@ -10,7 +11,7 @@ export type ModelSource = { kind: "hub"; repo: string } | { kind: "local"; dir: 
 
 /** A model ready to be placed and fetched. `layers`/`arch` are undefined for a hub repo outside the catalog until its config.json is read. */
 export interface ResolvedModel {
-  id: string;
+  id: ModelId;
   name: string;
   layers?: number;
   arch?: string;
@@ -36,14 +37,14 @@ export async function resolveModelRef(
       ? { kind: "hub", repo: entry.repo }
       : { kind: "local", dir: embeddedModelDir() };
     const { id, name, layers, arch, quantization, sizeBytes } = entry;
-    return { id, name, layers, arch, quantization, sizeBytes, source };
+    return { id: asModelId(id), name, layers, arch, quantization, sizeBytes, source };
   }
   if (opts.allowLocal) {
     const dir = resolvePath(ref);
     if (await Bun.file(`${dir}/config.json`).exists()) return describeLocalDir(dir);
   }
   if (isRepoId(ref)) {
-    return { id: ref, name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
+    return { id: asModelId(ref), name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
   }
   throw new NodeError(
     "E_MODEL_UNKNOWN",
@@ -90,5 +91,11 @@ async function describeLocalDir(dir: string): Promise<ResolvedModel> {
     throw new NodeError("E_WEIGHTS", `cannot read ${dir}/config.json: ${(cause as Error).message}`, { cause });
   }
   const described = describeConfig(config);
-  return { id: dir, name: basename(dir), quantization: "fp32", ...described, source: { kind: "local", dir } };
+  return {
+    id: asModelId(dir),
+    name: basename(dir),
+    quantization: "fp32",
+    ...described,
+    source: { kind: "local", dir },
+  };
 }

@@ -3,9 +3,6 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
-import type { InferenceService } from "../api/deps.ts";
-import type { ClusterService } from "../cluster/service.ts";
-import { NodeError } from "../errors.ts";
 import { rootLogger, setLogLevel } from "../log.ts";
 import { nodeArgs } from "./node-args.ts";
 import { parseRunFlags, runSession, type RunBackend } from "./run-session.ts";
@@ -46,7 +43,12 @@ export default defineCommand({
     const node = await createNode(isDir ? { ...options, models: [...options.models, flags.modelId] } : options);
     try {
       await waitForPeers(node.pool, flags.peerWaitMs, (t) => process.stderr.write(t));
-      process.exitCode = await runSession(backendOf(node.services.inference), {
+      const { inference } = node.services;
+      const backend: RunBackend = {
+        inference,
+        prepare: (modelId, onProgress) => inference.prepare(modelId, onProgress),
+      };
+      process.exitCode = await runSession(backend, {
         ...flags,
         stdin: process.stdin,
         stdout: process.stdout,
@@ -58,11 +60,3 @@ export default defineCommand({
     }
   },
 });
-
-/** The node's inference service is the cluster service, which can also prepare a model ahead of the first request. */
-function backendOf(inference: InferenceService): RunBackend {
-  const prepare = (inference as Partial<ClusterService>).prepare;
-  if (typeof prepare !== "function")
-    throw new NodeError("E_INTERNAL", "this node's inference service cannot prepare models");
-  return { inference, prepare: (modelId, onProgress) => prepare.call(inference, modelId, onProgress) };
-}

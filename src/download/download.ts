@@ -9,7 +9,8 @@ import { fileSize, repoCache, withBlobLock, type RepoCache } from "./hf-cache.ts
 import { fetchCommit, isUnreachable, listCommitFiles, resolveUrl, type HubOptions, type RepoFile } from "./hub.ts";
 import { createProgressTracker, formatBytes, type ProgressListener } from "./progress.ts";
 import { DEFAULT_RETRY, backoffMs, isTransient, type RetryPolicy } from "./retry.ts";
-import { filesForStage, isSupportFile, weightFilesForStage, type LayerRange } from "./select-files.ts";
+import type { LayerRange } from "../topology/types.ts";
+import { filesForStage, isSupportFile, weightFilesForStage } from "./select-files.ts";
 
 const log = logger("download");
 

@@ -1,7 +1,9 @@
-// Shared pieces of every architecture: HF config.json → camelCase ModelArgs (the only place snake_case
-// keys are read), the shard range and model contract, linears (dense or quantized), RoPE, masks, attention.
+// Shared pieces of every architecture: HF config.json → camelCase ModelArgs (where the MLX layers get their
+// settings; catalog, download and the fake engine still read a few keys themselves), the shard range and model
+// contract, linears (dense or quantized), RoPE, masks, attention.
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../errors.ts";
+import type { LayerRange } from "../topology/types.ts";
 import type { KVCache } from "./kv-cache.ts";
 
 /** Rotary scaling variants we implement; anything else is refused at parse time. */
@@ -45,10 +47,8 @@ export interface ModelArgs {
   slidingWindow?: number;
 }
 
-/** The layers a stage runs. Half-open: layerStart included, layerEnd excluded. */
-export interface ShardRange {
-  layerStart: number;
-  layerEnd: number;
+/** The layers [layerStart, layerEnd) a stage runs, of a model's nLayers. */
+export interface ShardRange extends LayerRange {
   nLayers: number;
 }
 

@@ -144,10 +144,8 @@ export interface DecoderOptions {
   sinkFor?(type: MessageTypeName, payloadBytes: number): PayloadSink | undefined;
 }
 
-enum State {
-  Header,
-  Payload,
-}
+/** Where the decoder is in the current frame (a literal union, not an enum: STYLE §3). */
+type DecoderState = "header" | "payload";
 
 /**
  * Streaming decoder: push() any chunk, get back the messages it completes. The header is checked
@@ -159,7 +157,7 @@ export class FrameDecoder {
   private chunks: Uint8Array[] = [];
   private offset = 0; // read position inside chunks[0]
   private buffered = 0;
-  private state = State.Header;
+  private state: DecoderState = "header";
   private type: MessageTypeName = "HELLO";
   private payloadBytes = 0;
   private failure: NodeError | undefined;
@@ -182,7 +180,7 @@ export class FrameDecoder {
 
   /** Bytes received but not yet returned as messages. */
   get bufferedBytes(): number {
-    return this.buffered + (this.state === State.Payload ? HEADER_BYTES + this.largeFilled : 0);
+    return this.buffered + (this.state === "payload" ? HEADER_BYTES + this.largeFilled : 0);
   }
 
   /**
@@ -215,7 +213,7 @@ export class FrameDecoder {
     this.buffered += chunk.byteLength;
     try {
       for (;;) {
-        if (this.state === State.Header) {
+        if (this.state === "header") {
           this.checkHeaderPrefix();
           if (this.buffered < HEADER_BYTES) break;
           const header = this.take(HEADER_BYTES);
@@ -226,7 +224,7 @@ export class FrameDecoder {
               `${this.type} frame announces ${this.payloadBytes} bytes, above the maximum of ${this.maxFrameBytes}`,
             );
           }
-          this.state = State.Payload;
+          this.state = "payload";
         }
         // A big payload gets its buffer only once a megabyte of it has really arrived: a header alone costs nothing.
         const streamed =
@@ -235,7 +233,7 @@ export class FrameDecoder {
         if (streamed) frame = this.fillLarge();
         else if (this.buffered >= this.payloadBytes) frame = { type: this.type, payload: this.take(this.payloadBytes) };
         if (!frame) break;
-        this.state = State.Header;
+        this.state = "header";
         if (onFrame) onFrame(frame);
         else out.push(frame);
         if (this.failure) break; // closed by onFrame
@@ -258,7 +256,7 @@ export class FrameDecoder {
   private fail(err: NodeError): void {
     this.failure = err;
     this.close();
-    this.state = State.Header;
+    this.state = "header";
   }
 
   private dropLarge(): void {

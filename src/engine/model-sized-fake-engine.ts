@@ -1,0 +1,30 @@
+// The fake engine as `--engine fake` runs it on a node: re-created on each load with the loaded model's
+// vocabulary (and its EOS id, which the fake never samples), so requests run to max_tokens and decode to text.
+import { join } from "node:path";
+import { createFakeEngine } from "./fake-engine.ts";
+import type { ShardEngine } from "./types.ts";
+
+/** Vocabulary of a model directory the fake engine cannot read a config.json from. */
+const DEFAULT_VOCAB_SIZE = 256;
+
+/** A fake engine sized to each loaded model; `stepDelayMs` is awaited per step (--fake-step-ms). */
+export function createModelSizedFakeEngine(stepDelayMs: number): ShardEngine {
+  let inner = createFakeEngine({ stepDelayMs });
+  return {
+    async load(spec, onProgress) {
+      const config = (await Bun.file(join(spec.modelDir, "config.json"))
+        .json()
+        .catch(() => ({}))) as Record<string, unknown>;
+      const eos = [config.eos_token_id].flat()[0];
+      await inner.close();
+      const vocabSize = typeof config.vocab_size === "number" ? config.vocab_size : DEFAULT_VOCAB_SIZE;
+      inner = createFakeEngine({ stepDelayMs, vocabSize, ...(typeof eos === "number" ? { eosToken: eos } : {}) });
+      return inner.load(spec, onProgress);
+    },
+    loaded: () => inner.loaded(),
+    step: (requestId, input, sampling) => inner.step(requestId, input, sampling),
+    end: (requestId) => inner.end(requestId),
+    liveRequests: () => inner.liveRequests(),
+    close: () => inner.close(),
+  };
+}
