@@ -22,6 +22,8 @@ export const SEAL_OVERHEAD = COUNTER_BYTES + 1 + TAG_BYTES;
 const SPLIT_BODY_BYTES = 256 * 1024;
 /** The piece: big enough that per-call costs vanish, small enough to stay in cache and overlap with sending. */
 const PIECE_BYTES = 1024 * 1024;
+/** Received pieces at least this large are deciphered without gathering. */
+const DIRECT_BYTES = 256 * 1024;
 
 /** Bytes made on demand: a big body's ciphertext, a piece per next(), then its tag. */
 export interface LazyBytes {
@@ -167,8 +169,8 @@ export class FrameOpener {
     const plain = new Uint8Array(b.buffer, b.byteOffset, plainBytes);
     const counter = new Uint8Array(COUNTER_BYTES);
     const tag = new Uint8Array(TAG_BYTES);
-    // Sockets hand over pieces of ~64 KiB; each decipher call has a cost of its own, so small pieces are
-    // gathered into one of PIECE_BYTES (still in cache) and deciphered together.
+    // Each decipher call has a cost of its own: pieces of 256 KiB or more (Bun hands over up to 512 KiB) are
+    // deciphered as they are, smaller ones gathered into one of PIECE_BYTES (still in cache) first.
     const staged = new Uint8Array(Math.min(PIECE_BYTES, plainBytes));
     let stagedBytes = 0;
     let decipher: DecipherGCM | undefined;
@@ -195,7 +197,7 @@ export class FrameOpener {
           } else if (pos < COUNTER_BYTES + plainBytes) {
             const k = Math.min(COUNTER_BYTES + plainBytes - pos, bytes.byteLength - off);
             const part = bytes.subarray(off, off + k);
-            if (stagedBytes === 0 && k >= staged.byteLength) decrypt(part);
+            if (stagedBytes === 0 && k >= Math.min(DIRECT_BYTES, staged.byteLength)) decrypt(part);
             else {
               const n = Math.min(k, staged.byteLength - stagedBytes);
               staged.set(part.subarray(0, n), stagedBytes);
