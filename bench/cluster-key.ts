@@ -52,14 +52,17 @@ async function complete(c: TestCluster, model: string, maxTokens: number): Promi
 
 /**
  * ms per decoded token of each cluster: (T(n) − T(1)) / (tokens got − 1), medians over runs; rounds alternate
- * between the clusters, so load changes on a shared machine hit both alike.
+ * between the clusters (in ABBA order), so load changes on a shared machine hit both alike.
  */
 async function decodeMsPerToken(clusters: TestCluster[], model: string, tokens: number): Promise<number[]> {
   for (const c of clusters) await complete(c, model, 2); // prepare (load) and warm up
   const t1 = clusters.map(() => [] as number[]);
   const perToken = clusters.map(() => [] as number[]);
   for (let r = 0; r < runs; r++) {
-    for (const [i, c] of clusters.entries()) {
+    // ABBA order: whichever cluster goes first in a round gets no systematic edge.
+    const order = [...clusters.entries()];
+    if (r % 2 === 1) order.reverse();
+    for (const [i, c] of order) {
       const first = await ms(() => complete(c, model, 1));
       t1[i]!.push(first);
       let got = 0;

@@ -1,7 +1,7 @@
 // AEAD-sealed frames (AES-256-GCM): after a keyed handshake every frame travels inside a SEALED frame, one key
 // per direction and a counter nonce, so a reordered, replayed or altered frame fails to open. Layout in README.md.
 // Pure: cipher state and bytes only; the link decides what a failure means (it closes).
-import { createCipheriv, createDecipheriv, type DecipherGCM } from "node:crypto";
+import { createCipheriv, createDecipheriv, createSecretKey, type DecipherGCM, type KeyObject } from "node:crypto";
 import { NodeError } from "../errors.ts";
 import {
   decodePayload,
@@ -72,12 +72,12 @@ function checkKey(key: Uint8Array): void {
 
 /** Seals the frames of one direction; the counter starts at 0 and never repeats under this key. */
 export class FrameSealer {
-  private readonly key: Uint8Array;
+  private readonly key: KeyObject; // imported once: a cipher per frame then costs a couple of microseconds
   private counter = 0;
 
   constructor(key: Uint8Array) {
     checkKey(key);
-    this.key = key;
+    this.key = createSecretKey(key);
   }
 
   /**
@@ -134,12 +134,12 @@ export class FrameSealer {
 
 /** Opens the frames of one direction, in order: frame n must carry counter n. */
 export class FrameOpener {
-  private readonly key: Uint8Array;
+  private readonly key: KeyObject;
   private expected = 0;
 
   constructor(key: Uint8Array) {
     checkKey(key);
-    this.key = key;
+    this.key = createSecretKey(key);
   }
 
   /**
