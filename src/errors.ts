@@ -8,6 +8,7 @@ export type ErrorCode =
   | "E_PROTOCOL_PAYLOAD"
   | "E_FRAME_TOO_LARGE"
   | "E_HANDSHAKE"
+  | "E_PROTOCOL_SEAL"
   | "E_PEER_TIMEOUT"
   | "E_PEER_DOWN"
   | "E_PEER_UNKNOWN"

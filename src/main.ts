@@ -16,6 +16,7 @@ const main = defineCommand({
     rm: () => import("./cli/rm.ts").then((m) => m.default),
     topology: () => import("./cli/topology.ts").then((m) => m.default),
     doctor: () => import("./cli/doctor.ts").then((m) => m.default),
+    keygen: () => import("./cli/keygen.ts").then((m) => m.default),
     runner: () => import("./cli/runner.ts").then((m) => m.default),
   },
 });

@@ -1,6 +1,6 @@
 // The HTTP app as a plain fetch(req) → Response function: routing, bearer auth, CORS, and the one place
 // where thrown errors become OpenAI-shaped responses. server.ts only wires this into Bun.serve.
-import { timingSafeEqual } from "node:crypto";
+import { hasApiKey } from "./auth.ts";
 import { NodeError } from "../errors.ts";
 import type { ApiDeps } from "./deps.ts";
 import { ApiError, errorResponse } from "./errors.ts";
@@ -131,11 +131,7 @@ function decodeSegment(segment: string): string {
 }
 
 function checkAuth(req: Request, apiKey: string | undefined): void {
-  if (!apiKey) return;
-  const header = req.headers.get("authorization") ?? "";
-  const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7).trim() : "");
-  const wanted = Buffer.from(apiKey);
-  if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+  if (!hasApiKey(req, apiKey)) {
     throw new ApiError("E_UNAUTHORIZED", "missing or wrong API key: send Authorization: Bearer <EXO_API_KEY>");
   }
 }

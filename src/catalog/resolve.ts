@@ -22,11 +22,16 @@ export interface ResolvedModel {
 }
 
 /**
- * Resolves a model reference: catalog id, then catalog repo, then a local directory with config.json,
- * then any Hugging Face repo id.
+ * Resolves a model reference: catalog id, then catalog repo, then (only with `allowLocal`: the operator's own
+ * `--models DIR` / `exo run DIR`) a local directory with config.json, then any Hugging Face repo id. Names from
+ * peers and API clients never become paths, and their refusal says nothing about what exists on disk.
  * @throws NodeError E_MODEL_UNKNOWN naming the reference; E_WEIGHTS when a local config.json is unreadable.
  */
-export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalog()): Promise<ResolvedModel> {
+export async function resolveModelRef(
+  ref: string,
+  catalog: Catalog = loadCatalog(),
+  opts: { allowLocal?: boolean } = {},
+): Promise<ResolvedModel> {
   const entry = findModel(catalog, ref);
   if (entry) {
     const source: ModelSource = entry.repo
@@ -35,8 +40,10 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
     const { id, name, layers, arch, quantization, sizeBytes } = entry;
     return { id: asModelId(id), name, layers, arch, quantization, sizeBytes, source };
   }
-  const dir = resolvePath(ref);
-  if (await Bun.file(`${dir}/config.json`).exists()) return describeLocalDir(dir);
+  if (opts.allowLocal) {
+    const dir = resolvePath(ref);
+    if (await Bun.file(`${dir}/config.json`).exists()) return describeLocalDir(dir);
+  }
   if (isRepoId(ref)) {
     return { id: asModelId(ref), name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
   }
@@ -47,7 +54,9 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
   const hint = near.length > 0 ? `; did you mean ${near.join(", ")}?` : "";
   throw new NodeError(
     "E_MODEL_UNKNOWN",
-    `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a directory with config.json${hint}`,
+    opts.allowLocal
+      ? `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a directory with config.json${hint}`
+      : `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a model this node serves (--models)${hint}`,
   );
 }
 

@@ -25,6 +25,10 @@ export const nodeArgs = {
     description: "fail a prepare when a node shows no download or load progress for this long (default 60000)",
   },
   "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
+  "cluster-key-file": {
+    type: "string",
+    description: "file holding the cluster key (overrides EXO_CLUSTER_KEY and the peer file's cluster_key)",
+  },
   models: {
     type: "string",
     description:

@@ -22,7 +22,7 @@ export default defineCommand({
     const { createDefaultModelStore } = await import("../download/model-store.ts");
     const { formatBytes } = await import("../download/progress.ts");
     const store = await createDefaultModelStore({ nodeId: "local", modelsDir: args["models-dir"] });
-    const model = await store.resolveModel(args.model);
+    const model = await store.resolveModel(args.model, { allowLocal: true });
     // Like POST /download: a model this build cannot run is refused before anything is fetched.
     if (model.arch) assertRunnable(model.id, model.arch);
     const range = args.layers ? parseLayers(args.layers, model.layers) : { layerStart: 0, layerEnd: model.layers };

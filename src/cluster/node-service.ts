@@ -55,7 +55,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
   });
   for (const ref of opts.models ?? []) {
     await store
-      .resolveModel(ref)
+      .resolveModel(ref, { allowLocal: true }) // the operator's choice: a local directory may be served
       .catch((err: unknown) => log.error(`--models ${ref}: ${err instanceof Error ? err.message : String(err)}`));
   }
   return service;

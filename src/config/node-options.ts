@@ -40,6 +40,10 @@ export interface NodeOptions {
   memoryMb: number | undefined;
   /** Models served besides the catalog (local directories, Hugging Face repo ids), from --models. */
   models: string[];
+  /** EXO_CLUSTER_KEY (overrides the peer file's cluster_key). */
+  clusterKey: string | undefined;
+  /** --cluster-key-file (overrides EXO_CLUSTER_KEY and the peer file). */
+  clusterKeyFile: string | undefined;
 }
 
 /** Flag values as citty hands them over (strings; see src/cli/node-args.ts). */
@@ -60,6 +64,7 @@ export interface NodeFlags {
   "fake-step-ms"?: string;
   "memory-mb"?: string;
   models?: string;
+  "cluster-key-file"?: string;
 }
 
 /** A stable id from the host name: lower case, letters, digits, `-` and `_` only. */
@@ -132,21 +137,30 @@ export function parseNodeOptions(
       .split(",")
       .map((m) => m.trim())
       .filter((m) => m !== ""),
+    clusterKey: env.EXO_CLUSTER_KEY || undefined,
+    clusterKeyFile: flags["cluster-key-file"] || undefined,
   });
 }
 
 /**
  * Options of `exo doctor`. @throws NodeError E_CONFIG_INVALID naming the flag
  */
-export function parseDoctorOptions(flags: { count?: string; "timeout-ms"?: string }): {
+export function parseDoctorOptions(
+  flags: { count?: string; "timeout-ms"?: string; "cluster-key-file"?: string },
+  env: Record<string, string | undefined> = process.env,
+): {
   count: number;
   timeoutMs: number;
   probeId: string;
+  clusterKey: string | undefined;
+  clusterKeyFile: string | undefined;
 } {
   return {
     count: integer("count", flags.count, 10, 1, 10_000),
     timeoutMs: integer("timeout-ms", flags["timeout-ms"], 5000, 10, 600_000),
     probeId: `doctor@${defaultNodeId()}`,
+    clusterKey: env.EXO_CLUSTER_KEY || undefined,
+    clusterKeyFile: flags["cluster-key-file"] || undefined,
   };
 }
 

@@ -42,9 +42,11 @@ export type ShapedModel = ResolvedModel & { layers: number };
 export interface NodeModelStore extends ModelStore {
   /**
    * Resolves a reference, once per model id: a hub repo outside the catalog gets its layer count from its config,
-   * a local directory its weight bytes from its files. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_*
+   * a local directory its weight bytes from its files. A local directory only with `allowLocal` (the operator's
+   * own --models DIR / `exo run DIR`, never a peer's or a client's name); later, the same name or the model's id
+   * finds it again. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_*
    */
-  resolveModel(ref: string): Promise<ShapedModel>;
+  resolveModel(ref: string, opts?: { allowLocal?: boolean }): Promise<ShapedModel>;
   /** A model resolveModel has resolved, by id; undefined before. */
   resolved(modelId: string): ShapedModel | undefined;
   /** Every model resolved so far (the catalog's and the others: --models, `exo run DIR`, a peer's PREPARE). */
@@ -94,14 +96,20 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
         : [],
     );
 
-  const resolveModel = async (ref: string): Promise<ShapedModel> => {
-    const model = resolved.get(ref) ?? withLocalSize(await shapeModel(ref));
+  /** How the operator wrote a model it serves (e.g. a relative directory) → the model's id. */
+  const servedAs = new Map<string, string>();
+
+  const resolveModel = async (ref: string, o: { allowLocal?: boolean } = {}): Promise<ShapedModel> => {
+    const known = resolved.get(ref) ?? resolved.get(servedAs.get(ref) ?? "");
+    if (known) return known;
+    const model = withLocalSize(await shapeModel(ref, o));
     resolved.set(model.id, model);
+    if (o.allowLocal) servedAs.set(ref, model.id);
     return model;
   };
 
-  const shapeModel = async (ref: string): Promise<ShapedModel> => {
-    const model = await resolveModelRef(ref, catalog);
+  const shapeModel = async (ref: string, o: { allowLocal?: boolean }): Promise<ShapedModel> => {
+    const model = await resolveModelRef(ref, catalog, o);
     if (model.layers !== undefined) return model as ShapedModel;
     if (model.source.kind !== "hub") throw new NodeError("E_WEIGHTS", `${ref}: config.json has no num_hidden_layers`);
     const res = await downloadRepo({ modelId: model.id, repo: model.source.repo, supportOnly: true }, opts);

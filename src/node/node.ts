@@ -3,11 +3,13 @@
 import { networkInterfaces } from "node:os";
 import { createApp } from "../api/app.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
+import { loadClusterKey, type ClusterKey } from "../config/cluster-key.ts";
 import { loadPeerFile, peersOf, selfEntry, type PeerFile } from "../config/peer-file.ts";
 import { splitSelfAddressed } from "../config/self-address.ts";
 import { watchPeerFile } from "../config/watch-peer-file.ts";
 import { DEFAULT_PORT, type NodeOptions } from "../config/node-options.ts";
 import { logger } from "../log.ts";
+import { resolveAdmittedAddresses } from "../net/admission.ts";
 import { startHealthChecks } from "../net/health.ts";
 import { PeerPool } from "../net/peer-pool.ts";
 import { listenTcp, type TcpServer } from "../net/sockets.ts";
@@ -27,6 +29,19 @@ function machineAddresses(): string[] {
   return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }
 
+/** Said once at start (and again if a reload drops the key): what running without a key means. */
+const KEYLESS_WARNING =
+  "no cluster key: links are neither authenticated nor encrypted, and peers are admitted by address only; run `exo keygen` and put `cluster_key: KEY` in the peer file of every node";
+
+/** The key in force for these options and peer file. @throws NodeError E_CONFIG_READ / E_CONFIG_INVALID */
+function clusterKeyOf(options: Readonly<NodeOptions>, file: PeerFile | undefined): Promise<ClusterKey | undefined> {
+  return loadClusterKey({
+    keyFile: options.clusterKeyFile,
+    env: options.clusterKey,
+    peerFile: file && { key: file.clusterKey, fileName: file.fileName },
+  });
+}
+
 /**
  * Start a node. @throws NodeError E_CONFIG_READ / E_CONFIG_INVALID for a bad peer file or an address
  * that cannot be bound.
@@ -36,6 +51,9 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
   const capabilities = options.memoryMb === undefined ? detected : { ...detected, memory: options.memoryMb };
   let peerFile: PeerFile | undefined = options.configPath ? await loadPeerFile(options.configPath) : undefined;
   const port = options.port ?? (peerFile && selfEntry(peerFile, options.nodeId)?.port) ?? DEFAULT_PORT;
+  const clusterKey = await clusterKeyOf(options, peerFile);
+  if (clusterKey) log.info(`links are authenticated and sealed with the cluster key from ${clusterKey.source}`);
+  else log.warn(KEYLESS_WARNING);
 
   let boundPort = 0;
   const pool = new PeerPool({
@@ -54,6 +72,7 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
     maxFrameBytes: options.maxFrameBytes,
     backoffMinMs: Math.min(200, options.healthIntervalMs),
     backoffMaxMs: Math.max(options.healthIntervalMs, 200),
+    clusterKey: clusterKey?.bytes,
   });
   const server: TcpServer = listenTcp(options.host, port, (socket) => pool.accept(socket));
   boundPort = server.port;
@@ -62,8 +81,11 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
   const configuredCapabilities = (id: string) => peerFile?.peers.get(id)?.deviceCapabilities;
   const ownAddress = { port: boundPort, addresses: [options.host, ...machineAddresses()] };
   const warnedSelf = new Set<string>();
-  const applyPeerFile = (file: PeerFile | undefined) => {
+  // Every entry (this node's too: a probe such as exo doctor may run here) says where links may come from.
+  const applyPeerFile = async (file: PeerFile | undefined) => {
+    const admitted = file ? await resolveAdmittedAddresses(peersOf(file, "")) : undefined;
     peerFile = file;
+    pool.setAdmittedAddresses(admitted);
     if (!file) return pool.setPeers(undefined);
     // An entry at this node's own address would only dial ourselves: said once per entry, never dialled.
     const { peers, self } = splitSelfAddressed(peersOf(file, options.nodeId), ownAddress);
@@ -77,14 +99,27 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
     }
     pool.setPeers(peers);
   };
-  applyPeerFile(peerFile);
+  await applyPeerFile(peerFile);
+  let reloads = Promise.resolve();
+  let keyed = clusterKey !== undefined;
+  const reload = async (file: PeerFile) => {
+    try {
+      const key = await clusterKeyOf(options, file);
+      if (!key && keyed) log.warn(KEYLESS_WARNING);
+      keyed = key !== undefined;
+      pool.setClusterKey(key?.bytes);
+    } catch (err) {
+      log.error(`${(err as Error).message} (keeping the cluster key in force)`);
+    }
+    await applyPeerFile(file);
+  };
   const stopWatching = options.configPath
     ? watchPeerFile(
         options.configPath,
         {
           onChange: (file) => {
             log.info(`peer file ${file.fileName} changed: ${file.peers.size} entries`);
-            applyPeerFile(file);
+            reloads = reloads.then(() => reload(file));
           },
           onError: (err) => log.error(`${err.message} (keeping the last good peer list)`),
         },

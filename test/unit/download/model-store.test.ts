@@ -187,7 +187,7 @@ describe("the model store", () => {
     expect(pool["other-org/uncatalogued"]).toMatchObject({ downloaded: false });
   });
 
-  test("a local directory resolves once, with the bytes of its weight files, and is remembered by id", async () => {
+  test("a local directory the operator serves resolves once, with the bytes of its weight files, and is remembered by id", async () => {
     const local = join(cacheDir, "local-model");
     await mkdir(local, { recursive: true });
     await writeFile(join(local, "config.json"), JSON.stringify({ model_type: "qwen2", num_hidden_layers: 2 }));
@@ -195,7 +195,9 @@ describe("the model store", () => {
     await writeFile(join(local, "b.safetensors"), new Uint8Array(24));
     await writeFile(join(local, "notes.txt"), new Uint8Array(5000));
     expect(store.resolved(local)).toBeUndefined();
-    const m = await store.resolveModel(local);
+    // A name from a client or a peer is never a path, until the operator serves that directory.
+    await expect(store.resolveModel(local)).rejects.toMatchObject({ code: "E_MODEL_UNKNOWN" });
+    const m = await store.resolveModel(local, { allowLocal: true });
     expect(m).toMatchObject({
       id: local,
       layers: 2,
