@@ -69,8 +69,8 @@ describe("switch layer", () => {
   const down = stack(H, I, 3);
   const floats: SwitchGLU = { numExperts: E, gate: { weight: gate }, up: { weight: up }, down: { weight: down } };
   const T = 9;
-  const x = mx.random.normal([T, H], mx.float32, mx.random.key(4));
-  const routing = softmaxTopK(mx.random.normal([T, E], mx.float32, mx.random.key(5)), 2, true);
+  const x = mx.random.normal([T, H], mx.float32, 0, 1, mx.random.key(4));
+  const routing = softmaxTopK(mx.random.normal([T, E], mx.float32, 0, 1, mx.random.key(5)), 2, true);
 
   test("per-pair (blockSparseMM) and grouped-by-expert paths both equal a per-token loop", () => {
     const ref = loopReference(
