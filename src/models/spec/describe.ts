@@ -42,15 +42,15 @@ export function describeConfig(config: Json): ConfigDescription {
     ...(typeof layers === "number" ? { layers } : {}),
     ...(typeof config.model_type === "string" ? { arch: config.model_type } : {}),
     ...(quantization ? { quantization } : {}),
-    ...sizeOf(config),
+    ...sizeOf(config, quantization === "fp32" ? 32 : 16),
   };
 }
 
-function sizeOf(config: Json): { sizeBytes?: number; expertShare?: number } {
+function sizeOf(config: Json, floatBits: number): { sizeBytes?: number; expertShare?: number } {
   if (typeof config.model_type !== "string" || !isSupportedModelType(config.model_type)) return {};
   try {
     const args = parseModelArgs(config);
-    return { sizeBytes: storedWeightBytes(args), expertShare: expertShare(args) };
+    return { sizeBytes: storedWeightBytes(args, floatBits), expertShare: expertShare(args) };
   } catch {
     // A config this build cannot parse is refused later, when the model is loaded, naming the key.
     return {};

@@ -18,8 +18,11 @@ export function parameterCounts(args: ModelArgs): { experts: number; other: numb
   return { experts, other };
 }
 
-/** Bytes of the checkpoint's weights as stored: quantized matrices at their (per-path) bits, the rest at 16 bits. */
-export function storedWeightBytes(args: ModelArgs): number {
+/**
+ * Bytes of the checkpoint's weights as stored: quantized matrices at their (per-path) bits, the rest at
+ * `floatBits` (16 for bf16/f16 checkpoints, as mlx-community ships them; 32 for float32 ones).
+ */
+export function storedWeightBytes(args: ModelArgs, floatBits = 16): number {
   const q = args.quantization;
   let bits = 0;
   for (const [name, shape] of Object.entries(architectureSpec(args.modelType).tensorShapes(args))) {
@@ -28,7 +31,7 @@ export function storedWeightBytes(args: ModelArgs): number {
     const override = q?.overrides[prefix];
     const quantized = q !== undefined && shape.length >= 2 && name.endsWith(".weight") && override !== false;
     const p = override ? override : { bits: q?.bits ?? 16, groupSize: groupSizeFor(q, prefix) };
-    bits += n * (quantized ? storedBitsPerWeight(p) : 16);
+    bits += n * (quantized ? storedBitsPerWeight(p) : floatBits);
   }
   return Math.ceil(bits / 8);
 }
