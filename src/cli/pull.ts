@@ -1,6 +1,6 @@
 // `exo pull MODEL`: download a model's files (all layers, or --layers a:b) into the cache, with progress bars.
 import { defineCommand } from "citty";
-import { assertRunnable } from "../catalog/architectures.ts";
+import { assertRunnable } from "../models/spec/architectures.ts";
 import { NodeError } from "../errors.ts";
 import type { LayerRange } from "../topology/types.ts";
 import { createDownloadBars } from "./download-bars.ts";

@@ -3,11 +3,13 @@
 import { join } from "node:path";
 import { asModelId } from "../ids.ts";
 import type { ChatMessage, ModelInfo } from "./types.ts";
-import { RUNNABLE_ARCHITECTURES, assertRunnable } from "../catalog/architectures.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
-import { contextWindow } from "../catalog/context-window.ts";
-import { bitsPerWeight, type Quantization } from "../catalog/quantization.ts";
 import { logger } from "../log.ts";
+import { assertRunnable, isSupportedModelType } from "../models/spec/architectures.ts";
+import { readConfigFileIfAny } from "../models/spec/config-file.ts";
+import { contextWindow } from "../models/spec/context-window.ts";
+import type { Quantization } from "../models/spec/quantization.ts";
+import { cpuBytesPerStoredByte } from "../models/spec/footprint.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
 import { toExoProgress, type DownloadProgress } from "../download/progress.ts";
 import type { ShardEngine } from "../engine/types.ts";
@@ -65,10 +67,11 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
 function storeResolver(opts: NodeClusterOptions): ModelResolver {
   const { transport, store } = opts;
 
-  // A CPU node upcasts every weight to float32 at load, so a 4-bit checkpoint takes ~7x its file size there:
-  // placement sees such a node's memory shrunk by that factor instead of the weights grown for every node.
-  function nodes(quantization: Quantization): PlacementNode[] {
-    const cpuExpansion = 32 / bitsPerWeight(quantization);
+  // A CPU node upcasts every weight to float32 at load (a 4-bit checkpoint takes ~7x its file size there)
+  // except 2/4/8-bit routed experts, which it keeps packed: placement sees such a node's memory shrunk by
+  // that factor instead of the weights grown for every node.
+  function nodes(quantization: Quantization, expertShare?: number): PlacementNode[] {
+    const cpuExpansion = cpuBytesPerStoredByte(quantization, expertShare);
     return [transport.selfId, ...transport.peersUp()].map((nodeId) => {
       const memory = opts.memoryOf(nodeId) ?? 0;
       return { nodeId, memory: opts.runsOnMetal?.(nodeId) ? memory : Math.floor(memory / cpuExpansion) };
@@ -79,7 +82,7 @@ function storeResolver(opts: NodeClusterOptions): ModelResolver {
     // The catalog's runnable models, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer,
     // POST /download) that it lacks; a model of an architecture this build cannot run is never listed.
     listModels() {
-      const runnable = (arch: string | undefined) => arch === undefined || RUNNABLE_ARCHITECTURES.includes(arch);
+      const runnable = (arch: string | undefined) => arch === undefined || isSupportedModelType(arch);
       const catalog = loadCatalog()
         .entries.filter((e) => runnable(e.arch))
         .map((e) => ({
@@ -102,7 +105,7 @@ function storeResolver(opts: NodeClusterOptions): ModelResolver {
       // Unknown size (a hub repo outside the catalog): split by memory alone.
       return planModel(
         { modelId: model.id, nLayers: model.layers, weightBytes: resolved?.sizeBytes ?? 0 },
-        nodes(resolved?.quantization ?? "fp32"),
+        nodes(resolved?.quantization ?? "fp32", resolved?.expertShare),
       );
     },
     async ensureShardFiles(model, range, onProgress) {
@@ -129,11 +132,10 @@ function infoOf(model: ShapedModel): ModelInfo {
 
 /** The model's context window from the config and tokenizer config beside its tokenizer. */
 async function readContextWindow(dir: string): Promise<number | undefined> {
-  const read = (name: string) =>
-    Bun.file(join(dir, name))
-      .json()
-      .catch(() => ({})) as Promise<Record<string, unknown>>;
-  return contextWindow(await read("config.json"), await read("tokenizer_config.json"));
+  const tokenizerConfig = (await Bun.file(join(dir, "tokenizer_config.json"))
+    .json()
+    .catch(() => ({}))) as Record<string, unknown>;
+  return contextWindow((await readConfigFileIfAny(dir)) ?? {}, tokenizerConfig);
 }
 
 function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>, window: number | undefined): ClusterTokenizer {

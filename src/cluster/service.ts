@@ -35,7 +35,7 @@ export interface ClusterTokenizer {
   encode(text: string): number[];
   eosIds: number[];
   createDetokenizer(): Detokenizer;
-  /** Longest prompt + answer in tokens (src/catalog/context-window.ts); undefined when the model's files do not say. */
+  /** Longest prompt + answer in tokens (src/models/spec/context-window.ts); undefined when the model's files do not say. */
   contextWindow?: number;
 }
 

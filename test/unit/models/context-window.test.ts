@@ -1,6 +1,6 @@
 // A model's context window from config.json and tokenizer_config.json (the smaller real limit wins).
 import { describe, expect, test } from "bun:test";
-import { contextWindow } from "../../../src/catalog/context-window.ts";
+import { contextWindow } from "../../../src/models/spec/context-window.ts";
 
 describe("contextWindow", () => {
   test("is config.json's max_position_embeddings (or its text_config's)", () => {
