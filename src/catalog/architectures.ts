@@ -2,7 +2,17 @@
 // before downloading it. test/models/registry.test.ts keeps this list equal to src/models' registry.
 import { NodeError } from "../errors.ts";
 
-export const RUNNABLE_ARCHITECTURES: readonly string[] = ["gemma2", "llama", "mistral", "phi3", "qwen2", "qwen3"];
+export const RUNNABLE_ARCHITECTURES: readonly string[] = [
+  "deepseek_v2",
+  "deepseek_v3",
+  "gemma2",
+  "kimi_k2",
+  "llama",
+  "mistral",
+  "phi3",
+  "qwen2",
+  "qwen3",
+];
 
 /** @throws NodeError E_MODEL_UNSUPPORTED naming the model, its architecture and the ones that run. */
 export function assertRunnable(modelId: string, arch: string): void {

@@ -2,6 +2,7 @@
 // keys are read), the shard range and model contract, linears (dense or quantized), RoPE, masks, attention.
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../errors.ts";
+import { DEEPSEEK_MODEL_TYPES, parseDeepseekArgs, type DeepseekArgs } from "./deepseek-config.ts";
 import type { KVCache } from "./kv-cache.ts";
 
 /** Rotary scaling variants we implement; anything else is refused at parse time. */
@@ -10,7 +11,17 @@ export type RopeScaling =
   | { kind: "linear"; factor: number }
   | { kind: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
   /** Phi-3.5 "longrope"/"su": per-frequency long factors and an attention magnitude scale. */
-  | { kind: "longrope"; longFactor: number[]; originalMaxPositions: number; longMscale?: number };
+  | { kind: "longrope"; longFactor: number[]; originalMaxPositions: number; longMscale?: number }
+  /** DeepSeek's YaRN: interpolated low frequencies, and magnitude scales on cos/sin and on the attention scale. */
+  | {
+      kind: "yarn";
+      factor: number;
+      originalMaxPositions: number;
+      betaFast: number;
+      betaSlow: number;
+      mscale: number;
+      mscaleAllDim: number;
+    };
 
 /** mlx-community affine quantization: per-tensor overrides keyed by module path (false = not quantized). */
 export interface QuantizationArgs {
@@ -43,6 +54,8 @@ export interface ModelArgs {
   attnLogitSoftcapping?: number;
   finalLogitSoftcapping?: number;
   slidingWindow?: number;
+  /** DeepSeek V2/V3, Kimi K2: latent attention and expert routing (src/models/deepseek-config.ts). */
+  deepseek?: DeepseekArgs;
 }
 
 /** The layers a stage runs. Half-open: layerStart included, layerEnd excluded. */
@@ -58,7 +71,7 @@ export interface ShardModel {
   readonly range: ShardRange;
   forward(input: mx.array, cache: KVCache): mx.array;
   /** Per-layer KV geometry of this stage (for createKVCache). */
-  readonly cacheSpec: { nLayers: number; nKvHeads: number; headDim: number };
+  readonly cacheSpec: { nLayers: number; nKvHeads: number; headDim: number; valueDim?: number };
 }
 
 /** Weights of one stage by HF tensor name (already upcast/dequantized as the device needs). */
@@ -101,6 +114,7 @@ export function parseModelArgs(config: Json): ModelArgs {
   if (typeof config.attn_logit_softcapping === "number") args.attnLogitSoftcapping = config.attn_logit_softcapping;
   if (typeof config.final_logit_softcapping === "number") args.finalLogitSoftcapping = config.final_logit_softcapping;
   if (typeof config.sliding_window === "number") args.slidingWindow = config.sliding_window;
+  if (DEEPSEEK_MODEL_TYPES.includes(modelType)) args.deepseek = parseDeepseekArgs(config);
   return args;
 }
 
@@ -128,15 +142,40 @@ function parseRopeScaling(raw: unknown): RopeScaling {
     if (typeof r.long_mscale === "number") scaling.longMscale = r.long_mscale;
     return scaling;
   }
+  if (kind === "yarn") {
+    return {
+      kind: "yarn",
+      factor: num(r, "factor"),
+      originalMaxPositions: num(r, "original_max_position_embeddings", 4096),
+      betaFast: num(r, "beta_fast", 32),
+      betaSlow: num(r, "beta_slow", 1),
+      mscale: num(r, "mscale", 1),
+      mscaleAllDim: num(r, "mscale_all_dim", 0),
+    };
+  }
   throw new NodeError(
     "E_MODEL_UNSUPPORTED",
-    `rope_scaling type "${kind}" is not supported (supported: default, linear, llama3, longrope)`,
+    `rope_scaling type "${kind}" is not supported (supported: default, linear, llama3, longrope, yarn)`,
   );
 }
 
 function parseQuantization(raw: unknown): QuantizationArgs | undefined {
   if (raw === null || raw === undefined || typeof raw !== "object") return undefined;
   const q = raw as Json;
+  // Only mlx-community's affine blocks are read here; an original FP8 or compressed-tensors checkpoint
+  // would otherwise be misread as 4-bit groups of 64.
+  if (typeof q.quant_method === "string") {
+    throw new NodeError(
+      "E_MODEL_UNSUPPORTED",
+      `config.json: quantization_config.quant_method "${q.quant_method}" is not supported: this build loads float ` +
+        `checkpoints and mlx-community's affine 2-8 bit conversions (for DeepSeek V3, e.g. mlx-community/DeepSeek-V3-4bit)`,
+    );
+  }
+  if (typeof q.mode === "string" && q.mode !== "affine")
+    throw new NodeError(
+      "E_MODEL_UNSUPPORTED",
+      `config.json: quantization mode "${q.mode}" is not supported (affine only)`,
+    );
   const overrides: QuantizationArgs["overrides"] = {};
   for (const [key, v] of Object.entries(q)) {
     if (v === false) overrides[key] = false;
@@ -231,6 +270,8 @@ export function makeRope(args: ModelArgs, headDim = args.headDim): (x: mx.array,
     const mscale = s.longMscale ?? (ratio <= 1 ? 1 : Math.sqrt(1 + Math.log(ratio) / Math.log(s.originalMaxPositions)));
     return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset, mscale);
   }
+  if (s.kind === "yarn")
+    throw new NodeError("E_MODEL_UNSUPPORTED", `yarn rope scaling is implemented for the DeepSeek models only`);
   const invFreq = llama3InvFreq(s, args.ropeTheta, dims);
   return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset);
 }

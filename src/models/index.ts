@@ -1,6 +1,7 @@
 // The model registry: HF `model_type` → architecture. The one barrel-like file allowed (STYLE §2).
 import { NodeError } from "../errors.ts";
 import { stageWantsTensor, type Architecture } from "./base.ts";
+import { createDeepseek, deepseekTensorShapes, deepseekWantsTensor } from "./deepseek.ts";
 import { createGemma2, gemma2TensorShapes, gemma2WantsTensor } from "./gemma2.ts";
 import { createLlama, llamaTensorShapes } from "./llama.ts";
 import { createPhi3, phi3TensorShapes } from "./phi3.ts";
@@ -13,6 +14,12 @@ const llama: Architecture = {
   wantsTensor: stageWantsTensor,
 };
 
+const deepseek: Architecture = {
+  create: (args, range, weights) => createDeepseek(args, range, weights),
+  tensorShapes: deepseekTensorShapes,
+  wantsTensor: deepseekWantsTensor,
+};
+
 const REGISTRY: Record<string, Architecture> = {
   llama,
   mistral: llama,
@@ -20,6 +27,9 @@ const REGISTRY: Record<string, Architecture> = {
   qwen3: { create: createQwen3, tensorShapes: qwen3TensorShapes, wantsTensor: stageWantsTensor },
   phi3: { create: createPhi3, tensorShapes: phi3TensorShapes, wantsTensor: stageWantsTensor },
   gemma2: { create: createGemma2, tensorShapes: gemma2TensorShapes, wantsTensor: gemma2WantsTensor },
+  deepseek_v2: deepseek,
+  deepseek_v3: deepseek,
+  kimi_k2: deepseek,
 };
 
 /** model_type values this build can run. */
