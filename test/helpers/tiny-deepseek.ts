@@ -14,7 +14,7 @@ const BASE = {
   kv_lora_rank: 32,
   qk_nope_head_dim: 16,
   qk_rope_head_dim: 8,
-  v_head_dim: 12,
+  v_head_dim: 16,
   rope_theta: 10000,
   hidden_act: "silu",
   tie_word_embeddings: false,
@@ -50,7 +50,7 @@ export const TINY_DEEPSEEK: Record<string, Record<string, unknown>> = {
   "deepseek_v2-group-limited": {
     ...BASE,
     model_type: "deepseek_v2",
-    q_lora_rank: 24,
+    q_lora_rank: 32,
     n_routed_experts: 12,
     n_shared_experts: 1,
     num_experts_per_tok: 4,
@@ -67,7 +67,7 @@ export const TINY_DEEPSEEK: Record<string, Record<string, unknown>> = {
   deepseek_v3: {
     ...BASE,
     model_type: "deepseek_v3",
-    q_lora_rank: 24,
+    q_lora_rank: 32,
     n_routed_experts: 16,
     n_shared_experts: 1,
     num_experts_per_tok: 4,
@@ -85,7 +85,7 @@ export const TINY_DEEPSEEK: Record<string, Record<string, unknown>> = {
   kimi_k2: {
     ...BASE,
     model_type: "kimi_k2",
-    q_lora_rank: 24,
+    q_lora_rank: 32,
     n_routed_experts: 12,
     n_shared_experts: 1,
     num_experts_per_tok: 3,
