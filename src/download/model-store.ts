@@ -81,7 +81,9 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
       onProgress?.(p);
     };
     try {
-      return (await downloadRepo({ modelId: model.id, repo: model.source.repo, range }, opts, report)).dir;
+      // An empty range asks for the support files alone (the coordinator's tokenizer).
+      const supportOnly = range.layerStart === range.layerEnd;
+      return (await downloadRepo({ modelId: model.id, repo: model.source.repo, range, supportOnly }, opts, report)).dir;
     } catch (err) {
       // Failures before the file list is known have no tracker: report them in the same shape.
       const last = latest.get(`${model.id}:${range.layerStart}:${range.layerEnd}`);
