@@ -2,7 +2,7 @@
 // into typed entries, and lookup of a model by catalog id or Hugging Face repo id. Pure apart from the embed.
 import catalogData from "../../configs/models.yaml";
 import { NodeError } from "../errors.ts";
-import type { Quantization } from "./quantization.ts";
+import type { Quantization } from "../models/spec/describe.ts";
 
 /** One model the node knows by name. `repo` is absent only for the embedded default model. */
 export interface CatalogEntry {

@@ -1,8 +1,7 @@
 // Quantization as implied by a Hugging Face repo name (mlx-community convention), and its bits per weight.
 // exo's catalog had no field for it; the name is the only source before config.json is downloaded.
 
-/** "3bit" … "8bit" for MLX affine quantization; "bf16"/"fp16"/"fp32" for unquantized checkpoints. */
-export type Quantization = `${number}bit` | "bf16" | "fp16" | "fp32";
+import type { Quantization } from "../models/spec/describe.ts";
 
 /** Reads the quantization from a repo name: an explicit `-Nbit`/`_Nbit`/`AQN` marker, else `fp16`/`bf16`, else unquantized bf16. */
 export function parseQuantization(repo: string): Quantization {

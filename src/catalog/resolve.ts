@@ -4,7 +4,9 @@ import { basename, resolve as resolvePath } from "node:path";
 import { NodeError } from "../errors.ts";
 import { findModel, isRepoId, loadCatalog, type Catalog } from "./catalog.ts";
 import { embeddedModelDir } from "./embedded.ts";
-import { parseQuantization, type Quantization } from "./quantization.ts";
+import { hasConfigFile, readConfigFile } from "../models/spec/config-file.ts";
+import { describeConfig, type Quantization } from "../models/spec/describe.ts";
+import { parseQuantization } from "./quantization.ts";
 
 export type ModelSource = { kind: "hub"; repo: string } | { kind: "local"; dir: string };
 
@@ -34,7 +36,7 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
     return { id, name, layers, arch, quantization, sizeBytes, source };
   }
   const dir = resolvePath(ref);
-  if (await Bun.file(`${dir}/config.json`).exists()) return describeLocalDir(dir);
+  if (await hasConfigFile(dir)) return describeLocalDir(dir);
   if (isRepoId(ref)) {
     return { id: ref, name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
   }
@@ -44,42 +46,9 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
   );
 }
 
-/** Layer count, architecture and quantization from a Hugging Face config.json object. */
-export function describeConfig(config: Record<string, unknown>): {
-  layers?: number;
-  arch?: string;
-  quantization?: Quantization;
-} {
-  const layers =
-    config.num_hidden_layers ?? (config.text_config as Record<string, unknown> | undefined)?.num_hidden_layers;
-  const bits = (config.quantization as { bits?: unknown } | undefined)?.bits;
-  const dtype = config.torch_dtype;
-  const quantization: Quantization | undefined =
-    typeof bits === "number"
-      ? `${bits}bit`
-      : dtype === "bfloat16"
-        ? "bf16"
-        : dtype === "float16"
-          ? "fp16"
-          : dtype === "float32"
-            ? "fp32"
-            : undefined;
-  return {
-    ...(typeof layers === "number" ? { layers } : {}),
-    ...(typeof config.model_type === "string" ? { arch: config.model_type } : {}),
-    ...(quantization ? { quantization } : {}),
-  };
-}
-
 // --- internal ---
 
 async function describeLocalDir(dir: string): Promise<ResolvedModel> {
-  let config: Record<string, unknown>;
-  try {
-    config = (await Bun.file(`${dir}/config.json`).json()) as Record<string, unknown>;
-  } catch (cause) {
-    throw new NodeError("E_WEIGHTS", `cannot read ${dir}/config.json: ${(cause as Error).message}`, { cause });
-  }
-  const described = describeConfig(config);
+  const described = describeConfig(await readConfigFile(dir));
   return { id: dir, name: basename(dir), quantization: "fp32", ...described, source: { kind: "local", dir } };
 }

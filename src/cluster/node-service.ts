@@ -3,10 +3,11 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ChatMessage, ModelInfo } from "../api/deps.ts";
-import { assertRunnable } from "../catalog/architectures.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
-import { bitsPerWeight, type Quantization } from "../catalog/quantization.ts";
+import { bitsPerWeight } from "../catalog/quantization.ts";
 import { logger } from "../log.ts";
+import { assertRunnable } from "../models/spec/architectures.ts";
+import type { Quantization } from "../models/spec/describe.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
 import { toExoProgress, type DownloadProgress } from "../download/progress.ts";
 import type { ShardEngine } from "../engine/types.ts";

@@ -3,10 +3,12 @@
 // /v1/download/progress and DELETE /models shapes for the API (src/api/deps.ts ModelStore).
 import type { ModelStore } from "../api/deps.ts";
 import { loadCatalog, type Catalog, type CatalogEntry } from "../catalog/catalog.ts";
-import { describeConfig, resolveModelRef, type ResolvedModel } from "../catalog/resolve.ts";
+import { resolveModelRef, type ResolvedModel } from "../catalog/resolve.ts";
 import { loadHfEnv } from "../config/hf-env.ts";
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
+import { readConfigFile } from "../models/spec/config-file.ts";
+import { describeConfig } from "../models/spec/describe.ts";
 import { cachedModelState, downloadRepo, type DownloadOptions } from "./download.ts";
 import { repoCache } from "./hf-cache.ts";
 import { toExoProgress, type DownloadProgress, type ProgressListener } from "./progress.ts";
@@ -65,7 +67,7 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     if (model.layers !== undefined) return model as ShapedModel;
     if (model.source.kind !== "hub") throw new NodeError("E_WEIGHTS", `${ref}: config.json has no num_hidden_layers`);
     const res = await downloadRepo({ modelId: model.id, repo: model.source.repo, supportOnly: true }, opts);
-    const config = (await Bun.file(`${res.dir}/config.json`).json()) as Record<string, unknown>;
+    const config = await readConfigFile(res.dir);
     return { ...model, ...describeConfig(config), layers: res.nLayers };
   };
 

@@ -3,8 +3,9 @@
 import { core as mx } from "@frost-beta/mlx";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseModelArgs } from "../models/base.ts";
-import { getArchitecture } from "../models/index.ts";
+import { architectureSpec } from "../models/spec/architectures.ts";
+import { CONFIG_FILE } from "../models/spec/config-file.ts";
+import { parseModelArgs } from "../models/spec/model-args.ts";
 import { releaseMemory } from "./memory.ts";
 import { quantizeRows } from "./quantize.ts";
 
@@ -33,7 +34,7 @@ export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointO
   const config: Record<string, unknown> = { ...opts.config };
   if (opts.quantize) config.quantization = { group_size: opts.quantize.groupSize, bits: opts.quantize.bits };
   const args = parseModelArgs(config);
-  const shapes = getArchitecture(args.modelType).tensorShapes(args);
+  const shapes = architectureSpec(args.modelType).tensorShapes(args);
   const names = Object.keys(shapes).sort();
   const dtype = DTYPES[opts.dtype ?? "float32"];
   const maxFileBytes = opts.maxFileBytes ?? 2 * 1024 ** 3;
@@ -94,6 +95,6 @@ export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointO
       join(dir, "model.safetensors.index.json"),
       JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 1),
     );
-  writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
+  writeFileSync(join(dir, CONFIG_FILE), JSON.stringify(config, null, 2));
   return { files, tensorNames: Object.keys(weightMap).sort() };
 }

@@ -5,7 +5,8 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { QuantizationArgs, Weights } from "../models/base.ts";
+import type { Weights } from "../models/base.ts";
+import { quantParamsOf, type QuantizationArgs } from "../models/spec/quantization.ts";
 import { releaseMemory } from "./memory.ts";
 import { dequantizeRows } from "./quantize.ts";
 import { readSafetensorsHeader } from "./tensor-bytes.ts";
@@ -108,7 +109,7 @@ export async function loadShardWeights(
       const scales = raw.get(`${prefix}.scales`)!;
       const biases = raw.get(`${prefix}.biases`);
       if (!w || !biases) throw new NodeError("E_WEIGHTS", `${prefix}: quantized but its weight or biases are missing`);
-      const { groupSize, bits } = quantParams(prefix, w, scales, opts.quantization);
+      const { groupSize, bits } = quantParamsOf(opts.quantization, prefix, w.shape, scales.shape);
       // Metal runs 2/4/8-bit natively; every other case becomes plain floats once, at load.
       if (!native || !NATIVE_QUANT_BITS.has(bits)) {
         dequantized.add(prefix);
@@ -136,24 +137,6 @@ export function guardCpuDtypes(weights: Weights): void {
     if (t.dtype !== mx.float32)
       throw new NodeError("E_DTYPE", `${name} is ${String(t.dtype)} but the CPU backend runs float32 only`);
   }
-}
-
-function quantParams(
-  prefix: string,
-  w: mx.array,
-  scales: mx.array,
-  q: QuantizationArgs | undefined,
-): { groupSize: number; bits: number } {
-  const override = q?.overrides[prefix];
-  const groupSize = override ? override.groupSize : (q?.groupSize ?? 64);
-  const inFeatures = scales.shape[scales.ndim - 1]! * groupSize;
-  const bits = (w.shape[w.ndim - 1]! * 32) / inFeatures;
-  if (!Number.isInteger(bits))
-    throw new NodeError(
-      "E_WEIGHTS",
-      `${prefix}: packed width ${w.shape.join("x")} does not fit group size ${groupSize}`,
-    );
-  return { groupSize, bits };
 }
 
 function isFloat(d: mx.Dtype): boolean {

@@ -11,19 +11,17 @@ import {
   linear,
   loadStageEnds,
   need,
-  stageWantsTensor,
   swiglu,
   type Linear,
-  type ModelArgs,
   type ShardModel,
-  type ShardRange,
   type Weights,
 } from "./base.ts";
-import { isMoeLayer, latentCacheValuesPerToken, type DeepseekArgs } from "./deepseek-config.ts";
 import { createExperts, type Experts } from "./experts.ts";
 import type { KVCache } from "./kv-cache.ts";
 import { createLatentAttention, type AbsorbMode, type LatentAttention } from "./latent-attention.ts";
 import { routeTokens } from "./routing.ts";
+import { isMoeLayer, latentCacheValuesPerToken, type DeepseekArgs } from "./spec/deepseek-args.ts";
+import type { ModelArgs, ShardRange } from "./spec/model-args.ts";
 
 interface Dense {
   gate: Linear;
@@ -121,59 +119,4 @@ export function createDeepseek(args: ModelArgs, range: ShardRange, w: Weights, o
       return ends.isLast ? headLogits(ends, h, args) : h;
     },
   };
-}
-
-/** The tensors a stage reads: its layers (never the multi-token-prediction layer at index num_hidden_layers). */
-export const deepseekWantsTensor = stageWantsTensor;
-
-/**
- * Full-model tensor shapes in mlx-community's layout (experts stacked as switch_mlp), for random checkpoints.
- * With `num_nextn_predict_layers` the multi-token-prediction layer's own tensors are added at index
- * num_hidden_layers, as the original checkpoints carry them.
- */
-export function deepseekTensorShapes(args: ModelArgs): Record<string, number[]> {
-  const d = deepseekArgs(args);
-  const { hiddenSize: H, numAttentionHeads: nH, intermediateSize: I, vocabSize: V } = args;
-  const qk = d.qkNopeHeadDim + d.qkRopeHeadDim;
-  const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
-  if (!args.tieWordEmbeddings) out["lm_head.weight"] = [V, H];
-  const swigluShapes = (p: string, inner: number, lead: number[] = []) => {
-    out[`${p}.gate_proj.weight`] = [...lead, inner, H];
-    out[`${p}.up_proj.weight`] = [...lead, inner, H];
-    out[`${p}.down_proj.weight`] = [...lead, H, inner];
-  };
-  for (let i = 0; i < args.numHiddenLayers; i++) {
-    const p = `model.layers.${i}`;
-    const a = `${p}.self_attn`;
-    out[`${p}.input_layernorm.weight`] = [H];
-    out[`${p}.post_attention_layernorm.weight`] = [H];
-    if (d.qLoraRank === undefined) out[`${a}.q_proj.weight`] = [nH * qk, H];
-    else {
-      out[`${a}.q_a_proj.weight`] = [d.qLoraRank, H];
-      out[`${a}.q_a_layernorm.weight`] = [d.qLoraRank];
-      out[`${a}.q_b_proj.weight`] = [nH * qk, d.qLoraRank];
-    }
-    out[`${a}.kv_a_proj_with_mqa.weight`] = [d.kvLoraRank + d.qkRopeHeadDim, H];
-    out[`${a}.kv_a_layernorm.weight`] = [d.kvLoraRank];
-    out[`${a}.kv_b_proj.weight`] = [nH * (d.qkNopeHeadDim + d.vHeadDim), d.kvLoraRank];
-    out[`${a}.o_proj.weight`] = [H, nH * d.vHeadDim];
-    if (isMoeLayer(d, i)) {
-      const r = d.routing!;
-      out[`${p}.mlp.gate.weight`] = [r.nExperts, H];
-      if (r.method === "noaux_tc") out[`${p}.mlp.gate.e_score_correction_bias`] = [r.nExperts];
-      swigluShapes(`${p}.mlp.switch_mlp`, d.moeIntermediateSize, [r.nExperts]);
-      if (d.nSharedExperts > 0) swigluShapes(`${p}.mlp.shared_experts`, d.moeIntermediateSize * d.nSharedExperts);
-    } else swigluShapes(`${p}.mlp`, I);
-  }
-  for (let m = 0; m < d.mtpLayers; m++) {
-    const p = `model.layers.${args.numHiddenLayers + m}`;
-    Object.assign(out, {
-      [`${p}.enorm.weight`]: [H],
-      [`${p}.hnorm.weight`]: [H],
-      [`${p}.eh_proj.weight`]: [H, 2 * H],
-      [`${p}.shared_head.norm.weight`]: [H],
-      [`${p}.input_layernorm.weight`]: [H],
-    });
-  }
-  return out;
 }

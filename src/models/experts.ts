@@ -2,7 +2,8 @@
 // applied to the experts each token picked: one blockSparseMM per projection over token × slot (MLX's
 // gather_mm; mlx-notes §11), no weights gathered with take, no sync to JS.
 import { core as mx } from "@frost-beta/mlx";
-import { need, swiglu, type QuantizationArgs, type Weights } from "./base.ts";
+import { need, swiglu, type Weights } from "./base.ts";
+import type { QuantizationArgs } from "./spec/quantization.ts";
 
 export interface Experts {
   /** x [N, H], indices [N, k] (uint32), weights [N, k] → Σ_k weight·expert_k(x): [N, H]. */

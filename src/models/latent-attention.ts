@@ -7,8 +7,10 @@
 // many queries). Both read the same cache, so a request can switch form at any step.
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../errors.ts";
-import { getLinear, linear, need, type Linear, type ModelArgs, type QuantizationArgs, type Weights } from "./base.ts";
-import type { DeepseekArgs } from "./deepseek-config.ts";
+import { getLinear, linear, need, type Linear, type Weights } from "./base.ts";
+import type { DeepseekArgs } from "./spec/deepseek-args.ts";
+import type { ModelArgs } from "./spec/model-args.ts";
+import type { QuantizationArgs } from "./spec/quantization.ts";
 import type { KVCache } from "./kv-cache.ts";
 import { yarnAttentionFactor, yarnInvFreq, yarnRopeMagnitude } from "./yarn.ts";
 

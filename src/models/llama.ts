@@ -15,12 +15,11 @@ import {
   splitHeads,
   swiglu,
   type Linear,
-  type ModelArgs,
   type ShardModel,
-  type ShardRange,
   type Weights,
 } from "./base.ts";
 import type { KVCache } from "./kv-cache.ts";
+import type { ModelArgs, ShardRange } from "./spec/model-args.ts";
 
 export interface LlamaOptions {
   /** Qwen3: RMSNorm over each head of q and k before RoPE. */
@@ -100,42 +99,4 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
       return ends.isLast ? headLogits(ends, h, args) : h;
     },
   };
-}
-
-/** Full-model tensor shapes of a Llama-family checkpoint (for random checkpoints and checks). */
-export function llamaTensorShapes(args: ModelArgs, opts: LlamaOptions = {}): Record<string, number[]> {
-  const {
-    hiddenSize: H,
-    headDim: D,
-    numAttentionHeads: nH,
-    numKeyValueHeads: nKv,
-    intermediateSize: I,
-    vocabSize: V,
-  } = args;
-  const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
-  if (!args.tieWordEmbeddings) out["lm_head.weight"] = [V, H];
-  for (let i = 0; i < args.numHiddenLayers; i++) {
-    const p = `model.layers.${i}`;
-    Object.assign(out, {
-      [`${p}.input_layernorm.weight`]: [H],
-      [`${p}.post_attention_layernorm.weight`]: [H],
-      [`${p}.self_attn.q_proj.weight`]: [nH * D, H],
-      [`${p}.self_attn.k_proj.weight`]: [nKv * D, H],
-      [`${p}.self_attn.v_proj.weight`]: [nKv * D, H],
-      [`${p}.self_attn.o_proj.weight`]: [H, nH * D],
-      [`${p}.mlp.gate_proj.weight`]: [I, H],
-      [`${p}.mlp.up_proj.weight`]: [I, H],
-      [`${p}.mlp.down_proj.weight`]: [H, I],
-    });
-    if (opts.qkvBias) {
-      out[`${p}.self_attn.q_proj.bias`] = [nH * D];
-      out[`${p}.self_attn.k_proj.bias`] = [nKv * D];
-      out[`${p}.self_attn.v_proj.bias`] = [nKv * D];
-    }
-    if (opts.qkNorm) {
-      out[`${p}.self_attn.q_norm.weight`] = [D];
-      out[`${p}.self_attn.k_norm.weight`] = [D];
-    }
-  }
-  return out;
 }

@@ -2,7 +2,7 @@
 // V2 softmax `greedy` and `group_limited_greedy`, V3/Kimi `noaux_tc` (sigmoid, correction bias for the
 // choice only, groups ranked by their top-2 sum). They return which experts each token uses and with what weight.
 import { core as mx } from "@frost-beta/mlx";
-import type { RoutingArgs } from "./deepseek-config.ts";
+import type { RoutingArgs } from "./spec/deepseek-args.ts";
 
 export interface Routes {
   /** [N, topK] uint32 expert ids. */

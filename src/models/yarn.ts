@@ -1,7 +1,7 @@
 // YaRN rotary scaling as DeepSeek defines it (pure numbers, no MLX): the low frequencies are divided by
 // `factor`, the high ones kept, a linear ramp between; two magnitude corrections (`mscale` on cos/sin,
 // `mscale_all_dim` squared on the attention scale).
-import type { RopeScaling } from "./base.ts";
+import type { RopeScaling } from "./spec/model-args.ts";
 
 export type YarnScaling = Extract<RopeScaling, { kind: "yarn" }>;
 

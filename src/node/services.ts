@@ -1,11 +1,12 @@
 // The one place where a node plugs in its inference and model services for the HTTP API:
 // the cluster service (src/cluster) over this node's engine, and the download store (src/download).
-import { join } from "node:path";
 import type { InferenceService, ModelStore } from "../api/deps.ts";
 import { createNodeClusterService } from "../cluster/node-service.ts";
 import { createDefaultModelStore } from "../download/model-store.ts";
 import { createFakeEngine } from "../engine/fake-engine.ts";
 import type { ShardEngine } from "../engine/types.ts";
+import { configEosIds, configVocabSize } from "../models/spec/describe.ts";
+import { readConfigFileIfAny } from "../models/spec/config-file.ts";
 import type { ExoNodeCore } from "./node.ts";
 
 export interface NodeServices {
@@ -22,12 +23,10 @@ function createModelSizedFakeEngine(stepDelayMs: number): ShardEngine {
   let inner = createFakeEngine({ stepDelayMs });
   return {
     async load(spec, onProgress) {
-      const config = (await Bun.file(join(spec.modelDir, "config.json"))
-        .json()
-        .catch(() => ({}))) as Record<string, unknown>;
-      const eos = [config.eos_token_id].flat()[0];
+      const config = await readConfigFileIfAny(spec.modelDir);
+      const eos = configEosIds(config)[0];
       await inner.close();
-      const vocabSize = typeof config.vocab_size === "number" ? config.vocab_size : 256;
+      const vocabSize = configVocabSize(config) ?? 256;
       inner = createFakeEngine({ stepDelayMs, vocabSize, ...(typeof eos === "number" ? { eosToken: eos } : {}) });
       return inner.load(spec, onProgress);
     },

@@ -1,9 +1,11 @@
 // Tiny configs for every supported architecture and a loader that builds one stage through the real
 // weight loader: the model tests share them (hidden 64, 4 layers, vocab 128).
 import { getArchitecture } from "../../src/models/index.ts";
-import { parseModelArgs, type ShardModel } from "../../src/models/base.ts";
-import { loadShardWeights } from "../../src/engine/weights.ts";
-import { readFileSync } from "node:fs";
+import type { ShardModel } from "../../src/models/base.ts";
+import { stageTensorFilter } from "../../src/models/spec/architectures.ts";
+import { readConfigFile } from "../../src/models/spec/config-file.ts";
+import { parseModelArgs } from "../../src/models/spec/model-args.ts";
+import { checkpointIndex, loadShardWeights } from "../../src/engine/weights.ts";
 import { join } from "node:path";
 
 const BASE = {
@@ -75,10 +77,10 @@ export async function loadStage(
   layerStart: number,
   layerEnd: number,
 ): Promise<{ model: ShardModel; tensorsRead: string[]; files: string[] }> {
-  const args = parseModelArgs(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>);
+  const args = parseModelArgs(await readConfigFile(dir));
   const range = { layerStart, layerEnd, nLayers: args.numHiddenLayers };
   const arch = getArchitecture(args.modelType);
-  const loaded = await loadShardWeights(dir, arch.wantsTensor(args, range), {
+  const loaded = await loadShardWeights(dir, stageTensorFilter(args, range, checkpointIndex(dir).keys()), {
     native: false,
     quantization: args.quantization,
   });

@@ -3,13 +3,13 @@
 import { describe, expect, test } from "bun:test";
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../../src/errors.ts";
-import { parseModelArgs } from "../../src/models/base.ts";
+import { parseModelArgs } from "../../src/models/spec/model-args.ts";
 import {
   expandedCacheValuesPerToken,
   isMoeLayer,
   latentCacheValuesPerToken,
   parseDeepseekArgs,
-} from "../../src/models/deepseek-config.ts";
+} from "../../src/models/spec/deepseek-args.ts";
 import { routeTokens } from "../../src/models/routing.ts";
 import { yarnAttentionFactor, yarnInvFreq, yarnMscale } from "../../src/models/yarn.ts";
 import { referenceRoute } from "../helpers/reference-deepseek.ts";

@@ -3,12 +3,14 @@
 // absorbed latent attention == the naive form, 2/3 stages == unsplit, the MTP layer never read, 4/8-bit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { core as mx } from "@frost-beta/mlx";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
 import { loadShardWeights } from "../../src/engine/weights.ts";
-import { parseModelArgs, type ShardModel } from "../../src/models/base.ts";
+import type { ShardModel } from "../../src/models/base.ts";
+import { readConfigFile } from "../../src/models/spec/config-file.ts";
+import { parseModelArgs } from "../../src/models/spec/model-args.ts";
 import { createDeepseek } from "../../src/models/deepseek.ts";
 import { createKVCache } from "../../src/models/kv-cache.ts";
 import type { AbsorbMode } from "../../src/models/latent-attention.ts";
@@ -34,7 +36,7 @@ function chainLogits(stages: ShardModel[], tokens: number[]): number[] {
 
 /** A stage built with an explicit latent-attention form (the registry always uses the default). */
 async function loadWithForm(dir: string, absorb: AbsorbMode): Promise<ShardModel> {
-  const args = parseModelArgs(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")));
+  const args = parseModelArgs(await readConfigFile(dir));
   const range = { layerStart: 0, layerEnd: args.numHiddenLayers, nLayers: args.numHiddenLayers };
   const { weights } = await loadShardWeights(dir, () => true, { native: false });
   return createDeepseek(args, range, weights, { absorb });

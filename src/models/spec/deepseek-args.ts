@@ -1,7 +1,7 @@
 // What DeepSeek V2/V3 (and Kimi K2, the same network) add to config.json, parsed once and checked (pure, no
 // MLX): latent-attention sizes, the expert layout and the routing rule. Anything this build cannot run is
 // refused here, naming the key.
-import { NodeError } from "../errors.ts";
+import { NodeError } from "../../errors.ts";
 
 /** How the router picks experts: V2's softmax top-k (optionally within the best groups), V3's noaux_tc. */
 export type RoutingMethod = "greedy" | "group_limited_greedy" | "noaux_tc";
