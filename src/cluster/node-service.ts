@@ -7,6 +7,7 @@ import { loadCatalog } from "../catalog/catalog.ts";
 import { bitsPerWeight } from "../catalog/quantization.ts";
 import { logger } from "../log.ts";
 import { assertRunnable } from "../models/spec/architectures.ts";
+import { kvHeadroomBytesPerLayer } from "../models/spec/kv-headroom.ts";
 import type { Quantization } from "../models/spec/describe.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
 import { toExoProgress, type DownloadProgress } from "../download/progress.ts";
@@ -77,9 +78,11 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
       if (arch) assertRunnable(model.id, arch);
       // Unknown size (a hub repo outside the catalog): split by memory alone.
       const size = resolved.get(model.id)?.sizeBytes ?? 0;
+      const kvBytesPerLayer = kvHeadroomBytesPerLayer(arch);
       return planModel(
         { modelId: model.id, nLayers: model.layers, weightBytes: size },
         nodes(resolved.get(model.id)?.quantization ?? "fp32"),
+        kvBytesPerLayer === undefined ? {} : { kvBytesPerLayer },
       );
     },
     ensureShardFiles: async (model, range, onProgress) => {
