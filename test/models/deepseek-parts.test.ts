@@ -66,7 +66,7 @@ function codeOf(f: () => unknown): string | undefined {
 }
 
 describe("DeepSeek config", () => {
-  test("V3's real sizes: 576 cached values per layer per token instead of 49,152 expanded", () => {
+  test("V3's real sizes: 576 cached values per layer per token instead of 40,960 expanded", () => {
     const args = parseModelArgs(V3_CONFIG);
     const d = args.deepseek!;
     expect(latentCacheValuesPerToken(d)).toBe(576);
