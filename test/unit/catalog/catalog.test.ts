@@ -12,8 +12,8 @@ describe("the embedded catalog", () => {
   const catalog = loadCatalog();
   const hubEntries = catalog.entries.filter((e) => !e.embedded);
 
-  test("holds exo's 73 MLX model ids plus the embedded default model", () => {
-    expect(hubEntries.length).toBe(73);
+  test("holds exo's 73 MLX model ids, DeepSeek V3.1 and Kimi K2 (3 rows), plus the embedded default model", () => {
+    expect(hubEntries.length).toBe(76);
     expect(findModel(catalog, DEFAULT_MODEL_ID)?.embedded).toBe(true);
   });
 
@@ -32,11 +32,25 @@ describe("the embedded catalog", () => {
       46: 1,
       48: 8,
       60: 1,
-      61: 4,
+      61: 7,
       64: 7,
       80: 12,
       88: 1,
       126: 2,
+    });
+  });
+
+  test("lists DeepSeek V3.1 and Kimi K2 Instruct as mlx-community ships them (61 layers in their config.json)", () => {
+    expect(findModel(catalog, "deepseek-v3.1")).toMatchObject({
+      repo: "mlx-community/DeepSeek-V3.1-4bit",
+      layers: 61,
+      arch: "deepseek_v3",
+    });
+    expect(findModel(catalog, "deepseek-v3.1-8bit")).toMatchObject({ layers: 61, quantization: "8bit" });
+    expect(findModel(catalog, "kimi-k2-instruct")).toMatchObject({
+      repo: "mlx-community/Kimi-K2-Instruct-4bit",
+      layers: 61,
+      arch: "kimi_k2",
     });
   });
 

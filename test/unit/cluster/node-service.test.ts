@@ -107,10 +107,10 @@ describe("the node's cluster service", () => {
   });
 
   test("a model of an architecture this build cannot run fails with E_MODEL_UNSUPPORTED before any file is fetched", async () => {
-    const moe = localModel("moe", 1);
-    const { made, fetched } = service(1000, [moe], { arch: "deepseek_v3" });
+    const ssm = localModel("mamba", 1);
+    const { made, fetched } = service(1000, [ssm], { arch: "mamba" });
     const svc = await made;
-    expect(await planOutcome(svc, moe)).toBe("E_MODEL_UNSUPPORTED");
+    expect(await planOutcome(svc, ssm)).toBe("E_MODEL_UNSUPPORTED");
     expect(fetched).toEqual([]);
     svc.close();
   });
