@@ -17,7 +17,7 @@ import type { ShardModel } from "../src/models/base.ts";
 import { createDeepseek } from "../src/models/deepseek.ts";
 import { createKVCache } from "../src/models/kv-cache.ts";
 import type { AbsorbMode } from "../src/models/latent-attention.ts";
-import { routeTokens } from "../src/models/routing.ts";
+import { deepseekRoute } from "../src/models/routing.ts";
 import { readConfigFile } from "../src/models/spec/config-file.ts";
 import { expandedCacheValuesPerToken, latentCacheValuesPerToken } from "../src/models/spec/deepseek-args.ts";
 import { parseModelArgs } from "../src/models/spec/model-args.ts";
@@ -198,7 +198,7 @@ for (const [label, r, tokens] of [
   const times: number[] = [];
   for (let i = 0; i < 41; i++) {
     const t0 = performance.now();
-    const { indices, weights } = routeTokens(logits, r, bias);
+    const { experts: indices, weights } = deepseekRoute(logits, r, bias);
     mx.eval(indices, weights);
     times.push((performance.now() - t0) / tokens);
   }

@@ -2,6 +2,7 @@
 // into typed entries, and lookup of a model by catalog id or Hugging Face repo id. Pure apart from the embed.
 import catalogData from "../../configs/models.yaml";
 import { NodeError } from "../errors.ts";
+import { isSupportedModelType } from "../models/spec/architectures.ts";
 import type { Quantization } from "../models/spec/describe.ts";
 
 /** One model the node knows by name. `repo` is absent only for the embedded default model. */
@@ -19,6 +20,8 @@ export interface CatalogEntry {
   sizeBytes: number;
   /** True for the default model shipped inside the executable. */
   embedded: boolean;
+  /** Whether this build can run it: its arch is in the model registry (src/models/spec/architectures.ts). */
+  runnable: boolean;
 }
 
 export interface Catalog {
@@ -97,6 +100,7 @@ function parseEntry(raw: unknown, where: string): CatalogEntry {
     ...(repo === undefined ? {} : { repo }),
     layers: int("layers"),
     arch: str("arch"),
+    runnable: isSupportedModelType(str("arch")),
     quantization: quantization as Quantization,
     sizeBytes: int("size_bytes"),
     embedded: isEmbedded,

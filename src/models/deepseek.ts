@@ -16,12 +16,12 @@ import {
   type ShardModel,
   type Weights,
 } from "./base.ts";
-import { createExperts, type Experts } from "./experts.ts";
 import type { KVCache } from "./kv-cache.ts";
 import { createLatentAttention, type AbsorbMode, type LatentAttention } from "./latent-attention.ts";
-import { routeTokens } from "./routing.ts";
+import { deepseekRoute } from "./routing.ts";
 import { isMoeLayer, latentCacheValuesPerToken, type DeepseekArgs } from "./spec/deepseek-args.ts";
 import type { ModelArgs, ShardRange } from "./spec/model-args.ts";
+import { loadSwitchGLU, switchGLU, type SwitchGLU } from "./switch-layer.ts";
 
 interface Dense {
   gate: Linear;
@@ -32,7 +32,7 @@ interface Dense {
 interface Moe {
   router: Linear;
   correctionBias?: mx.array;
-  experts: Experts;
+  experts: SwitchGLU;
   shared?: Dense;
 }
 
@@ -75,7 +75,7 @@ export function createDeepseek(args: ModelArgs, range: ShardRange, w: Weights, o
     if (isMoeLayer(d, i)) {
       const moe: Moe = {
         router: getLinear(w, `${p}.mlp.gate`, quant),
-        experts: createExperts(w, `${p}.mlp`, d.routing!.nExperts, quant),
+        experts: loadSwitchGLU(w, `${p}.mlp`, d.routing!.nExperts, quant),
       };
       const bias = w.get(`${p}.mlp.gate.e_score_correction_bias`);
       if (d.routing!.method === "noaux_tc")
@@ -93,8 +93,7 @@ export function createDeepseek(args: ModelArgs, range: ShardRange, w: Weights, o
     const flat = x.reshape(B * L, H);
     // The router runs in float32 whatever the activations are (the correction bias is float32 too).
     const logits = linear(m.router, flat.astype(mx.float32));
-    const { indices, weights } = routeTokens(logits, d.routing!, m.correctionBias);
-    const routed = m.experts.apply(flat, indices, weights.astype(x.dtype));
+    const routed = switchGLU(m.experts, flat, deepseekRoute(logits, d.routing!, m.correctionBias));
     const y = m.shared ? mx.add(routed, ffn(m.shared, flat)) : routed;
     return y.reshape(B, L, H);
   }

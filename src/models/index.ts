@@ -7,6 +7,7 @@ import { createGemma2 } from "./gemma2.ts";
 import { createLlama } from "./llama.ts";
 import { createPhi3 } from "./phi3.ts";
 import { createQwen2 } from "./qwen2.ts";
+import { createQwen2Moe, createQwen3Moe } from "./qwen-moe.ts";
 import { createQwen3 } from "./qwen3.ts";
 import { architectureSpec, type ArchitectureSpec, type ModelType } from "./spec/architectures.ts";
 
@@ -17,6 +18,8 @@ const BUILDERS: Record<ModelType, BuildStage> = {
   qwen3: createQwen3,
   phi3: createPhi3,
   gemma2: createGemma2,
+  qwen3_moe: createQwen3Moe,
+  qwen2_moe: createQwen2Moe,
   deepseek_v2: (args, range, weights) => createDeepseek(args, range, weights),
   deepseek_v3: (args, range, weights) => createDeepseek(args, range, weights),
   kimi_k2: (args, range, weights) => createDeepseek(args, range, weights),

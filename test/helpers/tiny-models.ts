@@ -69,6 +69,34 @@ export const TINY_CONFIGS: Record<string, Record<string, unknown>> = {
     sliding_window: 4,
     tie_word_embeddings: true,
   },
+  qwen3_moe: {
+    ...BASE,
+    model_type: "qwen3_moe",
+    head_dim: 16,
+    rope_theta: 1000000,
+    tie_word_embeddings: false,
+    num_experts: 8,
+    num_experts_per_tok: 3,
+    moe_intermediate_size: 32,
+    norm_topk_prob: true,
+    decoder_sparse_step: 1,
+    // Layer 1 keeps the dense MLP of intermediate_size: a dense layer among sparse ones.
+    mlp_only_layers: [1],
+  },
+  qwen2_moe: {
+    ...BASE,
+    model_type: "qwen2_moe",
+    rope_theta: 1000000,
+    tie_word_embeddings: false,
+    num_experts: 6,
+    num_experts_per_tok: 2,
+    moe_intermediate_size: 32,
+    shared_expert_intermediate_size: 64,
+    norm_topk_prob: false,
+    // Every second layer is sparse (layers 1 and 3).
+    decoder_sparse_step: 2,
+    mlp_only_layers: [],
+  },
 };
 
 /** Builds stage [layerStart, layerEnd) of the checkpoint in `dir` through loadShardWeights. */

@@ -27,7 +27,7 @@ let b: SpawnedNode | undefined;
 async function deepseekRepo(): Promise<FixtureFile[]> {
   const ckpt = join(dir, "ckpt");
   const config = { ...TINY_DEEPSEEK.deepseek_v3!, vocab_size: 263, bos_token_id: 256, eos_token_id: 257 };
-  await writeRandomCheckpoint(ckpt, { config, seed: 5 });
+  await writeRandomCheckpoint(ckpt, { config, seed: 5, stackExperts: true });
   const all = mx.load(join(ckpt, "model.safetensors")) as unknown as Record<string, mx.array>;
   const fileOf = (name: string) => {
     const m = /^model\.layers\.(\d+)\./.exec(name);

@@ -10,7 +10,7 @@ import {
   latentCacheValuesPerToken,
   parseDeepseekArgs,
 } from "../../src/models/spec/deepseek-args.ts";
-import { routeTokens } from "../../src/models/routing.ts";
+import { deepseekRoute } from "../../src/models/routing.ts";
 import { yarnAttentionFactor, yarnInvFreq, yarnMscale } from "../../src/models/yarn.ts";
 import { referenceRoute } from "../helpers/reference-deepseek.ts";
 import { TINY_DEEPSEEK } from "../helpers/tiny-deepseek.ts";
@@ -140,7 +140,7 @@ describe("routers", () => {
       const r = parseDeepseekArgs(config).routing!;
       const logits = mx.random.uniform(-2, 2, [N, r.nExperts], mx.float32, mx.random.key(11));
       const bias = mx.random.uniform(-0.2, 0.2, [r.nExperts], mx.float32, mx.random.key(12));
-      const { indices, weights } = routeTokens(logits, r, bias);
+      const { experts: indices, weights } = deepseekRoute(logits, r, bias);
       const ids = indices.tolist() as number[][];
       const ws = weights.tolist() as number[][];
       const rows = logits.tolist() as number[][];
@@ -166,7 +166,7 @@ describe("routers", () => {
       routedScalingFactor: 2,
     };
     const logits = mx.array([[3, 2, 1, 0]], mx.float32);
-    const { indices, weights } = routeTokens(logits, r, mx.array([-10, 0, 0, 10], mx.float32));
+    const { experts: indices, weights } = deepseekRoute(logits, r, mx.array([-10, 0, 0, 10], mx.float32));
     const picked = (indices.tolist() as number[][])[0]!;
     const w = (weights.tolist() as number[][])[0]!;
     const byId = new Map(picked.map((e, k) => [e, w[k]!]));
@@ -188,7 +188,7 @@ describe("routers", () => {
       routedScalingFactor: 1,
     };
     const logits = mx.array([[5, -5, 2, 2, 1.5, 1.5]], mx.float32);
-    const picked = (routeTokens(logits, r).indices.tolist() as number[][])[0]!.sort();
+    const picked = (deepseekRoute(logits, r).experts.tolist() as number[][])[0]!.sort();
     expect(picked).toEqual([2, 3]);
   });
 });

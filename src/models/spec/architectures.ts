@@ -5,7 +5,13 @@ import { NodeError } from "../../errors.ts";
 import type { ModelArgs, ShardRange } from "./model-args.ts";
 import { headIsTied, stageOwnsTensor } from "./ownership.ts";
 import { deepseekTensorShapes } from "./deepseek-shapes.ts";
-import { gemma2TensorShapes, llamaTensorShapes, phi3TensorShapes, type TensorShapes } from "./tensor-shapes.ts";
+import {
+  gemma2TensorShapes,
+  llamaTensorShapes,
+  moeTensorShapes,
+  phi3TensorShapes,
+  type TensorShapes,
+} from "./tensor-shapes.ts";
 
 export interface ArchitectureSpec {
   /** Full-model tensor names → shapes (unquantized, Hugging Face layout). */
@@ -28,6 +34,8 @@ const SPECS = {
   qwen3: { tensorShapes: (a) => llamaTensorShapes(a, { qkNorm: true }) },
   phi3: { tensorShapes: phi3TensorShapes },
   gemma2: { tensorShapes: gemma2TensorShapes, alwaysTied: true },
+  qwen3_moe: { tensorShapes: (a) => moeTensorShapes(a, { qkNorm: true }), mixtureOfExperts: true },
+  qwen2_moe: { tensorShapes: (a) => moeTensorShapes(a, { qkvBias: true }), mixtureOfExperts: true },
   deepseek_v2: deepseek,
   deepseek_v3: deepseek,
   kimi_k2: deepseek,

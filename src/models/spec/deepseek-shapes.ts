@@ -6,7 +6,8 @@ import type { ModelArgs } from "./model-args.ts";
 import type { TensorShapes } from "./tensor-shapes.ts";
 
 /**
- * Full-model tensor shapes in mlx-community's layout (experts stacked as switch_mlp), for random checkpoints.
+ * Full-model tensor shapes in Hugging Face's layout (one tensor per expert; the random-checkpoint writer
+ * stacks them into mlx-community's switch_mlp on request, the loader does so at load).
  * With `num_nextn_predict_layers` the multi-token-prediction layer's own tensors are added at index
  * num_hidden_layers, as the original checkpoints carry them.
  */
@@ -17,10 +18,10 @@ export function deepseekTensorShapes(args: ModelArgs): TensorShapes {
   const qk = d.qkNopeHeadDim + d.qkRopeHeadDim;
   const out: TensorShapes = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
   if (!args.tieWordEmbeddings) out["lm_head.weight"] = [V, H];
-  const swigluShapes = (p: string, inner: number, lead: number[] = []) => {
-    out[`${p}.gate_proj.weight`] = [...lead, inner, H];
-    out[`${p}.up_proj.weight`] = [...lead, inner, H];
-    out[`${p}.down_proj.weight`] = [...lead, H, inner];
+  const swigluShapes = (p: string, inner: number) => {
+    out[`${p}.gate_proj.weight`] = [inner, H];
+    out[`${p}.up_proj.weight`] = [inner, H];
+    out[`${p}.down_proj.weight`] = [H, inner];
   };
   for (let i = 0; i < args.numHiddenLayers; i++) {
     const p = `model.layers.${i}`;
@@ -41,7 +42,7 @@ export function deepseekTensorShapes(args: ModelArgs): TensorShapes {
       const r = d.routing!;
       out[`${p}.mlp.gate.weight`] = [r.nExperts, H];
       if (r.method === "noaux_tc") out[`${p}.mlp.gate.e_score_correction_bias`] = [r.nExperts];
-      swigluShapes(`${p}.mlp.switch_mlp`, d.moeIntermediateSize, [r.nExperts]);
+      for (let e = 0; e < r.nExperts; e++) swigluShapes(`${p}.mlp.experts.${e}`, d.moeIntermediateSize);
       if (d.nSharedExperts > 0) swigluShapes(`${p}.mlp.shared_experts`, d.moeIntermediateSize * d.nSharedExperts);
     } else swigluShapes(`${p}.mlp`, I);
   }
