@@ -171,6 +171,68 @@ try {
   rmSync(root, { recursive: true, force: true });
 }
 
+// ---- (2b) the attention alone: how the absorbed form calls SDPA ------------------------------------------
+// With one shared K/V head, SDPA can broadcast it to the H query heads, or the heads can be folded into the
+// query axis ([1, 1, H, 576] for one token); latent-attention.ts folds. Naive expands K and V per head.
+const attnMs: Record<string, Record<number, number>> = {};
+{
+  const {
+    num_attention_heads: H,
+    qk_nope_head_dim: nope,
+    qk_rope_head_dim: rope,
+    kv_lora_rank: lora,
+    v_head_dim: v,
+  } = SCALED;
+  const S = mx.Slice;
+  const wk = mx.random.uniform(-0.1, 0.1, [H, nope, lora], mx.float32, mx.random.key(5));
+  const wvT = mx.random.uniform(-0.1, 0.1, [H, v, lora], mx.float32, mx.random.key(6)).swapaxes(-1, -2);
+  const wkT = wk.swapaxes(-1, -2);
+  for (const T of [128, 1024]) {
+    const stored = mx.random.uniform(-1, 1, [1, 1, T, lora + rope], mx.float32, mx.random.key(7));
+    const qNope = mx.random.uniform(-1, 1, [1, H, 1, nope], mx.float32, mx.random.key(8));
+    const qPe = mx.random.uniform(-1, 1, [1, H, 1, rope], mx.float32, mx.random.key(9));
+    mx.eval(wk, wvT, stored, qNope, qPe);
+    const latent = stored.index("...", S(0, lora));
+    const forms: Record<string, () => mx.array> = {
+      "absorbed, heads folded into the query axis": () => {
+        const q = mx.concatenate([mx.matmul(qNope, wk), qPe], -1).reshape(1, 1, H, lora + rope);
+        return mx.matmul(
+          mx.fast.scaledDotProductAttention(q, stored, latent, 0.1, undefined).reshape(1, H, 1, lora),
+          wvT,
+        );
+      },
+      "absorbed, SDPA broadcasting 1 K/V head to H": () => {
+        const q = mx.concatenate([mx.matmul(qNope, wk), qPe], -1);
+        return mx.matmul(mx.fast.scaledDotProductAttention(q, stored, latent, 0.1, undefined), wvT);
+      },
+      "naive, K and V expanded per head": () => {
+        const keys = mx.concatenate(
+          [mx.matmul(latent, wkT), mx.broadcastTo(stored.index("...", S(lora, lora + rope)), [1, H, T, rope])],
+          -1,
+        );
+        return mx.fast.scaledDotProductAttention(
+          mx.concatenate([qNope, qPe], -1),
+          keys,
+          mx.matmul(latent, wvT),
+          0.1,
+          undefined,
+        );
+      },
+    };
+    for (let r = 0; r < 2; r++)
+      for (const [name, f] of Object.entries(forms)) {
+        const times: number[] = [];
+        for (let i = 0; i < 21; i++) {
+          const t0 = performance.now();
+          mx.eval(f());
+          times.push(performance.now() - t0);
+        }
+        if (r === 1) attnMs[name] = { ...attnMs[name], [T]: median(times) };
+      }
+    await releaseMemory();
+  }
+}
+
 // ---- (3) routing cost per token -------------------------------------------------------------------------
 const routing = d3.routing!;
 const routeMs: Record<string, number> = {};
@@ -231,6 +293,11 @@ for (const v of variants)
   console.log(
     `| ${v.name} | ${median(decodeMs[v.name]!).toFixed(2)} | ${(median(decodeMs[v.name]!) / base).toFixed(2)} |`,
   );
+console.log("\nLatent attention alone, one decode query, 32 heads (scaled V3), median of 21");
+console.log("| form | ms at context 128 | ms at context 1024 |");
+console.log("| --- | --- | --- |");
+for (const [name, byT] of Object.entries(attnMs))
+  console.log(`| ${name} | ${byT[128]!.toFixed(3)} | ${byT[1024]!.toFixed(3)} |`);
 console.log("\nRouting cost (router logits given), median of 41");
 console.log("| router | ms per token |");
 console.log("| --- | --- |");
@@ -242,6 +309,7 @@ console.log(
     kv,
     scaledCacheBytesPerTokenPerLayer: cacheBytesPerToken,
     decodeMedianMs: Object.fromEntries(variants.map((v) => [v.name, median(decodeMs[v.name]!)])),
+    attentionMs: attnMs,
     routeMsPerToken: routeMs,
   }),
 );

@@ -77,9 +77,14 @@ export function createLatentAttention(args: ModelArgs, d: DeepseekArgs, w: Weigh
       const latentAll = stored.index("...", S(0, lora));
       let out: mx.array;
       if (absorb === "always" || (absorb === "decode" && L === 1)) {
-        // One shared K/V head: keys [latent ‖ rope key] (576 wide in V3), values the latent itself.
-        const query = mx.concatenate([mx.matmul(qNope, p.wk), qPe], -1);
-        out = mx.matmul(mx.fast.scaledDotProductAttention(query, stored, latentAll, scale, mask), wvT);
+        // One shared K/V head: keys [latent ‖ rope key] (576 wide in V3), values the latent itself. The heads
+        // are folded into the query axis ([B, 1, H·L, ·]): SDPA broadcasting one K/V head to H query heads
+        // ran 60x slower here (bench/deepseek.ts, README). The causal mask is repeated per head to match.
+        const query = mx.concatenate([mx.matmul(qNope, p.wk), qPe], -1).reshape(B, 1, H * L, lora + ropeDims);
+        const T = stored.shape[2]!;
+        const folded = mask ? mx.broadcastTo(mask, [H, L, T]).reshape(H * L, T) : undefined;
+        const attended = mx.fast.scaledDotProductAttention(query, stored, latentAll, scale, folded);
+        out = mx.matmul(attended.reshape(B, H, L, lora), wvT);
       } else {
         const T = stored.shape[2]!;
         const kNope = mx.matmul(latentAll, wkT);
