@@ -3,7 +3,7 @@
 // absorbed latent attention == the naive form, 2/3 stages == unsplit, the MTP layer never read, 4/8-bit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { core as mx } from "@frost-beta/mlx";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
@@ -140,6 +140,35 @@ for (const [name, config] of Object.entries(TINY_DEEPSEEK)) {
 }
 
 describe("deepseek_v3 checkpoint details", () => {
+  test("mlx-lm's split of kv_b_proj (embed_q [H, lora, nope] and unembed_out [H, v, lora]) gives the same logits", async () => {
+    const config = TINY_DEEPSEEK.deepseek_v3!;
+    const dir = join(root, "v3-kvb");
+    await writeRandomCheckpoint(dir, { config, seed: 9, stackExperts: true });
+    const split = join(root, "v3-embed-q");
+    mkdirSync(split, { recursive: true });
+    copyFileSync(join(dir, "config.json"), join(split, "config.json"));
+    const all = mx.load(join(dir, "model.safetensors")) as unknown as Record<string, mx.array>;
+    const c = config as Record<string, number>;
+    const [H, nope, v, lora] = [c.num_attention_heads!, c.qk_nope_head_dim!, c.v_head_dim!, c.kv_lora_rank!];
+    const out: Record<string, mx.array> = {};
+    for (const [name, t] of Object.entries(all)) {
+      const m = /^(.*\.self_attn)\.kv_b_proj\.weight$/.exec(name);
+      if (!m) {
+        out[name] = t;
+        continue;
+      }
+      const perHead = t.reshape(H, nope + v, lora);
+      out[`${m[1]}.embed_q.weight`] = mx.add(perHead.index(mx.Slice(), mx.Slice(0, nope)).swapaxes(-1, -2), 0);
+      out[`${m[1]}.unembed_out.weight`] = mx.add(perHead.index(mx.Slice(), mx.Slice(nope, nope + v)), 0);
+    }
+    mx.saveSafetensors(join(split, "model.safetensors"), out, { format: "mlx" });
+    const reference = chainLogits([(await loadStage(dir, 0, 4)).model], PROMPT);
+    const { model, tensorsRead } = await loadStage(split, 0, 4);
+    expect(tensorsRead).toContain("model.layers.0.self_attn.embed_q.weight");
+    expect(tensorsRead.some((n) => n.includes("kv_b_proj"))).toBe(false);
+    expect(maxAbsDiff(chainLogits([model], PROMPT), reference)).toBeLessThan(1e-5);
+  });
+
   test("the V3 checkpoint carries an MTP layer, a correction bias, a shared expert and a dense first layer", async () => {
     const dir = join(root, "v3-layout");
     const { tensorNames } = await writeRandomCheckpoint(dir, {
