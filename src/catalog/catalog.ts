@@ -3,7 +3,7 @@
 import catalogData from "../../configs/models.yaml";
 import { NodeError } from "../errors.ts";
 import { isSupportedModelType } from "../models/spec/architectures.ts";
-import type { Quantization } from "../models/spec/describe.ts";
+import type { Quantization } from "../models/spec/quantization.ts";
 
 /** One model the node knows by name. `repo` is absent only for the embedded default model. */
 export interface CatalogEntry {
@@ -18,6 +18,8 @@ export interface CatalogEntry {
   quantization: Quantization;
   /** Approximate bytes of all weight files, known before anything is downloaded. */
   sizeBytes: number;
+  /** Mixture-of-Experts: share of the parameters that are routed experts (CPU nodes keep those packed). */
+  expertShare?: number;
   /** True for the default model shipped inside the executable. */
   embedded: boolean;
   /** Whether this build can run it: its arch is in the model registry (src/models/spec/architectures.ts). */
@@ -87,6 +89,11 @@ function parseEntry(raw: unknown, where: string): CatalogEntry {
       throw invalid(where, key, `expected a positive integer, got ${JSON.stringify(v)}`);
     return v;
   };
+  const share = (v: unknown): number => {
+    if (typeof v !== "number" || !(v > 0 && v < 1))
+      throw invalid(where, "expert_share", `expected a number in (0, 1), got ${JSON.stringify(v)}`);
+    return v;
+  };
   const isEmbedded = r.embedded === true;
   const repo = isEmbedded ? undefined : str("repo");
   if (repo !== undefined && !isRepoId(repo))
@@ -103,6 +110,7 @@ function parseEntry(raw: unknown, where: string): CatalogEntry {
     runnable: isSupportedModelType(str("arch")),
     quantization: quantization as Quantization,
     sizeBytes: int("size_bytes"),
+    ...(r.expert_share === undefined ? {} : { expertShare: share(r.expert_share) }),
     embedded: isEmbedded,
   });
 }

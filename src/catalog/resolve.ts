@@ -5,7 +5,8 @@ import { NodeError } from "../errors.ts";
 import { findModel, isRepoId, loadCatalog, type Catalog } from "./catalog.ts";
 import { embeddedModelDir } from "./embedded.ts";
 import { hasConfigFile, readConfigFile } from "../models/spec/config-file.ts";
-import { describeConfig, type Quantization } from "../models/spec/describe.ts";
+import { describeConfig } from "../models/spec/describe.ts";
+import type { Quantization } from "../models/spec/quantization.ts";
 import { parseQuantization } from "./quantization.ts";
 
 export type ModelSource = { kind: "hub"; repo: string } | { kind: "local"; dir: string };
@@ -18,6 +19,8 @@ export interface ResolvedModel {
   arch?: string;
   quantization: Quantization;
   sizeBytes?: number;
+  /** Share of the parameters that are routed experts (Mixture-of-Experts), when known. */
+  expertShare?: number;
   source: ModelSource;
 }
 
@@ -32,8 +35,8 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
     const source: ModelSource = entry.repo
       ? { kind: "hub", repo: entry.repo }
       : { kind: "local", dir: embeddedModelDir() };
-    const { id, name, layers, arch, quantization, sizeBytes } = entry;
-    return { id, name, layers, arch, quantization, sizeBytes, source };
+    const { id, name, layers, arch, quantization, sizeBytes, expertShare } = entry;
+    return { id, name, layers, arch, quantization, sizeBytes, ...(expertShare ? { expertShare } : {}), source };
   }
   const dir = resolvePath(ref);
   if (await hasConfigFile(dir)) return describeLocalDir(dir);

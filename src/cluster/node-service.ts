@@ -4,11 +4,11 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ChatMessage, ModelInfo } from "../api/deps.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
-import { bitsPerWeight } from "../catalog/quantization.ts";
 import { logger } from "../log.ts";
 import { assertRunnable } from "../models/spec/architectures.ts";
+import { cpuBytesPerStoredByte } from "../models/spec/footprint.ts";
 import { kvHeadroomBytesPerLayer } from "../models/spec/kv-headroom.ts";
-import type { Quantization } from "../models/spec/describe.ts";
+import type { Quantization } from "../models/spec/quantization.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
 import { toExoProgress, type DownloadProgress } from "../download/progress.ts";
 import type { ShardEngine } from "../engine/types.ts";
@@ -45,10 +45,11 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     return infoOf(model);
   }
 
-  // A CPU node upcasts every weight to float32 at load, so a 4-bit checkpoint takes ~7x its file size there:
-  // placement sees such a node's memory shrunk by that factor instead of the weights grown for every node.
-  function nodes(quantization: Quantization): PlacementNode[] {
-    const cpuExpansion = 32 / bitsPerWeight(quantization);
+  // A CPU node upcasts every weight to float32 at load (a 4-bit checkpoint takes ~7x its file size there)
+  // except 2/4/8-bit routed experts, which it keeps packed: placement sees such a node's memory shrunk by
+  // that factor instead of the weights grown for every node.
+  function nodes(quantization: Quantization, expertShare?: number): PlacementNode[] {
+    const cpuExpansion = cpuBytesPerStoredByte(quantization, expertShare);
     return [transport.selfId, ...transport.peersUp()].map((nodeId) => {
       const memory = opts.memoryOf(nodeId) ?? 0;
       return { nodeId, memory: opts.runsOnMetal?.(nodeId) ? memory : Math.floor(memory / cpuExpansion) };
@@ -81,7 +82,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
       const kvBytesPerLayer = kvHeadroomBytesPerLayer(arch);
       return planModel(
         { modelId: model.id, nLayers: model.layers, weightBytes: size },
-        nodes(resolved.get(model.id)?.quantization ?? "fp32"),
+        nodes(resolved.get(model.id)?.quantization ?? "fp32", resolved.get(model.id)?.expertShare),
         kvBytesPerLayer === undefined ? {} : { kvBytesPerLayer },
       );
     },

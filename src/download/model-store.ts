@@ -82,10 +82,10 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
       record(p);
       onProgress?.(p);
     };
+    // An empty range asks for the configs and tokenizer only (the cluster's tokenizer for a model).
+    const request = range.layerEnd > range.layerStart ? { range } : { supportOnly: true as const };
     try {
-      // An empty range asks for the support files alone (the coordinator's tokenizer).
-      const supportOnly = range.layerStart === range.layerEnd;
-      return (await downloadRepo({ modelId: model.id, repo: model.source.repo, range, supportOnly }, opts, report)).dir;
+      return (await downloadRepo({ modelId: model.id, repo: model.source.repo, ...request }, opts, report)).dir;
     } catch (err) {
       // Failures before the file list is known have no tracker: report them in the same shape.
       const last = latest.get(`${model.id}:${range.layerStart}:${range.layerEnd}`);

@@ -14,7 +14,7 @@ import { releaseMemory } from "./memory.ts";
 import { makeSampler, type Sampler } from "./sampler.ts";
 import { arrayToTensor, tensorToArray } from "./tensor-bytes.ts";
 import type { LoadProgress, SamplingParams, ShardEngine, ShardSpec, StageInput, StageOutput } from "./types.ts";
-import { checkpointIndex, loadShardWeights } from "./weights.ts";
+import { checkpointIndex, loadShardWeights, type CpuExperts } from "./weights.ts";
 
 const log = logger("engine");
 
@@ -27,6 +27,8 @@ export interface LocalEngineOptions {
   native?: boolean;
   /** Prompts longer than this are prefilled in chunks of this many positions. Default 512. */
   prefillChunkTokens?: number;
+  /** CPU: keep 2/4/8-bit routed experts packed (default) or dequantize them at load (src/models/README.md). */
+  cpuExperts?: CpuExperts;
 }
 
 /** What the last load did (tests and benchmarks read it). */
@@ -169,6 +171,7 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     const loaded = await loadShardWeights(dir, stageTensorFilter(args, range, names), {
       native,
       quantization: args.quantization,
+      ...(opts.cpuExperts ? { cpuExperts: opts.cpuExperts } : {}),
       onProgress: (f) => onProgress?.(f * 0.99, "loading weights"),
     });
     model = arch.create(args, range, loaded.weights);

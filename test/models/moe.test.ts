@@ -7,6 +7,7 @@ import { core as mx } from "@frost-beta/mlx";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { weightFilesForStage } from "../../src/download/select-files.ts";
 import { quantizeRows } from "../../src/engine/quantize.ts";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
 import { checkpointIndex, loadShardWeights } from "../../src/engine/weights.ts";
@@ -163,6 +164,21 @@ describe("qwen3_moe checkpoints", () => {
     // Layer 1 is dense (mlp_only_layers), layer 2 sparse: the stage holds both kinds.
     expect(middle.tensorsRead).toContain("model.layers.1.mlp.gate_proj.weight");
     expect(middle.tensorsRead).toContain("model.layers.2.mlp.experts.7.down_proj.weight");
+    // One ownership rule: the files download selection picks for a stage are the files the loader opens.
+    const { weight_map } = JSON.parse(readFileSync(join(dir, "model.safetensors.index.json"), "utf8")) as {
+      weight_map: Record<string, string>;
+    };
+    for (const [a, b] of [
+      [0, 1],
+      [1, 3],
+      [3, 4],
+      [0, 4],
+    ] as const) {
+      const loaded = await loadStage(dir, a, b);
+      expect(weightFilesForStage(weight_map, { layerStart: a, layerEnd: b }, 4, false)).toEqual(
+        [...loaded.files].sort(),
+      );
+    }
   });
 
   test("mlx-community layout: stacked 4-bit experts with an 8-bit router, packed on CPU, equal to dequantizing them", async () => {

@@ -3,10 +3,9 @@
 // end tokens. Lenient where parseModelArgs is strict: it describes models this build cannot run, too.
 import { NodeError } from "../../errors.ts";
 import { architectureSpec, isSupportedModelType } from "./architectures.ts";
-import type { Json } from "./model-args.ts";
-
-/** "3bit" … "8bit" for MLX affine quantization; "bf16"/"fp16"/"fp32" for unquantized checkpoints. */
-export type Quantization = `${number}bit` | "bf16" | "fp16" | "fp32";
+import { expertShare, storedWeightBytes } from "./footprint.ts";
+import { parseModelArgs, type Json } from "./model-args.ts";
+import type { Quantization } from "./quantization.ts";
 
 /** Multimodal configs keep the language model's keys under text_config. */
 function textConfig(config: Json): Json | undefined {
@@ -14,8 +13,18 @@ function textConfig(config: Json): Json | undefined {
   return t && typeof t === "object" ? (t as Json) : undefined;
 }
 
-/** Layer count, architecture and quantization from a Hugging Face config.json object. */
-export function describeConfig(config: Json): { layers?: number; arch?: string; quantization?: Quantization } {
+export interface ConfigDescription {
+  layers?: number;
+  arch?: string;
+  quantization?: Quantization;
+  /** Weight bytes as stored, every expert counted (architectures this build runs). */
+  sizeBytes?: number;
+  /** Share of the parameters that are routed experts (architectures this build runs). */
+  expertShare?: number;
+}
+
+/** Layer count, architecture, quantization and (for architectures this build runs) size from a config.json object. */
+export function describeConfig(config: Json): ConfigDescription {
   const layers = config.num_hidden_layers ?? textConfig(config)?.num_hidden_layers;
   const bits = (config.quantization as { bits?: unknown } | undefined)?.bits;
   const dtype = config.torch_dtype;
@@ -33,7 +42,19 @@ export function describeConfig(config: Json): { layers?: number; arch?: string; 
     ...(typeof layers === "number" ? { layers } : {}),
     ...(typeof config.model_type === "string" ? { arch: config.model_type } : {}),
     ...(quantization ? { quantization } : {}),
+    ...sizeOf(config, quantization === "fp32" ? 32 : 16),
   };
+}
+
+function sizeOf(config: Json, floatBits: number): { sizeBytes?: number; expertShare?: number } {
+  if (typeof config.model_type !== "string" || !isSupportedModelType(config.model_type)) return {};
+  try {
+    const args = parseModelArgs(config);
+    return { sizeBytes: storedWeightBytes(args, floatBits), expertShare: expertShare(args) };
+  } catch {
+    // A config this build cannot parse is refused later, when the model is loaded, naming the key.
+    return {};
+  }
 }
 
 /**

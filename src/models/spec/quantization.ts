@@ -1,7 +1,18 @@
 // mlx-community affine quantization as config.json states it: a global block (group_size, bits) whose other
 // keys are module paths with their own settings ({group_size, bits}, e.g. routers at 8 bits while experts are
 // at 4) or `false` (left in floats). Pure: the loaders ask it what one tensor prefix was quantized with.
+// Also the repo-level label (`Quantization`: 4bit, bf16, ...) the catalog and placement size models by.
 import { NodeError } from "../../errors.ts";
+
+/** "3bit" … "8bit" for MLX affine quantization; "bf16"/"fp16"/"fp32" for unquantized checkpoints. */
+export type Quantization = `${number}bit` | "bf16" | "fp16" | "fp32";
+
+/** Stored bits per weight, counting MLX's per-group (64) float16 scale and bias for quantized weights. */
+export function bitsPerWeight(q: Quantization): number {
+  if (q === "fp32") return 32;
+  if (q === "bf16" || q === "fp16") return 16;
+  return Number.parseInt(q, 10) + 0.5;
+}
 
 export interface QuantParams {
   groupSize: number;

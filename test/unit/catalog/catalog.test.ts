@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findModel, loadCatalog, parseCatalog, DEFAULT_MODEL_ID } from "../../../src/catalog/catalog.ts";
 import { embeddedModelDir } from "../../../src/catalog/embedded.ts";
-import { parseQuantization, bitsPerWeight } from "../../../src/catalog/quantization.ts";
+import { parseQuantization } from "../../../src/catalog/quantization.ts";
+import { bitsPerWeight } from "../../../src/models/spec/quantization.ts";
 import { resolveModelRef } from "../../../src/catalog/resolve.ts";
 
 describe("the embedded catalog", () => {

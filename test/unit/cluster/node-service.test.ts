@@ -22,7 +22,7 @@ function localModel(name: string, mb: number): string {
 function service(
   memoryMb: number,
   models: string[],
-  opts: { quantization?: ShapedModel["quantization"]; metal?: boolean; arch?: string } = {},
+  opts: { quantization?: ShapedModel["quantization"]; metal?: boolean; arch?: string; expertShare?: number } = {},
 ) {
   const fetched: string[] = [];
   const store = {
@@ -34,6 +34,7 @@ function service(
         layers: 4,
         quantization: opts.quantization ?? "fp32",
         ...(opts.arch ? { arch: opts.arch } : {}),
+        ...(opts.expertShare ? { expertShare: opts.expertShare } : {}),
         source: { kind: "local", dir: ref },
       };
     },
@@ -104,6 +105,24 @@ describe("the node's cluster service", () => {
     const metalSvc = await metal.made;
     expect(await planOutcome(metalSvc, q4)).not.toBe("E_MODEL_TOO_BIG");
     metalSvc.close();
+  });
+
+  test("a 4-bit Mixture-of-Experts model fits a CPU node that keeps its experts packed, where a dense one does not", async () => {
+    const moe = localModel("moe-q4", 8);
+    const dense = service(40, [moe], { quantization: "4bit", arch: "qwen3" });
+    const denseSvc = await dense.made;
+    expect(await planOutcome(denseSvc, moe)).toBe("E_MODEL_TOO_BIG");
+    denseSvc.close();
+    const sparse = service(40, [moe], { quantization: "4bit", arch: "qwen3_moe", expertShare: 0.95 });
+    const sparseSvc = await sparse.made;
+    expect(await planOutcome(sparseSvc, moe)).not.toBe("E_MODEL_TOO_BIG");
+    sparseSvc.close();
+    // Every expert counts: the same MoE model on a node with less than its packed size does not fit.
+    const small = service(8, [moe], { quantization: "4bit", arch: "qwen3_moe", expertShare: 0.95 });
+    const smallSvc = await small.made;
+    expect(await planOutcome(smallSvc, moe)).toBe("E_MODEL_TOO_BIG");
+    expect(small.fetched).toEqual([]);
+    smallSvc.close();
   });
 
   test("a model of an architecture this build cannot run fails with E_MODEL_UNSUPPORTED before any file is fetched", async () => {
