@@ -3,6 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../../src/errors.ts";
+import { findModel, loadCatalog } from "../../src/catalog/catalog.ts";
+import { expertShare, storedWeightBytes } from "../../src/models/spec/footprint.ts";
 import { parseModelArgs } from "../../src/models/spec/model-args.ts";
 import {
   expandedCacheValuesPerToken,
@@ -74,6 +76,17 @@ describe("DeepSeek config", () => {
     expect(d.mtpLayers).toBe(1);
     expect([0, 1, 2, 3, 60].map((i) => isMoeLayer(d, i))).toEqual([false, false, false, true, true]);
     expect(args.ropeScaling).toMatchObject({ kind: "yarn", factor: 40, mscaleAllDim: 1 });
+  });
+
+  test("V3's tensor shapes count the catalog's 4-bit size and expert share (every expert, MTP layer aside)", () => {
+    const args = parseModelArgs({
+      ...V3_CONFIG,
+      num_nextn_predict_layers: 0,
+      quantization: { group_size: 64, bits: 4 },
+    });
+    const entry = findModel(loadCatalog(), "deepseek-v3")!;
+    expect(Math.abs(storedWeightBytes(args) / entry.sizeBytes - 1)).toBeLessThan(0.01);
+    expect(expertShare(args)).toBeCloseTo(entry.expertShare!, 3);
   });
 
   test("kimi_k2 parses onto the same fields; V2-Lite's null q_lora_rank means a plain q_proj", () => {
