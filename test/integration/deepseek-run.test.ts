@@ -1,6 +1,7 @@
 // `exo run` of a random DeepSeek-V3 checkpoint (latent attention, YaRN, grouped noaux_tc routing, a shared
 // expert, a dense first layer, an MTP layer) served by the fake hub: real node processes with MLX runners,
 // a fresh HF_HOME per node. Two nodes print what one node prints, and no node fetches the MTP layer's file.
+// A random Kimi K2 with a tiktoken rank file for its tokenizer answers too.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { core as mx } from "@frost-beta/mlx";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -9,12 +10,14 @@ import { join, resolve } from "node:path";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
 import { startFakeHub, type FakeHub, type FixtureFile } from "../helpers/fake-hub.ts";
 import { spawnNode, useNodes, withNodeLogs, type SpawnedNode } from "../helpers/spawn-node.ts";
+import { KIMI_VOCAB, kimiSpecialId, kimiTokenizerFiles } from "../helpers/kimi-tokenizer.ts";
 import { TINY_DEEPSEEK } from "../helpers/tiny-deepseek.ts";
 
 useNodes();
 
 const ROOT = resolve(import.meta.dir, "../..");
 const REPO = "test-org/DeepSeek-V3-tiny";
+const KIMI_REPO = "test-org/Kimi-K2-tiny";
 /** The embedded model's byte-level tokenizer (263 ids) keeps the random embedding small. */
 const TOKENIZER_DIR = join(ROOT, "configs/default-model");
 const MTP_FILE = "model-00006-of-00006.safetensors";
@@ -50,6 +53,23 @@ async function deepseekRepo(): Promise<FixtureFile[]> {
   return files;
 }
 
+/** A random kimi_k2 checkpoint whose tokenizer is a tiktoken rank file (no tokenizer.json), as Kimi ships it. */
+async function kimiRepo(): Promise<FixtureFile[]> {
+  const ckpt = join(dir, "kimi");
+  const config = {
+    ...TINY_DEEPSEEK.kimi_k2!,
+    vocab_size: KIMI_VOCAB,
+    eos_token_id: kimiSpecialId("[EOS]"),
+  };
+  await writeRandomCheckpoint(ckpt, { config, seed: 6, stackExperts: true });
+  const text = (path: string, body: string): FixtureFile => ({ path, bytes: new TextEncoder().encode(body) });
+  return [
+    { path: "model.safetensors", diskPath: join(ckpt, "model.safetensors") },
+    text("config.json", readFileSync(join(ckpt, "config.json"), "utf8")),
+    ...Object.entries(kimiTokenizerFiles()).map(([name, body]) => text(name, body)),
+  ];
+}
+
 function hubEnv(): Record<string, string> {
   return {
     HF_ENDPOINT: hub.url,
@@ -67,9 +87,9 @@ const nodeFlags = (id: string) =>
     "3000",
   );
 
-async function exoRun(extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function exoRun(extra: string[], repo = REPO): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = Bun.spawn(
-    [process.execPath, "src/main.ts", "run", REPO, "--prompt", "hello there", "--max-tokens", "10", ...extra],
+    [process.execPath, "src/main.ts", "run", repo, "--prompt", "hello there", "--max-tokens", "10", ...extra],
     { cwd: ROOT, env: { ...process.env, ...hubEnv() }, stdout: "pipe", stderr: "pipe" },
   );
   const [stdout, stderr, code] = await Promise.all([
@@ -82,7 +102,10 @@ async function exoRun(extra: string[]): Promise<{ code: number; stdout: string; 
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "exo-deepseek-run-"));
-  hub = await startFakeHub([{ id: REPO, files: await deepseekRepo() }]);
+  hub = await startFakeHub([
+    { id: REPO, files: await deepseekRepo() },
+    { id: KIMI_REPO, files: await kimiRepo() },
+  ]);
 }, 60_000);
 
 afterAll(async () => {
@@ -115,5 +138,21 @@ describe("exo run deepseek-v3 (random, fake hub)", () => {
       expect(fetched.has(MTP_FILE)).toBe(false);
     }),
     180_000,
+  );
+
+  test(
+    "Kimi K2 with its tiktoken.model tokenizer (no tokenizer.json) answers through the chat template",
+    withNodeLogs(async () => {
+      const run = await exoRun(nodeFlags("kimi"), KIMI_REPO);
+      if (run.code !== 0) console.error(run.stderr);
+      expect(run.code).toBe(0);
+      expect(run.stderr).not.toContain("E_TOKENIZER");
+      expect(run.stdout.length).toBeGreaterThan(1);
+      // Small files come straight from the hub's resolve route (not the CDN): the rank file was fetched.
+      expect(hub.hubRequests.some((p) => p.startsWith(`/${KIMI_REPO}/resolve/`) && p.endsWith("/tiktoken.model"))).toBe(
+        true,
+      );
+    }),
+    120_000,
   );
 });

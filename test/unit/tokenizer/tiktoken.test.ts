@@ -8,38 +8,33 @@ import { join } from "node:path";
 import { isNodeError } from "../../../src/errors.ts";
 import { KIMI_SPLIT_PATTERN } from "../../../src/tokenizer/tiktoken.ts";
 import { loadTokenizer } from "../../../src/tokenizer/tokenizer.ts";
+import { KIMI_MERGES, kimiSpecialId, kimiTokenizerFiles } from "../../helpers/kimi-tokenizer.ts";
 
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-const b64 = (s: string | Uint8Array) => Buffer.from(s).toString("base64");
-/** Every byte, then merges in rank order (each rank is its line). */
-const MERGES = ["he", "ll", "llo", "hello", " w", "or", "ld", " wor", " world"];
-const SPECIAL = { 300: "[BOS]", 301: "[EOS]", 302: "<|im_end|>", 303: "<|im_user|>", 304: "<|im_assistant|>" };
-
 function kimiDir(modelType = "kimi_k2"): string {
   const dir = mkdtempSync(join(tmpdir(), "exo-tiktoken-"));
   dirs.push(dir);
-  const lines = Array.from({ length: 256 }, (_, i) => `${b64(Uint8Array.of(i))} ${i}`);
-  MERGES.forEach((m, i) => lines.push(`${b64(m)} ${256 + i}`));
-  writeFileSync(join(dir, "tiktoken.model"), `${lines.join("\n")}\n`);
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ model_type: modelType, eos_token_id: 302 }));
+  for (const [name, body] of Object.entries(kimiTokenizerFiles())) writeFileSync(join(dir, name), body);
   writeFileSync(
-    join(dir, "tokenizer_config.json"),
-    JSON.stringify({
-      bos_token: "[BOS]",
-      eos_token: "[EOS]",
-      added_tokens_decoder: Object.fromEntries(
-        Object.entries(SPECIAL).map(([id, content]) => [id, { content, special: true }]),
-      ),
-      chat_template:
-        "{% for m in messages %}<|im_{{ m.role }}|>{{ m.content }}<|im_end|>{% endfor %}{% if add_generation_prompt %}<|im_assistant|>{% endif %}",
-    }),
+    join(dir, "config.json"),
+    JSON.stringify({ model_type: modelType, eos_token_id: kimiSpecialId("<|im_end|>") }),
   );
   return dir;
 }
+
+const [BOS, EOS, IM_END, IM_USER, IM_ASSISTANT] = [
+  "[BOS]",
+  "[EOS]",
+  "<|im_end|>",
+  "<|im_user|>",
+  "<|im_assistant|>",
+].map(kimiSpecialId) as [number, number, number, number, number];
+const HELLO = 256 + KIMI_MERGES.indexOf("hello");
+const WORLD = 256 + KIMI_MERGES.indexOf(" world");
 
 describe("Kimi K2 tiktoken tokenizer", () => {
   test("the split pattern cuts like tokenization_kimi.py: Han runs, contractions, digits in threes", () => {
@@ -49,7 +44,7 @@ describe("Kimi K2 tiktoken tokenizer", () => {
 
   test("encodes by merge rank, falls back to bytes, and round-trips any text", async () => {
     const tok = await loadTokenizer(kimiDir());
-    expect(tok.encode("hello world")).toEqual([256 + 3, 256 + 8]);
+    expect(tok.encode("hello world")).toEqual([HELLO, WORLD]);
     const text = "héllo 你好, it's 2026!";
     expect(tok.decode(tok.encode(text))).toBe(text);
     expect(tok.encode("你")).toEqual([...Buffer.from("你")]);
@@ -57,17 +52,17 @@ describe("Kimi K2 tiktoken tokenizer", () => {
 
   test("special tokens in the text become their ids, count as EOS where configured, and are skippable", async () => {
     const tok = await loadTokenizer(kimiDir());
-    expect(tok.encode("[BOS]hello<|im_end|>")).toEqual([300, 259, 302]);
-    expect([...tok.eosIds].sort()).toEqual([301, 302]);
-    expect(tok.bosId).toBe(300);
-    expect(tok.decode([259, 302], { skipSpecial: true })).toBe("hello");
-    expect(tok.decode([259, 302])).toBe("hello<|im_end|>");
+    expect(tok.encode("[BOS]hello<|im_end|>")).toEqual([BOS, HELLO, IM_END]);
+    expect([...tok.eosIds].sort()).toEqual([EOS, IM_END].sort());
+    expect(tok.bosId).toBe(BOS);
+    expect(tok.decode([HELLO, IM_END], { skipSpecial: true })).toBe("hello");
+    expect(tok.decode([HELLO, IM_END])).toBe("hello<|im_end|>");
   });
 
   test("the chat template renders and encodes with special tokens as single ids", async () => {
     const tok = await loadTokenizer(kimiDir());
     const ids = tok.encodeChat([{ role: "user", content: "hello" }]);
-    expect(ids).toEqual([303, 259, 302, 304]);
+    expect(ids).toEqual([IM_USER, HELLO, IM_END, IM_ASSISTANT]);
   });
 
   test("a tiktoken.model of another model is refused, naming why", async () => {
