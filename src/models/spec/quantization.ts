@@ -92,3 +92,11 @@ export function quantParamsOf(
 export function storedBitsPerWeight(p: QuantParams): number {
   return p.bits + 32 / p.groupSize;
 }
+
+/**
+ * Refuses, from config.json alone, weights this build cannot load (an original FP8 or compressed-tensors
+ * checkpoint), so a node says so before it downloads them. @throws E_MODEL_UNSUPPORTED naming the method
+ */
+export function assertLoadableQuantization(config: Json): void {
+  parseQuantizationBlock(config.quantization ?? config.quantization_config);
+}

@@ -11,6 +11,7 @@ import { SHARDED_DIMS, SHARDED_FILES, SINGLE_DIMS, shardedRepo, singleFileRepo }
 
 const SHARDED = "test-org/tiny-sharded";
 const SINGLE = "test-org/tiny-single";
+const FP8 = "other-org/fp8-original";
 const entry = (id: string, repo: string, layers: number) => ({
   id,
   name: id,
@@ -44,12 +45,23 @@ function nextEvent(match: (p: DownloadProgress) => boolean): Promise<DownloadPro
   });
 }
 
+/** A repo whose config.json is an original FP8 checkpoint's (DeepSeek-V3 as deepseek-ai ships it). */
+function fp8Repo() {
+  const repo = singleFileRepo(FP8, SINGLE_DIMS);
+  const config = repo.files.find((f) => f.path === "config.json")!;
+  const parsed = JSON.parse(new TextDecoder().decode(config.bytes));
+  parsed.quantization_config = { quant_method: "fp8", fmt: "e4m3", weight_block_size: [128, 128] };
+  config.bytes = new TextEncoder().encode(JSON.stringify(parsed));
+  return repo;
+}
+
 beforeAll(async () => {
   hub = await startFakeHub([
     shardedRepo(SHARDED, SHARDED_DIMS, SHARDED_FILES),
     singleFileRepo(SINGLE, SINGLE_DIMS),
     singleFileRepo("test-org/gated", SINGLE_DIMS),
     singleFileRepo("other-org/uncatalogued", { ...SINGLE_DIMS, layers: 3 }),
+    fp8Repo(),
   ]);
   cacheDir = await mkdtemp(join(tmpdir(), "exo-store-"));
   store = createModelStore({
@@ -138,6 +150,16 @@ describe("the model store", () => {
       arch: "llama",
       source: { kind: "hub", repo: "other-org/uncatalogued" },
     });
+  });
+
+  test("an original FP8 checkpoint is refused from its config.json, before any weight is downloaded", async () => {
+    const err = await store.resolveModel(FP8).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe("E_MODEL_UNSUPPORTED");
+    expect((err as Error).message).toContain('quant_method "fp8" is not supported');
+    // Weights are resolved through the hub (then redirected to the CDN): config.json was, the weights not.
+    const resolved = hub.hubRequests.filter((p) => p.startsWith(`/${FP8}/resolve/`));
+    expect(resolved.some((p) => p.endsWith("/config.json"))).toBe(true);
+    expect(resolved.some((p) => p.endsWith(".safetensors"))).toBe(false);
   });
 
   test("shows peers' running downloads next to its own", () => {
