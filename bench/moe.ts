@@ -2,7 +2,7 @@
 // equal active parameters (Qwen3-30B-A3B sizes: hidden 2048, experts 2048x768 top-8 vs a SwiGLU of 6144),
 // decode ms per token and a 512-token prefill; float32 vs packed 4-bit experts (time and memory); and the
 // switch layer alone, per-pair vs grouped by expert, across input lengths (where grouping starts to pay).
-// Medians of alternating rounds; prints tables and one JSON line. Real expert size, but 32 of the 128
+// Medians, the variants interleaved step by step; prints tables and one JSON line. Real expert size, but 32 of the 128
 // experts per layer (memory: the machine is shared); decode reads only the 8 chosen ones.
 //   bun bench/moe.ts [--layers 2] [--experts 32] [--decode 16] [--rounds 3]
 import { core as mx } from "@frost-beta/mlx";
@@ -127,29 +127,38 @@ async function variant(name: string, config: Record<string, unknown>, pack: bool
 
 const hidden = (L: number, seed: number) => mx.random.uniform(-1, 1, [1, L, H], mx.float32, mx.random.key(seed));
 
-/** Median ms per decode step after an 8-token prefill, and the prefill of PREFILL tokens. */
-async function timeModel(m: ShardModel): Promise<{ decodeMs: number; prefillMs: number }> {
-  const cache = createKVCache(m.cacheSpec);
-  mx.eval(m.forward(hidden(8, 3), cache));
-  const steps: number[] = [];
-  for (let i = 0; i < DECODE; i++) {
-    const x = hidden(1, 100 + i);
+/**
+ * Decode and prefill of every variant, interleaved step by step (decode) and round by round (prefill) so
+ * load bursts on the shared machine hit all variants alike. Decode steps follow an 8-token prefill.
+ */
+async function timeAll(models: ShardModel[]): Promise<{ decode: number[][]; prefill: number[][] }> {
+  const decode = models.map(() => [] as number[]);
+  const prefill = models.map(() => [] as number[]);
+  const caches = models.map((m) => createKVCache(m.cacheSpec));
+  models.forEach((m, i) => mx.eval(m.forward(hidden(8, 3), caches[i]!)));
+  for (let step = 0; step < DECODE * ROUNDS; step++) {
+    const x = hidden(1, 100 + step);
     mx.eval(x);
-    const t0 = performance.now();
-    mx.eval(m.forward(x, cache));
-    steps.push(performance.now() - t0);
-    if (i % 4 === 3) await releaseMemory();
+    for (const [i, m] of models.entries()) {
+      const t0 = performance.now();
+      mx.eval(m.forward(x, caches[i]!));
+      decode[i]!.push(performance.now() - t0);
+    }
+    if (step % 4 === 3) await releaseMemory();
   }
-  cache.free();
+  for (const c of caches) c.free();
   const x = hidden(PREFILL, 7);
   mx.eval(x);
-  const fresh = createKVCache(m.cacheSpec);
-  const t0 = performance.now();
-  mx.eval(m.forward(x, fresh));
-  const prefillMs = performance.now() - t0;
-  fresh.free();
-  await releaseMemory();
-  return { decodeMs: median(steps), prefillMs };
+  for (let r = 0; r < ROUNDS; r++)
+    for (const [i, m] of models.entries()) {
+      const fresh = createKVCache(m.cacheSpec);
+      const t0 = performance.now();
+      mx.eval(m.forward(x, fresh));
+      prefill[i]!.push(performance.now() - t0);
+      fresh.free();
+      await releaseMemory();
+    }
+  return { decode, prefill };
 }
 
 /** The switch layer alone: per-pair vs grouped, float32 experts, at several input lengths. */
@@ -160,17 +169,20 @@ async function switchRows(layer: SwitchGLU): Promise<{ tokens: number; pairsMs: 
     const x = mx.random.uniform(-1, 1, [T, H], mx.float32, mx.random.key(T));
     const routing = softmaxTopK(mx.matmul(x, router.T), TOP_K, true);
     mx.eval(x, routing.experts, routing.weights);
-    const time = async (groupMinTokens: number) => {
-      const samples: number[] = [];
-      for (let r = 0; r < 5; r++) {
+    // Alternate the two paths sample by sample.
+    const pairs: number[] = [];
+    const grouped: number[] = [];
+    for (let r = 0; r < 5; r++)
+      for (const [groupMinTokens, into] of [
+        [Number.POSITIVE_INFINITY, pairs],
+        [1, grouped],
+      ] as const) {
         const t0 = performance.now();
         mx.eval(switchGLU(layer, x, routing, { groupMinTokens }));
-        samples.push(performance.now() - t0);
+        into.push(performance.now() - t0);
         await releaseMemory();
       }
-      return median(samples);
-    };
-    rows.push({ tokens: T, pairsMs: await time(Number.POSITIVE_INFINITY), groupedMs: await time(1) });
+    rows.push({ tokens: T, pairsMs: median(pairs), groupedMs: median(grouped) });
   }
   return rows;
 }
@@ -181,22 +193,12 @@ const variants = [
   await variant("qwen3_moe f32 experts", MOE, false),
   await variant("qwen3_moe q4 experts (packed)", MOE, true),
 ];
-const samples = new Map<string, { decode: number[]; prefill: number[] }>(
-  variants.map((v) => [v.name, { decode: [], prefill: [] }]),
-);
-for (let r = 0; r < ROUNDS; r++)
-  for (const v of variants) {
-    const t = await timeModel(v.model);
-    samples.get(v.name)!.decode.push(t.decodeMs);
-    samples.get(v.name)!.prefill.push(t.prefillMs);
-  }
-const dense = samples.get(variants[0]!.name)!;
-const denseDecode = median(dense.decode);
-const densePrefill = median(dense.prefill);
-const rows = variants.map((v) => {
-  const s = samples.get(v.name)!;
-  const decodeMs = median(s.decode);
-  const prefillMs = median(s.prefill);
+const timed = await timeAll(variants.map((v) => v.model));
+const denseDecode = median(timed.decode[0]!);
+const densePrefill = median(timed.prefill[0]!);
+const rows = variants.map((v, i) => {
+  const decodeMs = median(timed.decode[i]!);
+  const prefillMs = median(timed.prefill[i]!);
   return {
     variant: v.name,
     decodeMs,
@@ -215,7 +217,7 @@ const load1 = readFileSync("/proc/loadavg", "utf8").trim();
 
 console.log(
   `${LAYERS}-layer middle stage, hidden ${H}, ${EXPERTS} experts of ${H}x${MOE_I} top-${TOP_K} vs dense SwiGLU ${TOP_K * MOE_I}; ` +
-    `medians of ${ROUNDS} rounds (${DECODE} decode steps each, prefill ${PREFILL} tokens); loadavg ${load0} -> ${load1}`,
+    `medians of ${DECODE * ROUNDS} interleaved decode steps and ${ROUNDS} prefills of ${PREFILL} tokens; loadavg ${load0} -> ${load1}`,
 );
 console.log("variant                        | decode ms/tok | x dense | prefill ms | x dense | weights MB | RSS +MB");
 for (const r of rows)

@@ -7,7 +7,7 @@
 import type { Socket } from "bun";
 import { PeerPool, type PeerAddress } from "../src/net/peer-pool.ts";
 import { listenTcp, type TcpServer } from "../src/net/sockets.ts";
-import { createTopologyService, type TopologyService } from "../src/node/topology-service.ts";
+import { createTopologyService, type TopologyService } from "../src/net/topology-service.ts";
 import { PROTOCOL_VERSION, VERSION } from "../src/version.ts";
 
 const SINK = process.argv[2] === "--sink";

@@ -78,11 +78,30 @@ function routeTable(deps: ApiDeps, opts: GenerateRouteOptions): Map<string, Reco
     "/v1/download/progress": { GET: progress },
     "/download/progress": { GET: progress },
   };
-  if (deps.debugState) {
-    const debugState = deps.debugState;
-    table["/debug/state"] = { GET: async () => Response.json(await debugState()) };
-  }
+  Object.assign(table, debugRoutes(deps));
   return new Map(Object.entries(table));
+}
+
+/** Most HEALTH round trips one /debug/health-burst may ask for. */
+const MAX_BURST = 1000;
+
+/** The /debug/ routes the node provides; behind the same auth as the rest, since they reveal the cluster. */
+function debugRoutes({ debug }: ApiDeps): Record<string, Record<string, Handler>> {
+  const table: Record<string, Record<string, Handler>> = {};
+  const { state, net, healthBurst } = debug ?? {};
+  if (state) table["/debug/state"] = { GET: async () => Response.json(await state()) };
+  if (net) table["/debug/net"] = { GET: () => Response.json(net()) };
+  if (healthBurst) {
+    table["/debug/health-burst"] = {
+      POST: async (req) => {
+        const query = new URL(req.url).searchParams;
+        const count = Math.min(MAX_BURST, Math.max(1, Number(query.get("count") ?? 10) || 10));
+        const burst = await healthBurst(query.get("peer") ?? "", count);
+        return Response.json(burst.body, { status: burst.ok ? 200 : 502 });
+      },
+    };
+  }
+  return table;
 }
 
 function match(routes: Map<string, Record<string, Handler>>, method: string, pathname: string) {

@@ -2,7 +2,8 @@
 // answer as JSON or SSE. The client's disconnect aborts the generation (and so frees it on every stage).
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { ApiDeps, GenerationEvent } from "./deps.ts";
+import type { GenerationEvent } from "../cluster/types.ts";
+import type { ApiDeps } from "./deps.ts";
 import { errorResponse } from "./errors.ts";
 import { readJsonBody } from "./body.ts";
 import { parseChatBody, parseCompletionBody } from "./openai.ts";

@@ -1,7 +1,7 @@
 // Pure builders of OpenAI response objects: chat.completion, chat.completion.chunk, text_completion,
 // and the layered generators that turn GenerationEvents into the chunk sequence OpenAI clients expect.
 import { NodeError } from "../errors.ts";
-import type { FinishReason, GenerationEvent, Usage } from "./deps.ts";
+import type { FinishReason, GenerationEvent, Usage } from "../cluster/types.ts";
 
 /** What every object of one response shares. */
 export interface ResponseMeta {

@@ -1,6 +1,6 @@
 // Pure translation of OpenAI request bodies (chat/completions, completions) into GenerateRequest.
 // Every field we honour is validated; a value we cannot honour is a 400 naming `param`, never silently ignored.
-import type { ChatMessage, GenerateRequest } from "./deps.ts";
+import type { ChatMessage, GenerateRequest } from "../cluster/types.ts";
 import { invalidParam } from "./errors.ts";
 
 /** Used when the client sends neither max_tokens nor max_completion_tokens; the service may cap it further. */

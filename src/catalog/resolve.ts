@@ -2,6 +2,7 @@
 // description with a source to fetch or read it from. Unknown names fail here, naming what was asked for.
 import { basename, resolve as resolvePath } from "node:path";
 import { NodeError } from "../errors.ts";
+import { asModelId, type ModelId } from "../ids.ts";
 import { findModel, isRepoId, loadCatalog, type Catalog } from "./catalog.ts";
 import { embeddedModelDir } from "./embedded.ts";
 import { hasConfigFile, readConfigFile } from "../models/spec/config-file.ts";
@@ -13,7 +14,7 @@ export type ModelSource = { kind: "hub"; repo: string } | { kind: "local"; dir: 
 
 /** A model ready to be placed and fetched. `layers`/`arch` are undefined for a hub repo outside the catalog until its config.json is read. */
 export interface ResolvedModel {
-  id: string;
+  id: ModelId;
   name: string;
   layers?: number;
   arch?: string;
@@ -36,12 +37,13 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
       ? { kind: "hub", repo: entry.repo }
       : { kind: "local", dir: embeddedModelDir() };
     const { id, name, layers, arch, quantization, sizeBytes, expertShare } = entry;
-    return { id, name, layers, arch, quantization, sizeBytes, ...(expertShare ? { expertShare } : {}), source };
+    const moe = expertShare ? { expertShare } : {};
+    return { id: asModelId(id), name, layers, arch, quantization, sizeBytes, ...moe, source };
   }
   const dir = resolvePath(ref);
   if (await hasConfigFile(dir)) return describeLocalDir(dir);
   if (isRepoId(ref)) {
-    return { id: ref, name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
+    return { id: asModelId(ref), name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
   }
   throw new NodeError(
     "E_MODEL_UNKNOWN",
@@ -52,6 +54,13 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
 // --- internal ---
 
 async function describeLocalDir(dir: string): Promise<ResolvedModel> {
-  const described = describeConfig(await readConfigFile(dir));
-  return { id: dir, name: basename(dir), quantization: "fp32", ...described, source: { kind: "local", dir } };
+  // The files on disk are measured instead of estimated from config.json (the store does that).
+  const { sizeBytes: _estimate, ...described } = describeConfig(await readConfigFile(dir));
+  return {
+    id: asModelId(dir),
+    name: basename(dir),
+    quantization: "fp32",
+    ...described,
+    source: { kind: "local", dir },
+  };
 }

@@ -2,7 +2,7 @@
 // Ctrl-C stops the reply in progress (the node keeps running), Ctrl-D on an empty line quits.
 import { createInterface } from "node:readline";
 import { errorCode } from "../errors.ts";
-import type { ChatMessage, GenerateRequest, InferenceService } from "../api/deps.ts";
+import type { ChatMessage, GenerateRequest, InferenceService } from "../cluster/types.ts";
 
 export interface ReplyOptions {
   inference: InferenceService;

@@ -1,6 +1,7 @@
 // `exo pull MODEL`: download a model's files (all layers, or --layers a:b) into the cache, with progress bars.
 import { defineCommand } from "citty";
 import { NodeError } from "../errors.ts";
+import type { LayerRange } from "../topology/types.ts";
 import { createDownloadBars } from "./download-bars.ts";
 
 export default defineCommand({
@@ -42,7 +43,7 @@ export default defineCommand({
   },
 });
 
-function parseLayers(text: string, nLayers: number): { layerStart: number; layerEnd: number } {
+function parseLayers(text: string, nLayers: number): LayerRange {
   const m = /^(\d+):(\d+)$/.exec(text);
   const range = m ? { layerStart: Number(m[1]), layerEnd: Number(m[2]) } : undefined;
   if (!range || range.layerStart >= range.layerEnd || range.layerEnd > nLayers) {

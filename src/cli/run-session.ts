@@ -1,7 +1,7 @@
 // What `exo run` does once its node is up: prepare the model on the cluster with visible progress, then
 // answer --prompt once (streamed to stdout) or chat in the terminal. The node itself is started by run.ts.
 import { NodeError } from "../errors.ts";
-import type { GenerateRequest, InferenceService } from "../api/deps.ts";
+import type { GenerateRequest, InferenceService } from "../cluster/types.ts";
 import type { StatusFields } from "../cluster/messages.ts";
 import { runChatRepl, streamReply } from "./chat-repl.ts";
 import { makePrepareProgress } from "./prepare-progress.ts";

@@ -1,9 +1,6 @@
 // `exo run [MODEL] [--prompt TEXT]`: start a node (API included), place and load MODEL on the cluster with
 // visible progress, then chat in the terminal, or answer --prompt once on stdout and exit. Thin: flags → node → session.
 import { defineCommand } from "citty";
-import type { InferenceService } from "../api/deps.ts";
-import type { ClusterService } from "../cluster/service.ts";
-import { NodeError } from "../errors.ts";
 import { rootLogger, setLogLevel } from "../log.ts";
 import { nodeArgs } from "./node-args.ts";
 import { parseRunFlags, runSession, type RunBackend } from "./run-session.ts";
@@ -41,7 +38,12 @@ export default defineCommand({
     const node = await createNode(parseNodeOptions(args));
     try {
       await waitForPeers(node.pool, flags.peerWaitMs, (t) => process.stderr.write(t));
-      process.exitCode = await runSession(backendOf(node.services.inference), {
+      const { inference } = node.services;
+      const backend: RunBackend = {
+        inference,
+        prepare: (modelId, onProgress) => inference.prepare(modelId, onProgress),
+      };
+      process.exitCode = await runSession(backend, {
         ...flags,
         stdin: process.stdin,
         stdout: process.stdout,
@@ -53,11 +55,3 @@ export default defineCommand({
     }
   },
 });
-
-/** The node's inference service is the cluster service, which can also prepare a model ahead of the first request. */
-function backendOf(inference: InferenceService): RunBackend {
-  const prepare = (inference as Partial<ClusterService>).prepare;
-  if (typeof prepare !== "function")
-    throw new NodeError("E_INTERNAL", "this node's inference service cannot prepare models");
-  return { inference, prepare: (modelId, onProgress) => prepare.call(inference, modelId, onProgress) };
-}

@@ -1,7 +1,9 @@
 // The coordinator side of a request: send PROMPT to stage 0, yield the TOKENs the last stage sends back,
 // and whatever ends the request (finish, consumer stops, abort, stage error, peer down, timeout) send END to every stage.
+import type { NodeId, RequestId } from "../ids.ts";
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
+import { PendingCalls } from "../pending-calls.ts";
 import type { SamplingParams } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import {
@@ -16,7 +18,7 @@ import {
 const log = logger("cluster");
 
 export interface TokenLoopRequest {
-  requestId: string;
+  requestId: RequestId;
   plan: Plan;
   tokens: number[];
   sampling: SamplingParams;
@@ -29,7 +31,6 @@ interface Pending {
   /** Tokens received but not yet yielded, keyed by index (links keep order, the key keeps it honest). */
   tokens: Map<number, number>;
   error?: NodeError;
-  wake?: () => void;
 }
 
 export interface Coordinator {
@@ -37,7 +38,7 @@ export interface Coordinator {
   generateTokens(req: TokenLoopRequest, signal: AbortSignal): AsyncGenerator<number>;
   onToken(f: TokenFields): void;
   onError(f: ErrorFields): void;
-  onPeerDown(peer: string): void;
+  onPeerDown(peer: NodeId): void;
   /** Requests this node coordinates right now. */
   size(): number;
 }
@@ -50,14 +51,16 @@ export interface CoordinatorOptions {
 
 export function createCoordinator(opts: CoordinatorOptions): Coordinator {
   const { transport, tokenTimeoutMs } = opts;
-  const pending = new Map<string, Pending>();
+  const pending = new Map<RequestId, Pending>();
+  /** The generator of each request waiting for its next token, with the token deadline. */
+  const waits = new PendingCalls<RequestId, void>();
 
-  function fail(p: Pending, err: NodeError): void {
+  function fail(requestId: RequestId, p: Pending, err: NodeError): void {
     p.error ??= err;
-    p.wake?.();
+    waits.resolve(requestId);
   }
 
-  async function nextToken(p: Pending, index: number, requestId: string): Promise<number> {
+  async function nextToken(p: Pending, index: number, requestId: RequestId): Promise<number> {
     for (;;) {
       if (p.error) throw p.error;
       const t = p.tokens.get(index);
@@ -65,20 +68,17 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
         p.tokens.delete(index);
         return t;
       }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        p.wake = resolve;
-        timer = setTimeout(
-          () => fail(p, new NodeError("E_TIMEOUT", `request ${requestId}: no token for ${tokenTimeoutMs} ms`)),
-          tokenTimeoutMs,
-        );
+      await waits.add(requestId, {
+        timeoutMs: tokenTimeoutMs,
+        onTimeout: () => {
+          fail(requestId, p, new NodeError("E_TIMEOUT", `request ${requestId}: no token for ${tokenTimeoutMs} ms`));
+          return undefined;
+        },
       });
-      clearTimeout(timer);
-      p.wake = undefined;
     }
   }
 
-  function endEverywhere(plan: Plan, requestId: string): void {
+  function endEverywhere(plan: Plan, requestId: RequestId): void {
     for (const node of planNodes(plan)) {
       transport
         .send(node, "END", { requestId })
@@ -91,7 +91,7 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
     if (signal.aborted) throw new NodeError("E_CANCELLED", `request ${requestId} was cancelled before it started`);
     const p: Pending = { plan, tokens: new Map() };
     pending.set(requestId, p);
-    const onAbort = () => fail(p, new NodeError("E_CANCELLED", `request ${requestId} was cancelled`));
+    const onAbort = () => fail(requestId, p, new NodeError("E_CANCELLED", `request ${requestId} was cancelled`));
     signal.addEventListener("abort", onAbort);
     try {
       const route: RouteContext = {
@@ -121,16 +121,20 @@ export function createCoordinator(opts: CoordinatorOptions): Coordinator {
       const p = pending.get(f.requestId);
       if (!p) return;
       p.tokens.set(f.index, f.token);
-      p.wake?.();
+      waits.resolve(f.requestId);
     },
     onError(f) {
       const p = pending.get(f.requestId);
-      if (p) fail(p, new NodeError(f.code, `stage ${f.nodeId}: ${f.message}`));
+      if (p) fail(f.requestId, p, new NodeError(f.code, `stage ${f.nodeId}: ${f.message}`));
     },
     onPeerDown(peer) {
       for (const [requestId, p] of pending) {
         if (planNodes(p.plan).includes(peer))
-          fail(p, new NodeError("E_PEER_DOWN", `request ${requestId}: node ${peer}, a stage of its plan, went down`));
+          fail(
+            requestId,
+            p,
+            new NodeError("E_PEER_DOWN", `request ${requestId}: node ${peer}, a stage of its plan, went down`),
+          );
       }
     },
     size: () => pending.size,

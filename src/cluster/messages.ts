@@ -1,5 +1,6 @@
 // The fields of the cluster's wire messages (PREPARE, STATUS, PROMPT, TENSOR, TOKEN, END, ERROR) and
 // their parsers: untrusted JSON from a peer → typed values (NodeError E_PROTOCOL_PAYLOAD when malformed).
+import { asModelId, asNodeId, asRequestId, type ModelId, type NodeId, type RequestId } from "../ids.ts";
 import { NodeError, type ErrorCode } from "../errors.ts";
 import type { SamplingParams } from "../engine/types.ts";
 import { parsePlan, type Plan } from "../topology/placement.ts";
@@ -9,8 +10,8 @@ export { parsePlan };
 
 /** What every stage needs to route one request; carried by PROMPT and every TENSOR. */
 export interface RouteContext {
-  requestId: string;
-  coordinator: string;
+  requestId: RequestId;
+  coordinator: NodeId;
   plan: Plan;
   sampling: SamplingParams;
   maxTokens: number;
@@ -18,23 +19,23 @@ export interface RouteContext {
 }
 
 export interface TokenFields {
-  requestId: string;
+  requestId: RequestId;
   token: number;
   /** 0-based position of this token among the generated ones. */
   index: number;
 }
 
 export interface ErrorFields {
-  requestId: string;
+  requestId: RequestId;
   code: ErrorCode;
   message: string;
-  nodeId: string;
+  nodeId: NodeId;
 }
 
 /** STATUS: a stage's progress while preparing its shard (download, then load). */
 export interface StatusFields {
-  nodeId: string;
-  modelId: string;
+  nodeId: NodeId;
+  modelId: ModelId;
   phase: "download" | "load" | "ready";
   /** 0..1 within the phase. */
   fraction: number;
@@ -49,6 +50,10 @@ function bad(what: string): never {
 
 function str(v: unknown, name: string): string {
   return typeof v === "string" && v.length > 0 ? v : bad(`${name} must be a non-empty string`);
+}
+
+function requestIdOf(f: Record<string, unknown>): RequestId {
+  return asRequestId(str(f.requestId, "requestId"));
 }
 
 function int(v: unknown, name: string): number {
@@ -83,8 +88,8 @@ export function parseSampling(v: unknown): SamplingParams {
 
 export function parseRoute(f: Record<string, unknown>): RouteContext {
   return {
-    requestId: str(f.requestId, "requestId"),
-    coordinator: str(f.coordinator, "coordinator"),
+    requestId: requestIdOf(f),
+    coordinator: asNodeId(str(f.coordinator, "coordinator")),
     plan: parsePlan(f.plan),
     sampling: parseSampling(f.sampling),
     maxTokens: int(f.maxTokens, "maxTokens"),
@@ -110,19 +115,19 @@ export function parseTokens(f: Record<string, unknown>): number[] {
 }
 
 export function parseToken(f: Record<string, unknown>): TokenFields {
-  return { requestId: str(f.requestId, "requestId"), token: int(f.token, "token"), index: int(f.index, "index") };
+  return { requestId: requestIdOf(f), token: int(f.token, "token"), index: int(f.index, "index") };
 }
 
-export function parseRequestId(f: Record<string, unknown>): string {
-  return str(f.requestId, "requestId");
+export function parseRequestId(f: Record<string, unknown>): RequestId {
+  return requestIdOf(f);
 }
 
 export function parseError(f: Record<string, unknown>): ErrorFields {
   return {
-    requestId: str(f.requestId, "requestId"),
+    requestId: requestIdOf(f),
     code: str(f.code, "code") as ErrorCode,
     message: String(f.message ?? ""),
-    nodeId: String(f.nodeId ?? "?"),
+    nodeId: asNodeId(String(f.nodeId ?? "?")),
   };
 }
 
@@ -130,8 +135,8 @@ export function parseStatus(f: Record<string, unknown>): StatusFields {
   const phase = f.phase;
   if (phase !== "download" && phase !== "load" && phase !== "ready") bad("phase must be download, load or ready");
   const s: StatusFields = {
-    nodeId: str(f.nodeId, "nodeId"),
-    modelId: str(f.modelId, "modelId"),
+    nodeId: asNodeId(str(f.nodeId, "nodeId")),
+    modelId: asModelId(str(f.modelId, "modelId")),
     phase,
     fraction: num(f.fraction, "fraction"),
   };
@@ -142,6 +147,6 @@ export function parseStatus(f: Record<string, unknown>): StatusFields {
 }
 
 /** Distinct node ids of a plan, in stage order. */
-export function planNodes(plan: Plan): string[] {
+export function planNodes(plan: Plan): NodeId[] {
   return [...new Set(plan.stages.map((s) => s.nodeId))];
 }

@@ -1,8 +1,7 @@
 // The cluster service as a node runs it: the catalog resolves models, placement plans them over the
 // nodes linked right now, the download store fetches shard files and the model's tokenizer drives text.
-import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
-import type { ChatMessage, ModelInfo } from "../api/deps.ts";
+import { asModelId } from "../ids.ts";
+import type { ChatMessage, ModelInfo } from "./types.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
 import { logger } from "../log.ts";
 import { assertRunnable } from "../models/spec/architectures.ts";
@@ -16,7 +15,7 @@ import type { PeerTransport } from "../net/transport.ts";
 import { createDetokenizer } from "../tokenizer/detokenizer.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { planModel, type PlacementNode } from "../topology/placement.ts";
-import { createClusterService, type ClusterService, type ClusterTokenizer } from "./service.ts";
+import { createClusterService, type ClusterService, type ClusterTokenizer, type ModelResolver } from "./service.ts";
 
 const log = logger("cluster");
 
@@ -27,8 +26,11 @@ export interface NodeClusterOptions {
   memoryOf(nodeId: string): number | undefined;
   /** True for Apple Silicon nodes, whose MLX keeps the checkpoint's dtypes; others run float32 (CPU). */
   runsOnMetal?(nodeId: string): boolean;
-  /** Resolves models (catalog, hub, local dirs) and fetches a stage's files into the cache. */
-  store: Pick<NodeModelStore, "resolveModel" | "ensureShardFiles" | "recordPeerProgress">;
+  /** Resolves models (catalog, hub, local dirs; each once), and fetches a stage's files into the cache. */
+  store: Pick<
+    NodeModelStore,
+    "resolveModel" | "resolved" | "resolvedModels" | "ensureShardFiles" | "recordPeerProgress"
+  >;
   /** Models to serve besides the catalog (local directories, Hugging Face repo ids). */
   models?: string[];
   tokenTimeoutMs?: number;
@@ -37,13 +39,28 @@ export interface NodeClusterOptions {
 /** The cluster service of a node; resolves `models` (served besides the catalog) before it returns. */
 export async function createNodeClusterService(opts: NodeClusterOptions): Promise<ClusterService> {
   const { transport, store } = opts;
-  const resolved = new Map<string, ShapedModel>();
-
-  async function resolveModel(modelId: string): Promise<ModelInfo> {
-    const model = resolved.get(modelId) ?? withLocalSize(await store.resolveModel(modelId));
-    resolved.set(model.id, model);
-    return infoOf(model);
+  const service = createClusterService({
+    transport,
+    engine: opts.engine,
+    models: storeResolver(opts),
+    onStatus: (status) => {
+      if (status.progress && status.nodeId !== transport.selfId)
+        store.recordPeerProgress(status.nodeId, status.progress);
+    },
+    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
+    tokenTimeoutMs: opts.tokenTimeoutMs,
+  });
+  for (const ref of opts.models ?? []) {
+    await store
+      .resolveModel(ref)
+      .catch((err: unknown) => log.error(`--models ${ref}: ${err instanceof Error ? err.message : String(err)}`));
   }
+  return service;
+}
+
+/** The cluster's view of models over the store: the catalog and the store's resolved models, placement, files. */
+function storeResolver(opts: NodeClusterOptions): ModelResolver {
+  const { transport, store } = opts;
 
   // A CPU node upcasts every weight to float32 at load (a 4-bit checkpoint takes ~7x its file size there)
   // except 2/4/8-bit routed experts, which it keeps packed: placement sees such a node's memory shrunk by
@@ -56,38 +73,36 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     });
   }
 
-  // The catalog, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that it lacks.
-  function listModels(): ModelInfo[] {
-    const catalog = loadCatalog().entries.map((e) => ({
-      id: e.id,
-      name: e.name,
-      layers: e.layers,
-      repo: e.repo ?? "embedded",
-    }));
-    const known = new Set(catalog.map((m) => m.id));
-    const extra = [...resolved.values()].filter((m) => !known.has(m.id)).map((m) => infoOf(m));
-    return [...catalog, ...extra];
-  }
-
-  const service = createClusterService({
-    transport,
-    engine: opts.engine,
-    listModels,
-    resolveModel,
-    planFor: (model) => {
-      const arch = resolved.get(model.id)?.arch;
-      if (arch) assertRunnable(model.id, arch);
+  return {
+    // The catalog, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that it lacks.
+    listModels() {
+      const catalog = loadCatalog().entries.map((e) => ({
+        id: asModelId(e.id),
+        name: e.name,
+        layers: e.layers,
+        repo: e.repo ?? "embedded",
+      }));
+      const known = new Set(catalog.map((m) => m.id));
+      const extra = store
+        .resolvedModels()
+        .filter((m) => !known.has(m.id))
+        .map((m) => infoOf(m));
+      return [...catalog, ...extra];
+    },
+    resolveModel: async (modelId) => infoOf(await store.resolveModel(modelId)),
+    planFor(model) {
+      const resolved = store.resolved(model.id);
+      if (resolved?.arch) assertRunnable(model.id, resolved.arch);
       // Unknown size (a hub repo outside the catalog): split by memory alone.
-      const size = resolved.get(model.id)?.sizeBytes ?? 0;
-      const kvBytesPerLayer = kvHeadroomBytesPerLayer(arch);
+      const kvBytesPerLayer = kvHeadroomBytesPerLayer(resolved?.arch);
       return planModel(
-        { modelId: model.id, nLayers: model.layers, weightBytes: size },
-        nodes(resolved.get(model.id)?.quantization ?? "fp32", resolved.get(model.id)?.expertShare),
+        { modelId: model.id, nLayers: model.layers, weightBytes: resolved?.sizeBytes ?? 0 },
+        nodes(resolved?.quantization ?? "fp32", resolved?.expertShare),
         kvBytesPerLayer === undefined ? {} : { kvBytesPerLayer },
       );
     },
-    ensureShardFiles: async (model, range, onProgress) => {
-      const full = resolved.get(model.id) ?? (await store.resolveModel(model.id));
+    async ensureShardFiles(model, range, onProgress) {
+      const full = await store.resolveModel(model.id);
       const report = (p: DownloadProgress) =>
         onProgress(
           p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : 0,
@@ -96,29 +111,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
         );
       return store.ensureShardFiles(full, range, report);
     },
-    onStatus: (status) => {
-      if (status.progress && status.nodeId !== transport.selfId)
-        store.recordPeerProgress(status.nodeId, status.progress);
-    },
-    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
-    tokenTimeoutMs: opts.tokenTimeoutMs,
-  });
-  for (const ref of opts.models ?? []) {
-    await resolveModel(ref).catch((err: unknown) =>
-      log.error(`--models ${ref}: ${err instanceof Error ? err.message : String(err)}`),
-    );
-  }
-  return service;
-}
-
-/** A local directory's weight bytes, so placement can say "does not fit" for it too. */
-function withLocalSize(model: ShapedModel): ShapedModel {
-  if (model.sizeBytes !== undefined || model.source.kind !== "local") return model;
-  const dir = model.source.dir;
-  const sizeBytes = readdirSync(dir)
-    .filter((f) => f.endsWith(".safetensors"))
-    .reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
-  return { ...model, sizeBytes };
+  };
 }
 
 function infoOf(model: ShapedModel): ModelInfo {

@@ -1,22 +1,18 @@
 // PREPARE on a stage node: fetch the files of this node's layers, load them into the engine, and broadcast
 // progress as STATUS. Concurrent PREPAREs for the same shard share one job; an already loaded shard answers at once.
 import { NodeError } from "../errors.ts";
+import type { ModelId } from "../ids.ts";
 import { logger } from "../log.ts";
-import type { ModelInfo } from "../api/deps.ts";
+import type { ModelInfo } from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
+import type { LayerRange } from "../topology/types.ts";
 import type { Plan, StatusFields } from "./messages.ts";
 
 const log = logger("cluster");
 const STATUS_EVERY_MS = 250;
 
-export interface LayerRange {
-  /** Half-open: layerStart included, layerEnd excluded. An empty range asks for config and tokenizer only. */
-  layerStart: number;
-  layerEnd: number;
-}
-
-/** Files of a model's layer range on this node (downloaded when missing) → the local directory. */
+/** Files of a model's layer range on this node (downloaded when missing) → the local directory. An empty range asks for config and tokenizer only. */
 export type EnsureShardFiles = (
   model: ModelInfo,
   range: LayerRange,
@@ -31,8 +27,10 @@ export interface ShardPreparer {
 export function createShardPreparer(opts: {
   transport: PeerTransport;
   engine: ShardEngine;
-  resolveModel: (modelId: string) => Promise<ModelInfo>;
-  ensureShardFiles: EnsureShardFiles;
+  models: {
+    resolveModel(modelId: string): Promise<ModelInfo>;
+    ensureShardFiles: EnsureShardFiles;
+  };
 }): ShardPreparer {
   const { transport, engine } = opts;
   const self = transport.selfId;
@@ -44,7 +42,7 @@ export function createShardPreparer(opts: {
     detail?: string,
     progress?: Record<string, unknown>,
   ) => void;
-  function broadcaster(modelId: string): Broadcast {
+  function broadcaster(modelId: ModelId): Broadcast {
     let lastMs = 0;
     let lastPhase = "";
     let latest: Record<string, unknown> | undefined;
@@ -71,11 +69,11 @@ export function createShardPreparer(opts: {
     };
   }
 
-  async function run(plan: Plan, layerStart: number, layerEnd: number): Promise<void> {
-    const model = await opts.resolveModel(plan.modelId);
+  async function run(plan: Plan, { layerStart, layerEnd }: LayerRange): Promise<void> {
+    const model = await opts.models.resolveModel(plan.modelId);
     const status = broadcaster(plan.modelId);
     status("download", 0);
-    const modelDir = await opts.ensureShardFiles(model, { layerStart, layerEnd }, (f, d, p) =>
+    const modelDir = await opts.models.ensureShardFiles(model, { layerStart, layerEnd }, (f, d, p) =>
       status("download", f, d, p),
     );
     status("download", 1);
@@ -107,7 +105,7 @@ export function createShardPreparer(opts: {
       const key = `${plan.modelId}:${stage.layerStart}:${stage.layerEnd}:${plan.nLayers}`;
       let job = jobs.get(key);
       if (!job) {
-        job = run(plan, stage.layerStart, stage.layerEnd).finally(() => jobs.delete(key));
+        job = run(plan, stage).finally(() => jobs.delete(key));
         jobs.set(key, job);
       }
       return job;

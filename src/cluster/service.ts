@@ -1,8 +1,9 @@
 // The node's InferenceService: resolve the model, plan it, prepare the stages, tokenize, run the token loop
 // across the cluster and stream text. Registers the cluster's message handlers on the transport.
 import { NodeError, errorCode } from "../errors.ts";
+import { asRequestId, type NodeId } from "../ids.ts";
 import { logger } from "../log.ts";
-import type { ChatMessage, GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "../api/deps.ts";
+import type { ChatMessage, GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import { createCoordinator } from "./coordinator.ts";
@@ -34,15 +35,21 @@ export interface ClusterTokenizer {
   createDetokenizer(): Detokenizer;
 }
 
+/** How the cluster service finds models, plans them and fetches a stage's files (the node's: node-service.ts). */
+export interface ModelResolver {
+  /** Models this cluster serves. */
+  listModels(): ModelInfo[];
+  /** Catalog lookup (or a hub repo, a local directory). @throws E_MODEL_UNKNOWN */
+  resolveModel(modelId: string): Promise<ModelInfo>;
+  /** Placement over the current membership; stable while membership is unchanged. @throws E_MODEL_TOO_BIG, E_MODEL_UNSUPPORTED */
+  planFor(model: ModelInfo): Plan;
+  ensureShardFiles: EnsureShardFiles;
+}
+
 export interface ClusterServiceDeps {
   transport: PeerTransport;
   engine: ShardEngine;
-  listModels(): ModelInfo[];
-  /** Catalog lookup. @throws E_MODEL_UNKNOWN */
-  resolveModel(modelId: string): Promise<ModelInfo>;
-  /** Placement over the current membership; stable while membership is unchanged. @throws E_MODEL_TOO_BIG */
-  planFor(model: ModelInfo): Plan;
-  ensureShardFiles: EnsureShardFiles;
+  models: ModelResolver;
   loadTokenizer(modelDir: string): Promise<ClusterTokenizer>;
   /** Every STATUS this node hears (its own and its peers'), e.g. to keep the cluster's download progress. */
   onStatus?(status: StatusFields): void;
@@ -78,15 +85,10 @@ function ownBytes(body: Uint8Array): Uint8Array {
 }
 
 export function createClusterService(deps: ClusterServiceDeps): ClusterService {
-  const { transport, engine } = deps;
+  const { transport, engine, models } = deps;
   const coordinator = createCoordinator({ transport, tokenTimeoutMs: deps.tokenTimeoutMs ?? 300_000 });
   const stages = createStageHost({ transport, engine });
-  const preparer = createShardPreparer({
-    transport,
-    engine,
-    resolveModel: deps.resolveModel,
-    ensureShardFiles: deps.ensureShardFiles,
-  });
+  const preparer = createShardPreparer({ transport, engine, models });
   const prepared = new Map<string, { key: string; done: Promise<void> }>();
   const progressListeners = new Map<string, Set<PrepareProgress>>();
   const tokenizers = new Map<string, Promise<ClusterTokenizer>>();
@@ -132,10 +134,10 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     if (known?.key === key) return known.done.finally(() => onProgress && listeners.delete(onProgress));
     const timeoutMs = deps.prepareTimeoutMs ?? 6 * 3600_000;
     // Each node's answer is its "ready", whether or not its own STATUS frames arrived first.
-    const ready = (nodeId: string) => {
+    const ready = (nodeId: NodeId) => {
       for (const l of listeners) l({ nodeId, modelId: plan.modelId, phase: "ready", fraction: 1 });
     };
-    const ask = (node: string) =>
+    const ask = (node: NodeId) =>
       transport
         .request(node, "PREPARE", { modelId: plan.modelId, plan }, undefined, { timeoutMs })
         .then(() => ready(node));
@@ -158,7 +160,9 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   function tokenizerFor(model: ModelInfo): Promise<ClusterTokenizer> {
     let t = tokenizers.get(model.id);
     if (!t) {
-      t = deps.ensureShardFiles(model, { layerStart: 0, layerEnd: 0 }, () => {}).then((dir) => deps.loadTokenizer(dir));
+      t = models
+        .ensureShardFiles(model, { layerStart: 0, layerEnd: 0 }, () => {})
+        .then((dir) => deps.loadTokenizer(dir));
       tokenizers.set(model.id, t);
       t.catch(() => tokenizers.delete(model.id));
     }
@@ -166,12 +170,12 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   }
 
   async function* generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
-    const model = await deps.resolveModel(req.modelId);
-    const plan = deps.planFor(model);
+    const model = await models.resolveModel(req.modelId);
+    const plan = models.planFor(model);
     const [tokenizer] = await Promise.all([tokenizerFor(model), ensurePrepared(plan)]);
     const tokens = req.messages ? tokenizer.encodeChat(req.messages, req.tools) : tokenizer.encode(req.prompt ?? "");
     if (tokens.length === 0) throw new NodeError("E_TOKENIZER", "the prompt encodes to no tokens");
-    const requestId = crypto.randomUUID();
+    const requestId = asRequestId(crypto.randomUUID());
     const eosIds = tokenizer.eosIds;
     const ids = coordinator.generateTokens(
       { requestId, plan, tokens, sampling: req.sampling, maxTokens: req.maxTokens, eosIds },
@@ -193,10 +197,10 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   }
 
   return {
-    listModels: () => deps.listModels(),
+    listModels: () => models.listModels(),
     generate,
     async prepare(modelId, onProgress) {
-      const plan = deps.planFor(await deps.resolveModel(modelId));
+      const plan = models.planFor(await models.resolveModel(modelId));
       await ensurePrepared(plan, onProgress);
       return plan;
     },

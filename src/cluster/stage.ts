@@ -1,5 +1,6 @@
 // The stage side of a request: step this node's shard for PROMPT/TENSOR/TOKEN, forward the result along
 // the plan, and free the request's routing state and engine state on END, on error or when a plan node goes down.
+import type { NodeId, RequestId } from "../ids.ts";
 import { NodeError, errorCode } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { ShardEngine, StageInput, StageOutput } from "../engine/types.ts";
@@ -27,11 +28,11 @@ export interface StageHost {
   /** TENSOR from the previous stage. */
   onTensor(route: RouteContext, input: StageInput): void;
   /** TOKEN from the last stage: stage 0 runs the next step unless the request is finished. */
-  onToken(requestId: string, token: number, index: number): void;
+  onToken(requestId: RequestId, token: number, index: number): void;
   /** END: free everything this node holds for the request (idempotent). */
-  end(requestId: string): Promise<void>;
+  end(requestId: RequestId): Promise<void>;
   /** A peer went down: free every request whose plan or coordinator includes it. */
-  onPeerDown(peer: string): void;
+  onPeerDown(peer: NodeId): void;
   /** Free requests idle for longer than `idleMs` (a coordinator that vanished without a link drop). */
   sweep(idleMs: number): void;
   /** Requests with routing state on this node. */
@@ -135,7 +136,7 @@ export function createStageHost(opts: { transport: PeerTransport; engine: ShardE
     }
   }
 
-  async function free(requestId: string): Promise<void> {
+  async function free(requestId: RequestId): Promise<void> {
     ended.add(requestId);
     const st = states.get(requestId);
     if (!st) return;

@@ -1,6 +1,6 @@
 // Token ids → text deltas: incremental detokenizing, stop strings (never emitted, even when split across
 // tokens), finish reason and usage. The layer between the coordinator's token loop and the HTTP API.
-import type { FinishReason, GenerationEvent } from "../api/deps.ts";
+import type { FinishReason, GenerationEvent } from "./types.ts";
 
 /** The slice of the tokenizer's incremental detokenizer this layer needs. */
 export interface Detokenizer {

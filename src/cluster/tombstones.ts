@@ -1,12 +1,13 @@
 // Ids of requests that ended recently, so a message still in flight for one (a TENSOR racing an END)
 // is dropped instead of creating fresh state that nobody would ever free.
+import type { RequestId } from "../ids.ts";
 
 const DEFAULT_TTL_MS = 5 * 60_000;
 const MAX_ENTRIES = 65_536;
 
 export interface Tombstones {
-  add(requestId: string): void;
-  has(requestId: string): boolean;
+  add(requestId: RequestId): void;
+  has(requestId: RequestId): boolean;
   /** Forget ids older than the TTL. */
   prune(): void;
 }

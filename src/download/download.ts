@@ -11,7 +11,8 @@ import { createProgressTracker, formatBytes, type ProgressListener } from "./pro
 import { DEFAULT_RETRY, backoffMs, isTransient, type RetryPolicy } from "./retry.ts";
 import { CONFIG_FILE, readConfigFile } from "../models/spec/config-file.ts";
 import { modelShape } from "../models/spec/describe.ts";
-import { filesForStage, isSupportFile, weightFilesForStage, type LayerRange } from "./select-files.ts";
+import type { LayerRange } from "../topology/types.ts";
+import { filesForStage, isSupportFile, weightFilesForStage } from "./select-files.ts";
 
 const log = logger("download");
 

@@ -1,7 +1,6 @@
-// The node's models on disk: resolve a model (filling in the shape of repos outside the catalog), fetch a
-// stage's files (ensureShardFiles, used by the cluster during PREPARE), and exo's /modelpool, /download,
-// /v1/download/progress and DELETE /models shapes for the API (src/api/deps.ts ModelStore).
-import type { ModelStore } from "../api/deps.ts";
+// The node's models on disk: resolve a model (filling in the shape of repos outside the catalog, and keeping
+// every model resolved so far), fetch a stage's files (ensureShardFiles, used by the cluster during PREPARE), and exo's /modelpool, /download,
+// /v1/download/progress and DELETE /models shapes for the API (ModelStore, types.ts).
 import { loadCatalog, type Catalog, type CatalogEntry } from "../catalog/catalog.ts";
 import { resolveModelRef, type ResolvedModel } from "../catalog/resolve.ts";
 import { loadHfEnv } from "../config/hf-env.ts";
@@ -13,7 +12,10 @@ import { assertLoadableQuantization } from "../models/spec/quantization.ts";
 import { cachedModelState, downloadRepo, type DownloadOptions } from "./download.ts";
 import { repoCache } from "./hf-cache.ts";
 import { toExoProgress, type DownloadProgress, type ProgressListener } from "./progress.ts";
-import type { LayerRange } from "./select-files.ts";
+import type { LayerRange } from "../topology/types.ts";
+import type { ModelStore } from "./types.ts";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 
 const log = logger("download");
 
@@ -40,8 +42,15 @@ export interface LocalModelState {
 export type ShapedModel = ResolvedModel & { layers: number };
 
 export interface NodeModelStore extends ModelStore {
-  /** Resolves a reference; for a hub repo outside the catalog, fetches its config to learn the layer count. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_* */
+  /**
+   * Resolves a reference, once per model id: a hub repo outside the catalog gets its layer count from its config,
+   * a local directory its weight bytes from its files. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_*
+   */
   resolveModel(ref: string): Promise<ShapedModel>;
+  /** A model resolveModel has resolved, by id; undefined before. */
+  resolved(modelId: string): ShapedModel | undefined;
+  /** Every model resolved so far (the catalog's and the others: --models, `exo run DIR`, a peer's PREPARE). */
+  resolvedModels(): ShapedModel[];
   /** The directory holding config, tokenizer and the weight files of `range`, downloading what is missing. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_* */
   ensureShardFiles(model: string | ResolvedModel, range: LayerRange, onProgress?: ProgressListener): Promise<string>;
   localState(entry: CatalogEntry): Promise<LocalModelState>;
@@ -57,6 +66,7 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
   const listeners = new Set<ProgressListener>();
   const latest = new Map<string, DownloadProgress>();
   const peers = new Map<string, Record<string, unknown>>();
+  const resolved = new Map<string, ShapedModel>();
 
   const record = (p: DownloadProgress) => {
     latest.set(`${p.modelId}:${p.layerStart}:${p.layerEnd}`, p);
@@ -64,6 +74,12 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
   };
 
   const resolveModel = async (ref: string): Promise<ShapedModel> => {
+    const model = resolved.get(ref) ?? withLocalSize(await shapeModel(ref));
+    resolved.set(model.id, model);
+    return model;
+  };
+
+  const shapeModel = async (ref: string): Promise<ShapedModel> => {
     const model = await resolveModelRef(ref, catalog);
     if (model.layers !== undefined) return model as ShapedModel;
     if (model.source.kind !== "hub") throw new NodeError("E_WEIGHTS", `${ref}: config.json has no num_hidden_layers`);
@@ -124,6 +140,8 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
 
   return {
     resolveModel,
+    resolved: (modelId) => resolved.get(modelId),
+    resolvedModels: () => [...resolved.values()],
     ensureShardFiles,
     localState,
     onProgress(listener) {
@@ -175,6 +193,16 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
   };
 }
 
+/** A local directory's weight bytes, so placement can say "does not fit" for it too. */
+function withLocalSize(model: ShapedModel): ShapedModel {
+  if (model.sizeBytes !== undefined || model.source.kind !== "local") return model;
+  const dir = model.source.dir;
+  const sizeBytes = readdirSync(dir)
+    .filter((f) => f.endsWith(".safetensors"))
+    .reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+  return { ...model, sizeBytes };
+}
+
 function failedProgress(
   model: ResolvedModel,
   repo: string,
@@ -214,19 +242,4 @@ export async function createDefaultModelStore(opts: { nodeId: string; modelsDir?
     hubCacheDir: opts.modelsDir ?? env.hubCacheDir,
     offline: env.offline,
   });
-}
-
-let defaultStore: Promise<NodeModelStore> | undefined;
-
-/**
- * The stage's files on this node (a store from the environment, shared by every caller in the process).
- * @throws E_MODEL_UNKNOWN, E_DOWNLOAD_AUTH, E_DOWNLOAD_NOT_FOUND, E_DOWNLOAD_DISK_FULL, E_DOWNLOAD_VERIFY, E_DOWNLOAD_OFFLINE, E_DOWNLOAD
- */
-export async function ensureShardFiles(
-  model: string | ResolvedModel,
-  range: LayerRange,
-  onProgress?: ProgressListener,
-): Promise<string> {
-  defaultStore ??= createDefaultModelStore({ nodeId: "local" });
-  return (await defaultStore).ensureShardFiles(model, range, onProgress);
 }

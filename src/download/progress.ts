@@ -1,5 +1,6 @@
 // Download progress: per file and per model (bytes done/total, speed, ETA), emitted at a bounded rate,
 // and converted to exo's RepoProgressEvent shape for /v1/download/progress and STATUS broadcasts.
+import type { LayerRange } from "../topology/types.ts";
 
 export type DownloadStatus = "not_started" | "in_progress" | "complete" | "failed";
 
@@ -14,12 +15,11 @@ export interface FileProgress {
   status: DownloadStatus;
 }
 
-export interface DownloadProgress {
+/** One download of a model's layer range [layerStart, layerEnd) (all layers for a whole model). */
+export interface DownloadProgress extends LayerRange {
   modelId: string;
   repo: string;
   revision: string;
-  layerStart: number;
-  layerEnd: number;
   nLayers: number;
   files: FileProgress[];
   completedFiles: number;
@@ -171,11 +171,6 @@ export function toExoProgress(p: DownloadProgress): Record<string, unknown> {
     status: p.status,
     ...(p.error ? { error: p.error } : {}),
   };
-}
-
-/** Share of the bytes on disk, 0..1 (1 when there is nothing to fetch). */
-export function progressFraction(p: DownloadProgress): number {
-  return p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : 1;
 }
 
 /** One line for people: "12.0 MiB / 1.2 GiB, 3 of 9 files, 30.0 MiB/s, ETA 40 s". */

@@ -1,12 +1,7 @@
 // Which files of a repo a stage needs: configs and tokenizer always, and only the weight files that hold
 // its layers (from model.safetensors.index.json). Pure: file lists and weight maps in, paths out.
 import { headIsTied, stageOwnsTensor } from "../models/spec/ownership.ts";
-
-/** A stage's slice of a model. Half-open: layerStart included, layerEnd excluded. */
-export interface LayerRange {
-  layerStart: number;
-  layerEnd: number;
-}
+import type { LayerRange } from "../topology/types.ts";
 
 /** Non-weight files a stage needs: configs, tokenizer, chat template; never code (*.py) or docs. */
 const SUPPORT_FILE = /^[^/]+\.(json|jinja|tiktoken|txt|model)$/;

@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, join, relative } from "node:path";
 import { exoHome } from "../config/exo-home.ts";
+import { embeddedRoot } from "../embedded-root.ts";
 import { NodeError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 
@@ -24,13 +25,6 @@ export interface RuntimeLocation {
   root: string;
   /** The extraction folder, usually runtimeDir(EXO_HOME). */
   dir: string;
-}
-
-/** The root of Bun's embedded file system when running compiled, else undefined (running from sources). */
-export function embeddedRoot(moduleDir: string = import.meta.dir): string | undefined {
-  if (moduleDir.startsWith("/$bunfs/")) return "/$bunfs/root";
-  if (moduleDir.startsWith("B:\\~BUN\\")) return "B:\\~BUN\\root";
-  return undefined;
 }
 
 /** The versioned extraction folder under an EXO_HOME. */

@@ -2,9 +2,11 @@
 // dead runner fails its in-flight calls with E_RUNNER_CRASHED and is restarted with the last shard.
 import { NodeError } from "../errors.ts";
 import { logger, rootLogger } from "../log.ts";
+import { PendingCalls } from "../pending-calls.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import { missingMlxAddon } from "./embedded-assets.ts";
 import type { FakeEngineOptions } from "./fake-engine.ts";
+import { createRestartPolicy, type RestartPolicy } from "./restart-policy.ts";
 import { isShuttingDown, runnerCommand, spawnRunner, type RunnerExit, type RunnerProcess } from "./runner-process.ts";
 import {
   decodeRunnerReply,
@@ -16,7 +18,6 @@ import {
 import type { LoadProgress, ShardEngine, ShardSpec } from "./types.ts";
 
 const log = logger("engine");
-const MAX_EAGER_RESTARTS = 5;
 
 export interface RunnerEngineOptions {
   engine: "mlx" | "fake";
@@ -33,6 +34,8 @@ export interface RunnerEngineOptions {
   callTimeoutMs?: number;
   /** Told about every unexpected runner exit, after the calls in flight were rejected. */
   onCrash?: (info: { pid: number; exit: RunnerExit; inflight: number }) => void;
+  /** When a crashed runner starts again; default createRestartPolicy(). */
+  restarts?: RestartPolicy;
 }
 
 export interface RunnerEngine extends ShardEngine {
@@ -40,21 +43,13 @@ export interface RunnerEngine extends ShardEngine {
   pid(): number | undefined;
 }
 
-interface Pending {
-  resolve(reply: RunnerReply): void;
-  reject(err: Error): void;
-  onProgress?: LoadProgress;
-  timer?: ReturnType<typeof setTimeout>;
-}
-
 interface Runner {
   proc: RunnerProcess;
-  pending: Map<number, Pending>;
+  /** Calls in flight, each with its load-progress listener; closed with the runner's death, so later sends fail at once. */
+  pending: PendingCalls<number, RunnerReply, LoadProgress | undefined>;
   hello: PromiseWithResolvers<void>;
   /** Set when the client itself killed this runner, so the error says why. */
   killedBecause?: string;
-  /** Set once it exited: later sends fail with it at once instead of waiting forever. */
-  death?: NodeError;
 }
 
 /** Creates the engine; the runner starts on first use. */
@@ -68,14 +63,14 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
   let shard: ShardSpec | undefined;
   let closed = false;
   let nextId = 1;
-  let crashStreak = 0;
+  const restarts = opts.restarts ?? createRestartPolicy();
   const live = new Set<string>();
   const lost = new Set<string>();
 
   function spawn(): Runner {
     const runner: Runner = {
       proc: undefined as unknown as RunnerProcess,
-      pending: new Map(),
+      pending: new PendingCalls(),
       hello: Promise.withResolvers<void>(),
     };
     runner.hello.promise.catch(() => {});
@@ -86,13 +81,9 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
 
   function onReply(runner: Runner, reply: RunnerReply): void {
     if (reply.kind === "hello") return runner.hello.resolve();
-    const pending = runner.pending.get(reply.id);
-    if (!pending) return;
-    if (reply.kind === "progress") return pending.onProgress?.(reply.fraction, reply.detail);
-    runner.pending.delete(reply.id);
-    clearTimeout(pending.timer);
+    if (reply.kind === "progress") return runner.pending.meta(reply.id)?.(reply.fraction, reply.detail);
+    if (!runner.pending.resolve(reply.id, reply)) return;
     if (runner.pending.size === 0) runner.proc.hold(false);
-    pending.resolve(reply);
   }
 
   function onExit(runner: Runner, exit: RunnerExit): void {
@@ -105,23 +96,20 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
           "E_RUNNER_CRASHED",
           `engine runner (pid ${runner.proc.pid}) died with ${how}; ${inflight} call(s) in flight failed`,
         );
-    runner.death = err;
     runner.hello.reject(err);
-    for (const pending of runner.pending.values()) {
-      clearTimeout(pending.timer);
-      pending.reject(err);
-    }
-    runner.pending.clear();
+    runner.pending.close(err);
     if (current !== runner) return;
     current = undefined;
     for (const id of live) lost.add(id);
     live.clear();
     if (closed || isShuttingDown()) return;
-    crashStreak++;
     log.warn(err.message);
     opts.onCrash?.({ pid: runner.proc.pid, exit, inflight });
-    if (crashStreak > MAX_EAGER_RESTARTS) return;
-    // A start that this crash interrupted fails its own callers; the restart begins once it has settled.
+    if (restarts.crashed()) restartSoon();
+  }
+
+  /** Starts a runner without waiting for a call; a start that the crash interrupted settles first (it fails its own callers). */
+  function restartSoon(): void {
     void (starting ?? Promise.resolve())
       .catch(() => {})
       .then(() => (closed || current || starting ? undefined : ensure()))
@@ -129,7 +117,8 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
   }
 
   async function start(): Promise<Runner> {
-    if (crashStreak > 0) await Bun.sleep(Math.min(100 * 2 ** (crashStreak - 1), 5000));
+    const delayMs = restarts.startDelayMs();
+    if (delayMs > 0) await Bun.sleep(delayMs);
     const runner = spawn();
     current = runner;
     const timeoutMs = opts.startTimeoutMs ?? 30_000;
@@ -141,7 +130,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
       await runner.hello.promise;
       log.info(`engine runner ${runner.proc.pid} started (${opts.engine})`);
       if (shard) await reload(runner, shard);
-      crashStreak = 0;
+      restarts.started();
       return runner;
     } catch (err) {
       runner.proc.kill();
@@ -175,20 +164,22 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
   function send(runner: Runner, call: RunnerCallBody, onProgress?: LoadProgress): Promise<RunnerReply> {
     const id = nextId++;
     const frame = encodeFrame(encodeRunnerCall({ ...call, id } as RunnerCall));
-    if (runner.death) return Promise.reject(runner.death);
-    return new Promise((resolve, reject) => {
-      const pending: Pending = { resolve, reject, onProgress };
-      const limitMs = opts.callTimeoutMs;
-      if (limitMs !== undefined) {
-        pending.timer = setTimeout(() => {
-          runner.killedBecause = `killed: no answer to a ${call.op} call within ${limitMs} ms`;
-          runner.proc.kill();
-        }, limitMs);
-      }
-      runner.pending.set(id, pending);
+    const limitMs = opts.callTimeoutMs;
+    // A hung runner is killed; its exit then fails this call and every other one in flight.
+    const reply = runner.pending.add(id, {
+      meta: onProgress,
+      timeoutMs: limitMs,
+      onTimeout: () => {
+        runner.killedBecause = `killed: no answer to a ${call.op} call within ${limitMs} ms`;
+        runner.proc.kill();
+        return undefined;
+      },
+    });
+    if (runner.pending.has(id)) {
       runner.proc.hold(true);
       runner.proc.write(frame);
-    });
+    }
+    return reply;
   }
 
   async function call(c: RunnerCallBody, onProgress?: LoadProgress): Promise<RunnerReply> {

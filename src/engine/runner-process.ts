@@ -1,6 +1,7 @@
 // Runner children as processes: the command that starts `exo runner`, the frame pipes, and the node's
 // side of "no orphans" (every live child is killed when the node exits or a signal terminates it).
 import type { Subprocess } from "bun";
+import { embeddedRoot } from "../embedded-root.ts";
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
@@ -33,8 +34,7 @@ export interface RunnerProcess {
  * from sources, `[exo, "runner"]` when compiled (the bundle then lives under Bun's virtual /$bunfs root).
  */
 export function runnerCommand(): string[] {
-  const compiled = import.meta.dir.startsWith("/$bunfs") || import.meta.dir.startsWith("B:\\~BUN");
-  if (compiled) return [process.execPath, "runner"];
+  if (embeddedRoot(import.meta.dir) !== undefined) return [process.execPath, "runner"];
   return [process.execPath, Bun.fileURLToPath(new URL("../main.ts", import.meta.url)), "runner"];
 }
 

@@ -1,13 +1,13 @@
 // The contract between the cluster and whatever runs a shard (in-process MLX, the runner child, a fake).
 import type { Tensor } from "../protocol/types.ts";
+import type { LayerRange } from "../topology/types.ts";
 
 /** A contiguous slice of a model's layers. Half-open: layerStart included, layerEnd excluded. */
-export interface ShardSpec {
+/** The layers [layerStart, layerEnd) of a model that one engine loads. */
+export interface ShardSpec extends LayerRange {
   modelId: string;
   /** Directory holding config.json, tokenizer files and the safetensors that cover this shard. */
   modelDir: string;
-  layerStart: number;
-  layerEnd: number;
   /** Total layers of the model; the shard with layerEnd === nLayers owns the final norm and head. */
   nLayers: number;
 }

@@ -7,8 +7,8 @@
 // - per token × slot (decode, short inputs): blockSparseMM / blockSparseQMM pick each pair's expert
 //   from the stack without copying it; nothing is read back into JS, so decode never syncs;
 // - grouped by expert (prefill on CPU): the router's choice is read into JS, tokens are sorted by expert,
-//   and each touched expert runs one matrix product over its tokens (19-26x faster than pairs at 32-512
-//   tokens on CPU, where blockSparseMM runs one vector product per pair).
+//   and each touched expert runs one matrix product over its tokens (on CPU, where blockSparseMM runs one
+//   vector product per pair, 3-7x faster than pairs at 32 tokens and 12-16x at 128; bench/moe.ts).
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../errors.ts";
 import { need, swiglu, type Weights } from "./base.ts";

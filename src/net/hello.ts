@@ -17,7 +17,10 @@ export interface Hello {
   probe?: boolean;
 }
 
-/** HELLO fields on the wire (snake_case, like every frame's JSON); a dialer adds `to`, the node id it expects. */
+/**
+ * HELLO fields on the wire: exo's snake_case names (`node_id`), kept as exo had them, while our own messages use
+ * camelCase (the rule is in src/protocol/README.md, "Field names"). A dialer adds `to`, the node id it expects.
+ */
 export function encodeHello(h: Hello, to?: string): Record<string, unknown> {
   const fields: Record<string, unknown> = { node_id: h.nodeId, protocol: h.protocol, version: h.version, port: h.port };
   if (to !== undefined) fields.to = to;

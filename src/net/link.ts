@@ -4,6 +4,7 @@
 import type { Socket } from "bun";
 import { NodeError, type ErrorCode } from "../errors.ts";
 import { logger } from "../log.ts";
+import { PendingCalls } from "../pending-calls.ts";
 import type { Message, MessageTypeName } from "../protocol/types.ts";
 import type { Reply } from "./transport.ts";
 import { Connection, type SocketData } from "./connection.ts";
@@ -30,12 +31,6 @@ export interface LinkOptions {
   onClose(link: Link, reason: string): void;
 }
 
-interface Pending {
-  resolve(msg: Message): void;
-  reject(err: NodeError): void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
 /** One handshaken connection to a peer (or a probe): requests with deadlines, answers, one-way messages. */
 export class Link {
   readonly conn: Connection;
@@ -47,7 +42,7 @@ export class Link {
   requestsSent = 0;
 
   private readonly opts: LinkOptions;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingCalls<number, Message>();
   private nextId: number;
   private settle!: { resolve(h: Hello): void; reject(e: NodeError): void };
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -89,21 +84,17 @@ export class Link {
   ): Promise<Message> {
     const id = this.nextId;
     this.nextId += 2;
-    return new Promise<Message>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new NodeError("E_PEER_TIMEOUT", `${type} to ${this.name} got no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
-      try {
-        this.conn.write({ type, fields: { ...fields, id }, body });
-        this.requestsSent++;
-      } catch (err) {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(err);
-      }
+    const answer = this.pending.add(id, {
+      timeoutMs,
+      onTimeout: () => new NodeError("E_PEER_TIMEOUT", `${type} to ${this.name} got no answer within ${timeoutMs} ms`),
     });
+    try {
+      this.conn.write({ type, fields: { ...fields, id }, body });
+      this.requestsSent++;
+    } catch (err) {
+      this.pending.reject(id, err as Error);
+    }
+    return answer;
   }
 
   /** One-way message. @throws NodeError E_PEER_DOWN when the link is closed */
@@ -189,18 +180,15 @@ export class Link {
   }
 
   private resolveAnswer(id: number, msg: Message): void {
-    const p = this.pending.get(id);
-    if (!p) {
+    if (!this.pending.has(id)) {
       log.debug(`late or unknown answer ${msg.type} id ${id} from ${this.name}`);
       return;
     }
-    this.pending.delete(id);
-    clearTimeout(p.timer);
     if (msg.type === "ERROR") {
       const code = (typeof msg.fields.code === "string" ? msg.fields.code : "E_INTERNAL") as ErrorCode;
-      p.reject(new NodeError(code, `${this.name}: ${String(msg.fields.message ?? "error")}`));
+      this.pending.reject(id, new NodeError(code, `${this.name}: ${String(msg.fields.message ?? "error")}`));
     } else {
-      p.resolve(msg);
+      this.pending.resolve(id, msg);
     }
   }
 
@@ -208,11 +196,7 @@ export class Link {
     clearTimeout(this.handshakeTimer);
     const err = new NodeError("E_PEER_DOWN", `link ${this.conn.label} closed: ${reason}`);
     this.settle.reject(err);
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-    this.pending.clear();
+    this.pending.rejectAll(err);
     this.opts.onClose(this, reason);
   }
 }

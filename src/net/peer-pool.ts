@@ -1,5 +1,6 @@
 // The PeerPool: one persistent link per peer and direction, re-dialled with backoff only after a real
 // failure, inbound links usable both ways, and the PeerTransport the cluster talks through.
+import { asNodeId, type NodeId } from "../ids.ts";
 import type { Socket } from "bun";
 import { NodeError, isNodeError } from "../errors.ts";
 import { logger } from "../log.ts";
@@ -27,8 +28,6 @@ export interface PeerPoolOptions {
   hello(): Hello;
   requestTimeoutMs: number;
   healthTimeoutMs: number;
-  /** Per-peer request deadline overrides (node id → ms). */
-  peerTimeoutsMs?: Record<string, number>;
   dialTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxFrameBytes: number;
@@ -37,7 +36,7 @@ export interface PeerPoolOptions {
 }
 
 interface PeerState {
-  id: string;
+  id: NodeId;
   spec?: PeerAddress;
   outbound?: Link;
   inbound: Link[];
@@ -54,11 +53,11 @@ interface PeerState {
 
 /** Every link of this node, by peer; the PeerTransport the cluster uses. Guards the mutable link state. */
 export class PeerPool implements PeerTransport {
-  readonly selfId: string;
+  readonly selfId: NodeId;
   readonly opts: PeerPoolOptions;
   private readonly peers = new Map<string, PeerState>();
   private readonly handlers: HandlerTable;
-  private readonly listeners = new Set<(peer: string, up: boolean) => void>();
+  private readonly listeners = new Set<(peer: NodeId, up: boolean) => void>();
   private readonly unready = new Set<Link>(); // links still in their handshake
   private readonly probes = new Set<Link>();
   /** Node ids allowed to link in; undefined (no peer file) admits any node. */
@@ -68,7 +67,7 @@ export class PeerPool implements PeerTransport {
 
   constructor(opts: PeerPoolOptions) {
     this.opts = opts;
-    this.selfId = opts.selfId;
+    this.selfId = asNodeId(opts.selfId);
     this.handlers = new HandlerTable(opts.selfId);
     this.handle("HEALTH", () => ({ type: "HEALTH_OK" }));
   }
@@ -115,11 +114,7 @@ export class PeerPool implements PeerTransport {
     opts?: RequestOptions,
   ): Promise<Message> {
     if (peer === this.selfId) return this.handlers.requestSelf(type, fields ?? {}, body);
-    const timeoutMs =
-      opts?.timeoutMs ??
-      (type === "HEALTH"
-        ? this.opts.healthTimeoutMs
-        : (this.opts.peerTimeoutsMs?.[peer] ?? this.opts.requestTimeoutMs));
+    const timeoutMs = opts?.timeoutMs ?? (type === "HEALTH" ? this.opts.healthTimeoutMs : this.opts.requestTimeoutMs);
     return this.linkTo(peer).request(type, fields, body, timeoutMs);
   }
 
@@ -143,11 +138,11 @@ export class PeerPool implements PeerTransport {
     this.handlers.set(type, handler);
   }
 
-  peersUp(): string[] {
+  peersUp(): NodeId[] {
     return [...this.peers.values()].filter((p) => p.up).map((p) => p.id);
   }
 
-  onPeerChange(listener: (peer: string, up: boolean) => void): () => void {
+  onPeerChange(listener: (peer: NodeId, up: boolean) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -215,7 +210,7 @@ export class PeerPool implements PeerTransport {
     let p = this.peers.get(id);
     if (!p) {
       p = {
-        id,
+        id: asNodeId(id),
         inbound: [],
         up: false,
         dials: 0,

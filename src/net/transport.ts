@@ -1,6 +1,7 @@
 // The contract between the cluster (orchestration) and the network: addressed messages between nodes.
 // src/net implements it over TCP links; tests may implement it in memory. Sending to yourself
 // (peer === selfId) is delivered locally, so a one-node cluster takes the same code path.
+import type { NodeId } from "../ids.ts";
 import type { Message, MessageTypeName } from "../protocol/types.ts";
 
 /** The answer a handler gives to a request; the transport echoes the request's `id` onto it. */
@@ -20,7 +21,7 @@ export interface RequestOptions {
 }
 
 export interface PeerTransport {
-  readonly selfId: string;
+  readonly selfId: NodeId;
   /**
    * Send a request and wait for the answer with the same id. An ERROR answer rejects with a
    * NodeError carrying the remote code and message; a lost link rejects with E_PEER_DOWN.
@@ -37,7 +38,7 @@ export interface PeerTransport {
   /** The single handler for incoming messages of `type` (requests and one-way alike). A thrown NodeError becomes an ERROR answer. */
   handle(type: MessageTypeName, handler: MessageHandler): void;
   /** Node ids of peers whose link is up right now (self excluded). */
-  peersUp(): string[];
+  peersUp(): NodeId[];
   /** Called whenever a peer goes up or down. Returns an unsubscribe function. */
-  onPeerChange(listener: (peer: string, up: boolean) => void): () => void;
+  onPeerChange(listener: (peer: NodeId, up: boolean) => void): () => void;
 }

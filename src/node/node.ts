@@ -9,46 +9,16 @@ import { logger } from "../log.ts";
 import { startHealthChecks } from "../net/health.ts";
 import { PeerPool } from "../net/peer-pool.ts";
 import { listenTcp, type TcpServer } from "../net/sockets.ts";
-import type { PeerTransport } from "../net/transport.ts";
+import { createTopologyService } from "../net/topology-service.ts";
 import { detectCapabilities } from "../topology/capabilities.ts";
 import { topologyToJson } from "../topology/graph.ts";
 import type { DeviceCapabilities } from "../topology/types.ts";
 import { PROTOCOL_VERSION, VERSION } from "../version.ts";
-import { withDebugRoutes } from "./debug-routes.ts";
-import { createNodeServices, type NodeServices } from "./services.ts";
-import { createTopologyService, type TopologyService } from "./topology-service.ts";
+import { nodeDebug } from "./debug.ts";
+import { createNodeServices } from "./services.ts";
+import type { CreateNodeHooks, ExoNode, ExoNodeCore, NodeServices } from "./types.ts";
 
 const log = logger("node");
-
-/** What the services (cluster, downloads) get from a node whose links are up. */
-export interface ExoNodeCore {
-  readonly nodeId: string;
-  readonly options: Readonly<NodeOptions>;
-  readonly transport: PeerTransport;
-  readonly pool: PeerPool;
-  readonly topology: TopologyService;
-  readonly capabilities: DeviceCapabilities;
-  /** The peer-link port actually bound. */
-  readonly port: number;
-  /** Memory (MB) of a node as known now (its HELLO, else the peer file); undefined when unknown. */
-  memoryOf(nodeId: string): number | undefined;
-  /** Capabilities of a node as known now (its HELLO, else the peer file); undefined when unknown. */
-  capabilitiesOf(nodeId: string): DeviceCapabilities | undefined;
-}
-
-export interface ExoNode extends ExoNodeCore {
-  readonly apiPort: number;
-  readonly services: NodeServices;
-  /** Close the API, the links (peers see a clean disconnect) and the server. Idempotent. */
-  stop(): Promise<void>;
-}
-
-export interface CreateNodeHooks {
-  /** Replace the services (tests, `exo run`); default createNodeServices. */
-  services?: (core: ExoNodeCore) => Promise<NodeServices>;
-  /** Capabilities to report instead of detecting them (tests). */
-  capabilities?: DeviceCapabilities;
-}
 
 /**
  * Start a node. @throws NodeError E_CONFIG_READ / E_CONFIG_INVALID for a bad peer file or an address
@@ -145,9 +115,9 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
       inference: services.inference,
       models: services.models,
       apiKey: options.apiKey,
-      ...(services.debugState ? { debugState: services.debugState } : {}),
+      debug: nodeDebug(core, services.debugState),
     });
-    api = startApiServer(withDebugRoutes(app, core, options.apiKey), { host: options.apiHost, port: options.apiPort });
+    api = startApiServer(app, { host: options.apiHost, port: options.apiPort });
   } catch (err) {
     await services?.stop();
     stopNetwork();

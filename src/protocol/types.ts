@@ -20,7 +20,6 @@ export const MESSAGE_TYPES = {
 } as const;
 
 export type MessageTypeName = keyof typeof MESSAGE_TYPES;
-export type MessageTypeCode = (typeof MESSAGE_TYPES)[MessageTypeName];
 
 /** Element types a TENSOR body may hold; bytes are little-endian. */
 export const DTYPE_BYTES = {

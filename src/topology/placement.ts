@@ -1,30 +1,30 @@
 // Placement (pure, DESIGN §6): ring order, memory-weighted half-open layer ranges, and a does-not-fit
 // answer (needed vs available, per node) before anything is downloaded. Same input → same plan.
 import { NodeError } from "../errors.ts";
+import { asModelId, asNodeId, type ModelId, type NodeId } from "../ids.ts";
+import type { LayerRange } from "./types.ts";
 
-/** One stage of a plan: `nodeId` runs layers [layerStart, layerEnd) (half-open, end excluded). */
-export interface Stage {
-  nodeId: string;
-  layerStart: number;
-  layerEnd: number;
+/** One stage of a plan: `nodeId` runs layers [layerStart, layerEnd). */
+export interface Stage extends LayerRange {
+  nodeId: NodeId;
 }
 
 /** Where each layer of a model runs; stages are in ring order and cover [0, nLayers) exactly once. */
 export interface Plan {
-  modelId: string;
+  modelId: ModelId;
   nLayers: number;
   stages: Stage[];
 }
 
 /** A candidate node; `memory` is in MB, as in DeviceCapabilities. */
 export interface PlacementNode {
-  nodeId: string;
+  nodeId: NodeId;
   memory: number;
 }
 
 /** What a model needs: `weightBytes` is its in-memory size (all layers, embeddings and head). */
 export interface ModelFootprint {
-  modelId: string;
+  modelId: ModelId;
   nLayers: number;
   weightBytes: number;
 }
@@ -38,7 +38,7 @@ export interface PlacementOptions {
 
 /** A node's side of the fit check: usable bytes and how many layers they hold. */
 export interface NodeFit {
-  nodeId: string;
+  nodeId: NodeId;
   availableBytes: number;
   maxLayers: number;
 }
@@ -179,9 +179,9 @@ export function parsePlan(value: unknown): Plan {
     if (!Number.isInteger(layerEnd) || (layerEnd as number) <= next)
       bad(`stages[${i}].layerEnd: expected an integer > ${next}`);
     seen.add(nodeId as string);
-    out.push({ nodeId: nodeId as string, layerStart: next, layerEnd: layerEnd as number });
+    out.push({ nodeId: asNodeId(nodeId as string), layerStart: next, layerEnd: layerEnd as number });
     next = layerEnd as number;
   }
   if (next !== nLayers) bad(`stages end at layer ${next}, expected nLayers ${String(nLayers)}`);
-  return { modelId: modelId as string, nLayers: nLayers as number, stages: out };
+  return { modelId: asModelId(modelId as string), nLayers: nLayers as number, stages: out };
 }

@@ -1,4 +1,14 @@
-// Plain data shared by config, topology and placement: what a node can do, in exo's units.
+// Plain data shared by config, topology and placement: what a node can do, in exo's units, and the layer
+// range every stage, shard and download request is made of.
+
+/**
+ * Layers of a model, half-open: layerStart included, layerEnd excluded (exo's inclusive end_layer exists only
+ * on its wire shapes). The one definition: plan stages, shard specs and download requests extend it.
+ */
+export interface LayerRange {
+  layerStart: number;
+  layerEnd: number;
+}
 
 /** Peak throughput in TFLOPS (informational; placement uses memory only, as exo did). */
 export interface DeviceFlops {

@@ -1,14 +1,10 @@
 // A scripted InferenceService and ModelStore for API tests: text pieces, delays, errors, and a record of every
 // call (the request and its AbortSignal, and how the generation ended).
+import { asModelId } from "../../src/ids.ts";
 import { NodeError } from "../../src/errors.ts";
-import type {
-  ApiDeps,
-  GenerateRequest,
-  GenerationEvent,
-  InferenceService,
-  ModelInfo,
-  ModelStore,
-} from "../../src/api/deps.ts";
+import type { ApiDeps } from "../../src/api/deps.ts";
+import type { GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "../../src/cluster/types.ts";
+import type { ModelStore } from "../../src/download/types.ts";
 
 export interface Script {
   /** Text pieces, one per "token"; the fake stops early at maxTokens and reports finish_reason "length". */
@@ -31,8 +27,8 @@ export interface Call {
 }
 
 export const FAKE_MODELS: ModelInfo[] = [
-  { id: "tiny-chat", name: "Tiny Chat", layers: 4, repo: "local/tiny-chat" },
-  { id: "llama-3.2-1b", name: "Llama 3.2 1B", layers: 16, repo: "mlx-community/Llama-3.2-1B-Instruct-4bit" },
+  { id: asModelId("tiny-chat"), name: "Tiny Chat", layers: 4, repo: "local/tiny-chat" },
+  { id: asModelId("llama-3.2-1b"), name: "Llama 3.2 1B", layers: 16, repo: "mlx-community/Llama-3.2-1B-Instruct-4bit" },
 ];
 
 /** The default script: echo the last user message word by word. */
@@ -106,7 +102,7 @@ function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
 /** A ModelStore that records what it was asked. */
 export function createFakeModelStore() {
   const started: string[] = [];
-  const known = new Set(FAKE_MODELS.map((m) => m.id));
+  const known = new Set<string>(FAKE_MODELS.map((m) => m.id));
   const onDisk = new Set(["tiny-chat"]);
   const unknown = (id: string) => new NodeError("E_MODEL_UNKNOWN", `model "${id}" is not in the catalog`);
   const store: ModelStore = {

@@ -1,6 +1,7 @@
 // Cluster services on an in-memory network with fake engines and a letter tokenizer, for unit tests.
+import { asModelId, asNodeId } from "../../src/ids.ts";
 import { NodeError } from "../../src/errors.ts";
-import type { GenerateRequest, GenerationEvent, ModelInfo } from "../../src/api/deps.ts";
+import type { GenerateRequest, GenerationEvent, ModelInfo } from "../../src/cluster/types.ts";
 import { createFakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
 import type { ShardEngine } from "../../src/engine/types.ts";
 import type { Plan, StatusFields } from "../../src/cluster/messages.ts";
@@ -8,7 +9,7 @@ import { createClusterService, type ClusterService, type ClusterTokenizer } from
 import { createMemoryNetwork, type MemoryNetwork } from "./memory-transport.ts";
 import { waitFor } from "./wait.ts";
 
-export const MODEL: ModelInfo = { id: "fake-6", name: "Fake 6 layers", layers: 6, repo: "test/fake-6" };
+export const MODEL: ModelInfo = { id: asModelId("fake-6"), name: "Fake 6 layers", layers: 6, repo: "test/fake-6" };
 export const EOS = 255;
 
 /** Token id → one letter; EOS (255) decodes to nothing, like a special token. */
@@ -50,7 +51,7 @@ export function createMemoryCluster(
   const ids = Object.keys(layers);
   let start = 0;
   const stages = ids.map((nodeId) => {
-    const s = { nodeId, layerStart: start, layerEnd: start + layers[nodeId]! };
+    const s = { nodeId: asNodeId(nodeId), layerStart: start, layerEnd: start + layers[nodeId]! };
     start = s.layerEnd;
     return s;
   });
@@ -69,16 +70,18 @@ export function createMemoryCluster(
     const service = createClusterService({
       transport,
       engine,
-      listModels: () => [model],
-      resolveModel: async (modelId) => {
-        if (modelId !== model.id) throw new NodeError("E_MODEL_UNKNOWN", `unknown model ${modelId}`);
-        return model;
-      },
-      planFor: () => plan,
-      ensureShardFiles: async (_m, range, onProgress) => {
-        fetched.push(`${id}:${range.layerStart}-${range.layerEnd}`);
-        onProgress(0.5, "1/2 files", { status: "in_progress", node: id });
-        return `/fake/${id}`;
+      models: {
+        listModels: () => [model],
+        resolveModel: async (modelId) => {
+          if (modelId !== model.id) throw new NodeError("E_MODEL_UNKNOWN", `unknown model ${modelId}`);
+          return model;
+        },
+        planFor: () => plan,
+        ensureShardFiles: async (_m, range, onProgress) => {
+          fetched.push(`${id}:${range.layerStart}-${range.layerEnd}`);
+          onProgress(0.5, "1/2 files", { status: "in_progress", node: id });
+          return `/fake/${id}`;
+        },
       },
       loadTokenizer: async () => letterTokenizer(),
       onStatus: (status) => heard.push(status),

@@ -1,5 +1,6 @@
 // An in-memory PeerTransport network for cluster unit tests: ordered, asynchronous delivery per link,
 // request/answer by id, ERROR answers as NodeErrors, and nodes that can be killed (peers see them go down).
+import { asNodeId, type NodeId } from "../../src/ids.ts";
 import { NodeError, errorCode } from "../../src/errors.ts";
 import type { Message, MessageTypeName } from "../../src/protocol/types.ts";
 import type { MessageHandler, PeerTransport } from "../../src/net/transport.ts";
@@ -7,7 +8,7 @@ import type { MessageHandler, PeerTransport } from "../../src/net/transport.ts";
 interface MemoryNode {
   transport: PeerTransport;
   handlers: Map<MessageTypeName, MessageHandler>;
-  listeners: Set<(peer: string, up: boolean) => void>;
+  listeners: Set<(peer: NodeId, up: boolean) => void>;
   alive: boolean;
 }
 
@@ -45,9 +46,9 @@ export function createMemoryNetwork(): MemoryNetwork {
 
   function add(nodeId: string): PeerTransport {
     const handlers = new Map<MessageTypeName, MessageHandler>();
-    const listeners = new Set<(peer: string, up: boolean) => void>();
+    const listeners = new Set<(peer: NodeId, up: boolean) => void>();
     const transport: PeerTransport = {
-      selfId: nodeId,
+      selfId: asNodeId(nodeId),
       async request(peer, type, fields = {}, body = new Uint8Array(), opts = {}) {
         const pending = new Set<(err: NodeError) => void>();
         const aborted = new Promise<never>((_, reject) => {
@@ -85,14 +86,14 @@ export function createMemoryNetwork(): MemoryNetwork {
       handle(type, handler) {
         handlers.set(type, handler);
       },
-      peersUp: () => [...nodes.entries()].filter(([id, n]) => id !== nodeId && n.alive).map(([id]) => id),
+      peersUp: () => [...nodes.entries()].filter(([id, n]) => id !== nodeId && n.alive).map(([id]) => asNodeId(id)),
       onPeerChange(listener) {
         listeners.add(listener);
         return () => listeners.delete(listener);
       },
     };
     nodes.set(nodeId, { transport, handlers, listeners, alive: true });
-    for (const [id, n] of nodes) if (id !== nodeId) for (const l of n.listeners) l(nodeId, true);
+    for (const [id, n] of nodes) if (id !== nodeId) for (const l of n.listeners) l(asNodeId(nodeId), true);
     return transport;
   }
 
@@ -102,7 +103,7 @@ export function createMemoryNetwork(): MemoryNetwork {
     node.alive = false;
     for (const fail of waiting.get(nodeId) ?? []) fail(new NodeError("E_PEER_DOWN", `link to ${nodeId} lost`));
     waiting.delete(nodeId);
-    for (const [id, n] of nodes) if (id !== nodeId && n.alive) for (const l of n.listeners) l(nodeId, false);
+    for (const [id, n] of nodes) if (id !== nodeId && n.alive) for (const l of n.listeners) l(asNodeId(nodeId), false);
   }
 
   return { add, kill, counts };

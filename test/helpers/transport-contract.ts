@@ -1,5 +1,6 @@
 // The PeerTransport contract (src/net/transport.ts) as one suite, run against the TCP PeerPool and the
 // in-memory network the cluster's unit tests use, so the fake cannot drift from the real thing.
+import { asNodeId } from "../../src/ids.ts";
 import { describe, expect, test } from "bun:test";
 import { NodeError, isNodeError } from "../../src/errors.ts";
 import type { PeerTransport } from "../../src/net/transport.ts";
@@ -98,11 +99,11 @@ export function runTransportContract(name: string, makePair: () => Promise<Trans
         b.handle("PROMPT", () => new Promise(() => {}));
         const changes: string[] = [];
         a.onPeerChange((peer, up) => changes.push(`${peer}:${up}`));
-        await waitFor(() => a.peersUp().includes("b"), { what: "b up at a" });
+        await waitFor(() => a.peersUp().includes(asNodeId("b")), { what: "b up at a" });
         const inFlight = a.request("b", "PROMPT");
         p.killB();
         expect(await codeOf(inFlight)).toBe("E_PEER_DOWN");
-        await waitFor(() => !a.peersUp().includes("b"), { what: "b down at a" });
+        await waitFor(() => !a.peersUp().includes(asNodeId("b")), { what: "b down at a" });
         expect(changes).toContain("b:false");
         expect(await codeOf(a.send("b", "TOKEN"))).toBe("E_PEER_DOWN");
       }),

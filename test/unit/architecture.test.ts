@@ -1,5 +1,6 @@
 // Architecture rules (STYLE §2, §3, §5.13) checked on the source text: line budget, who may import whom,
-// who may load MLX (also through other files), no barrels, explicit extensions, env read only in config.
+// who may load MLX (also through other files), no barrels, explicit extensions, env read only in config,
+// contracts that point down (cluster/download never import api), one LayerRange, no enums.
 import { describe, expect, test } from "bun:test";
 import { Glob } from "bun";
 import { readFileSync } from "node:fs";
@@ -14,7 +15,14 @@ const MLX = "@frost-beta/mlx";
 const MAX_LINES = 400;
 
 /** Files at the top of src/ that every area may import. */
-const SHARED_FILES = ["src/errors.ts", "src/log.ts", "src/version.ts"];
+const SHARED_FILES = [
+  "src/errors.ts",
+  "src/log.ts",
+  "src/version.ts",
+  "src/embedded-root.ts",
+  "src/pending-calls.ts",
+  "src/ids.ts",
+];
 
 /**
  * Pure areas and the other areas each may import. Besides these they may use SHARED_FILES, any
@@ -61,6 +69,15 @@ const ALLOWED_INDEX_FILES = ["src/models/index.ts"];
 
 /** Where process.env may be read (STYLE §5.10). */
 const ENV_READERS = ["src/config", "src/log.ts"];
+
+/** Areas and the areas they must not import, not even for types: the contracts they need live below them. */
+const NEVER_IMPORTS: Record<string, readonly string[]> = {
+  cluster: ["api"],
+  download: ["api"],
+};
+
+/** The one file that defines the half-open layer range (STYLE §3); every other type extends or uses it. */
+const LAYER_RANGE_HOME = "src/topology/types.ts";
 
 // ---- reading a source tree ---------------------------------------------------------------------
 
@@ -190,6 +207,43 @@ const CHECKS: Record<string, (tree: Tree) => string[]> = {
       )
       .filter(([, , line]) => /\b(process\.env|Bun\.env|import\.meta\.env)\b/.test(line))
       .map(([f, n]) => `${f}:${n}`),
+
+  [`${Object.keys(NEVER_IMPORTS).join(" and ")} import nothing from ${[...new Set(Object.values(NEVER_IMPORTS).flat())].join(", ")}`]:
+    (tree) =>
+      srcImports(tree)
+        .filter((i) => {
+          const area = areaOf(i.from);
+          const target = i.target && areaOf(i.target);
+          return area !== undefined && target !== undefined && NEVER_IMPORTS[area]?.includes(target);
+        })
+        .map(where),
+
+  [`LayerRange is defined once, in ${LAYER_RANGE_HOME}, and no other type spells out layerStart`]: (tree) => {
+    const lines = srcOf(tree).flatMap((f) =>
+      withoutComments(tree.read(f))
+        .split("\n")
+        .map((line, n) => ({ f, n: n + 1, line })),
+    );
+    const definitions = lines.filter((l) => /\b(interface|type|class)\s+LayerRange\b/.test(l.line));
+    const fields = lines.filter((l) => /\blayerStart\??\s*:\s*number\b/.test(l.line));
+    const home = (l: { f: string }) => l.f === LAYER_RANGE_HOME;
+    const homeOk = definitions.filter(home).length === 1 && fields.filter(home).length === 1;
+    return [
+      ...definitions.filter((l) => !home(l)).map((l) => `${l.f}:${l.n} defines LayerRange`),
+      ...fields.filter((l) => !home(l)).map((l) => `${l.f}:${l.n} spells out layerStart`),
+      ...(homeOk ? [] : [`${LAYER_RANGE_HOME} does not define LayerRange exactly once`]),
+    ];
+  },
+
+  "no TypeScript enums (as const objects and literal unions instead)": (tree) =>
+    srcOf(tree)
+      .flatMap((f) =>
+        withoutComments(tree.read(f))
+          .split("\n")
+          .map((line, n) => [f, n + 1, line] as const),
+      )
+      .filter(([, , line]) => /\benum\s+\w+\s*\{/.test(line))
+      .map(([f, n]) => `${f}:${n}`),
 };
 
 // ---- the real tree, and a synthetic tree proving each check can fail ---------------------------
@@ -218,6 +272,9 @@ const badSources: Record<string, string> = {
   "src/download/shape.ts": `import { describeConfig } from "../models/spec/describe.ts";\n// reads config.json\nconst c = await Bun.file(\`\${dir}/config.json\`).json();\nconst d = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));\n`,
   "src/models/spec/describe.ts": `import { need } from "../base.ts";\nexport const CONFIG_FILE = "config.json";\n`,
   "src/models/base.ts": `import { core as mx } from "@frost-beta/mlx";\n`,
+  "src/cluster/stage.ts": `import { x } from "../api/app.ts";\nexport const enum Phase { Prefill, Decode }\n`,
+  "src/download/store.ts": `import type { ModelStore } from "../api/deps.ts";\nexport interface LayerRange {\n  layerStart: number;\n  layerEnd: number;\n}\n`,
+  "src/download/progress.ts": `export function f(layerStart: number, layerEnd: number) {}\n`,
 };
 const badTree: Tree = { files: Object.keys(badSources).sort(), read: (f) => badSources[f] ?? "" };
 
@@ -243,6 +300,17 @@ const expectedInBadTree: Record<string, string[]> = {
     "src/download/shape.ts:3",
     "src/download/shape.ts:4",
   ],
+  "cluster and download import nothing from api": [
+    'src/cluster/stage.ts:1 imports "../api/app.ts"',
+    'src/download/store.ts:1 imports "../api/deps.ts"',
+  ],
+  [`LayerRange is defined once, in ${LAYER_RANGE_HOME}, and no other type spells out layerStart`]: [
+    "src/download/store.ts:2 defines LayerRange",
+    "src/download/progress.ts:1 spells out layerStart",
+    "src/download/store.ts:3 spells out layerStart",
+    `${LAYER_RANGE_HOME} does not define LayerRange exactly once`,
+  ],
+  "no TypeScript enums (as const objects and literal unions instead)": ["src/cluster/stage.ts:2"],
 };
 
 describe("architecture", () => {

@@ -1,6 +1,7 @@
 // HF config.json → camelCase ModelArgs: the only place snake_case config keys become model arguments.
 // Pure and MLX-free, so download selection, the catalog and placement read configs the way the engine does.
 import { NodeError } from "../../errors.ts";
+import type { LayerRange } from "../../topology/types.ts";
 import { DEEPSEEK_MODEL_TYPES, parseDeepseekArgs, type DeepseekArgs } from "./deepseek-args.ts";
 import { parseQuantizationBlock, type QuantizationArgs } from "./quantization.ts";
 
@@ -68,10 +69,8 @@ export interface ModelArgs {
   deepseek?: DeepseekArgs;
 }
 
-/** The layers a stage runs. Half-open: layerStart included, layerEnd excluded. */
-export interface ShardRange {
-  layerStart: number;
-  layerEnd: number;
+/** The layers [layerStart, layerEnd) a stage runs, of a model's nLayers. */
+export interface ShardRange extends LayerRange {
   nLayers: number;
 }
 

@@ -1,6 +1,7 @@
 // Which checkpoint tensors a stage owns for its layer range: the one rule that both download selection
 // (which files to fetch) and loading (which tensors to read) apply, as mlx-lm's sharded loading does.
 // Pure: tensor names in, decisions out.
+import type { LayerRange } from "../../topology/types.ts";
 
 /** What part of the model a tensor belongs to. */
 export type TensorRole =
@@ -13,10 +14,8 @@ export type TensorRole =
   /** Outside the text decoder (e.g. a vision tower): kept with the first stage, which owns the model's input. */
   | { kind: "other" };
 
-/** The layer range a stage runs (half-open) and whether the head is the embedding. */
-export interface StageOwnership {
-  layerStart: number;
-  layerEnd: number;
+/** The layer range a stage runs (half-open, of nLayers) and whether the head is the embedding. */
+export interface StageOwnership extends LayerRange {
   nLayers: number;
   tiedHead: boolean;
 }

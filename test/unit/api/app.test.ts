@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { createApp, type AppOptions } from "../../../src/api/app.ts";
 import { NodeError } from "../../../src/errors.ts";
 import { fakeDeps, type Script } from "../../helpers/fake-inference.ts";
-import type { GenerateRequest } from "../../../src/api/deps.ts";
+import type { GenerateRequest } from "../../../src/cluster/types.ts";
 
 const URL_BASE = "http://exo.test";
 const chatBody = { model: "tiny-chat", messages: [{ role: "user", content: "hello there" }] };

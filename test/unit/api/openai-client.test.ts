@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import { createApp } from "../../../src/api/app.ts";
 import { startApiServer, type ApiServer } from "../../../src/api/server.ts";
 import { echoScript, fakeDeps, type Call } from "../../helpers/fake-inference.ts";
-import type { GenerateRequest } from "../../../src/api/deps.ts";
+import type { GenerateRequest } from "../../../src/cluster/types.ts";
 
 const KEY = "test-key";
 let server: ApiServer;

@@ -87,8 +87,49 @@ describe("exo routes", () => {
 
   test("GET /debug/state serves the node's debug state only when the node provides one", async () => {
     expect((await setup().app(get("/debug/state"))).status).toBe(404);
-    const fake = fakeDeps(undefined, { debugState: async () => ({ liveRequests: 0 }) });
+    const fake = fakeDeps(undefined, { debug: { state: async () => ({ liveRequests: 0 }) } });
     expect(await body(await createApp(fake.deps)(get("/debug/state")))).toEqual({ liveRequests: 0 });
+  });
+
+  test("GET /debug/net and POST /debug/health-burst answer from the node's debug deps, behind the API key", async () => {
+    const bursts: [string, number][] = [];
+    const fake = fakeDeps(undefined, {
+      apiKey: "s3cret",
+      debug: {
+        net: () => ({ port: 50051 }),
+        healthBurst: async (peer, count) => {
+          bursts.push([peer, count]);
+          return peer === "gone"
+            ? { ok: false, body: { ok: false, code: "E_PEER_DOWN" } }
+            : { ok: true, body: { peer } };
+        },
+      },
+    });
+    const app = createApp(fake.deps);
+    const auth = { authorization: "Bearer s3cret" };
+    const burst = (query: string, headers = auth) =>
+      app(new Request(`${BASE}/debug/health-burst?${query}`, { method: "POST", headers }));
+    expect((await app(get("/debug/net"))).status).toBe(401);
+    expect((await app(get("/debug/net", { authorization: "Bearer s3cre" }))).status).toBe(401);
+    expect((await burst("peer=b", {} as typeof auth)).status).toBe(401);
+    expect(bursts).toEqual([]);
+    expect(await body(await app(get("/debug/net", auth)))).toEqual({ port: 50051 });
+    expect(await body(await burst("peer=b&count=3"))).toEqual({ peer: "b" });
+    expect((await burst("peer=gone")).status).toBe(502);
+    await burst("peer=b&count=99999");
+    await burst("peer=b&count=zero");
+    expect(bursts).toEqual([
+      ["b", 3],
+      ["gone", 10],
+      ["b", 1000],
+      ["b", 10],
+    ]);
+    expect((await app(get("/debug/health-burst", auth))).status).toBe(405);
+  });
+
+  test("a node without debug deps has no /debug/net or /debug/health-burst", async () => {
+    const { app } = setup();
+    expect((await app(get("/debug/net"))).status).toBe(404);
   });
 });
 

@@ -6,7 +6,7 @@ import { PassThrough } from "node:stream";
 import { runChatRepl } from "../../../src/cli/chat-repl.ts";
 import { NodeError } from "../../../src/errors.ts";
 import { createFakeInference, echoScript } from "../../helpers/fake-inference.ts";
-import type { GenerateRequest } from "../../../src/api/deps.ts";
+import type { GenerateRequest } from "../../../src/cluster/types.ts";
 
 const template = { modelId: "tiny-chat", sampling: { temperature: 0, topP: 1, topK: 0 }, maxTokens: 64, stop: [] };
 

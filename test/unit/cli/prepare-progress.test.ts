@@ -1,11 +1,12 @@
 // The prepare progress line of `exo run`: per-node phases, redrawn on a terminal, coarse when piped.
+import { asModelId, asNodeId } from "../../../src/ids.ts";
 import { describe, expect, test } from "bun:test";
 import { makePrepareProgress, renderPrepareLine } from "../../../src/cli/prepare-progress.ts";
 import type { StatusFields } from "../../../src/cluster/messages.ts";
 
 const status = (nodeId: string, phase: StatusFields["phase"], fraction: number): StatusFields => ({
-  nodeId,
-  modelId: "m",
+  nodeId: asNodeId(nodeId),
+  modelId: asModelId("m"),
   phase,
   fraction,
 });
@@ -40,7 +41,7 @@ describe("makePrepareProgress", () => {
     const out: string[] = [];
     const p = makePrepareProgress("m", { write: (t) => out.push(t) });
     for (let i = 0; i <= 20; i++) p.onProgress(status("a", "download", i / 100));
-    p.onProgress({ ...status("a", "ready", 1), modelId: "other" });
+    p.onProgress({ ...status("a", "ready", 1), modelId: asModelId("other") });
     p.finish();
     expect(out).toEqual([
       "preparing m: a downloading 0%\n",

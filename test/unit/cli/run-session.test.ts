@@ -1,11 +1,12 @@
 // `exo run` after its node is up: prepare with progress, then one streamed answer or the chat.
+import { asModelId, asNodeId } from "../../../src/ids.ts";
 import { describe, expect, test } from "bun:test";
 import { EventEmitter } from "node:events";
 import { PassThrough } from "node:stream";
 import { EXIT_INTERRUPTED, parseRunFlags, runSession, type RunBackend } from "../../../src/cli/run-session.ts";
 import { NodeError } from "../../../src/errors.ts";
 import { createFakeInference, echoScript } from "../../helpers/fake-inference.ts";
-import type { GenerateRequest } from "../../../src/api/deps.ts";
+import type { GenerateRequest } from "../../../src/cluster/types.ts";
 
 function capture() {
   const stream = new PassThrough();
@@ -21,8 +22,9 @@ function backend(script = echoScript) {
     inference: fake.service,
     async prepare(modelId, onProgress) {
       if (modelId === "nope") throw new NodeError("E_MODEL_UNKNOWN", `model "${modelId}" is not in the catalog`);
-      onProgress({ nodeId: "a", modelId, phase: "download", fraction: 0.5 });
-      onProgress({ nodeId: "a", modelId, phase: "ready", fraction: 1 });
+      const ids = { nodeId: asNodeId("a"), modelId: asModelId(modelId) };
+      onProgress({ ...ids, phase: "download", fraction: 0.5 });
+      onProgress({ ...ids, phase: "ready", fraction: 1 });
       prepared.push(modelId);
     },
   };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { GenerationEvent } from "../../../src/api/deps.ts";
+import type { GenerationEvent } from "../../../src/cluster/types.ts";
 import { firstStop, heldBackLength, streamText, type Detokenizer } from "../../../src/cluster/text-stream.ts";
 
 const EOS = 99;

@@ -1,6 +1,6 @@
 // The node's model store: stage files for the cluster, exo's /modelpool, /download, progress and delete shapes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCatalog } from "../../../src/catalog/catalog.ts";
@@ -160,6 +160,28 @@ describe("the model store", () => {
     const resolved = hub.hubRequests.filter((p) => p.startsWith(`/${FP8}/resolve/`));
     expect(resolved.some((p) => p.endsWith("/config.json"))).toBe(true);
     expect(resolved.some((p) => p.endsWith(".safetensors"))).toBe(false);
+  });
+
+  test("a local directory resolves once, with the bytes of its weight files, and is remembered by id", async () => {
+    const local = join(cacheDir, "local-model");
+    await mkdir(local, { recursive: true });
+    await writeFile(join(local, "config.json"), JSON.stringify({ model_type: "qwen2", num_hidden_layers: 2 }));
+    await writeFile(join(local, "a.safetensors"), new Uint8Array(1000));
+    await writeFile(join(local, "b.safetensors"), new Uint8Array(24));
+    await writeFile(join(local, "notes.txt"), new Uint8Array(5000));
+    expect(store.resolved(local)).toBeUndefined();
+    const m = await store.resolveModel(local);
+    expect(m).toMatchObject({
+      id: local,
+      layers: 2,
+      arch: "qwen2",
+      sizeBytes: 1024,
+      source: { kind: "local", dir: local },
+    });
+    await writeFile(join(local, "c.safetensors"), new Uint8Array(1));
+    expect((await store.resolveModel(local)).sizeBytes).toBe(1024);
+    expect(store.resolved(local)).toEqual(m);
+    expect(store.resolvedModels().map((r): string => r.id)).toContain(local);
   });
 
   test("shows peers' running downloads next to its own", () => {

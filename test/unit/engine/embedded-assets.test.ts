@@ -14,9 +14,9 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { embeddedModelDir } from "../../../src/catalog/embedded.ts";
+import { embeddedRoot } from "../../../src/embedded-root.ts";
 import {
   copyOut,
-  embeddedRoot,
   loadMlxAddon,
   missingMlxAddon,
   pruneRuntimeDirs,

@@ -2,6 +2,7 @@
 // Kimi) from its 576-value latent, everything else by placement's default.
 import { expect, test } from "bun:test";
 import { findModel, loadCatalog } from "../../../src/catalog/catalog.ts";
+import { asModelId, asNodeId } from "../../../src/ids.ts";
 import { kvHeadroomBytesPerLayer, PLANNED_CONTEXT_TOKENS } from "../../../src/models/spec/kv-headroom.ts";
 import { placeModel } from "../../../src/topology/placement.ts";
 
@@ -15,11 +16,11 @@ test("DeepSeek and Kimi budget 576 values a token per layer; other architectures
 test("deepseek-v3 from the catalog: the latent headroom is a small part of a layer, unlike the 1/8 default", () => {
   const entry = findModel(loadCatalog(), "deepseek-v3")!;
   expect(entry.arch).toBe("deepseek_v3");
-  const model = { modelId: entry.id, nLayers: entry.layers, weightBytes: entry.sizeBytes };
+  const model = { modelId: asModelId(entry.id), nLayers: entry.layers, weightBytes: entry.sizeBytes };
   const nodes = [
-    { nodeId: "a", memory: 160 * 1024 },
-    { nodeId: "b", memory: 160 * 1024 },
-    { nodeId: "c", memory: 160 * 1024 },
+    { nodeId: asNodeId("a"), memory: 160 * 1024 },
+    { nodeId: asNodeId("b"), memory: 160 * 1024 },
+    { nodeId: asNodeId("c"), memory: 160 * 1024 },
   ];
   const latent = placeModel(model, nodes, { kvBytesPerLayer: kvHeadroomBytesPerLayer(entry.arch)! });
   const guessed = placeModel(model, nodes);

@@ -1,4 +1,5 @@
 // PeerPool over real loopback sockets in one process: handshake, reuse, multiplexing, deadlines, faults.
+import { asNodeId } from "../../../src/ids.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { NodeError, isNodeError } from "../../../src/errors.ts";
 import type { Hello } from "../../../src/net/hello.ts";
@@ -74,8 +75,8 @@ describe("PeerPool", () => {
     expect(after.outbound!.connectionId).toBe(before.connectionId);
     expect(after.outbound!.localPort).toBe(before.localPort);
     expect(after.outbound!.requestsSent).toBe(10);
-    expect(a.pool.peersUp()).toEqual(["b"]);
-    expect(b.pool.peersUp()).toEqual(["a"]);
+    expect<string[]>(a.pool.peersUp()).toEqual(["b"]);
+    expect<string[]>(b.pool.peersUp()).toEqual(["a"]);
     expect(a.pool.helloOf("b")?.port).toBe(b.addr.port);
   });
 
@@ -101,7 +102,7 @@ describe("PeerPool", () => {
     const b = startNode("b");
     a.pool.setPeers([b.addr]);
     b.pool.setPeers([{ nodeId: "a", address: "127.0.0.1", port: 1 }]); // b cannot reach a
-    await waitFor(() => b.pool.peersUp().includes("a"), { what: "b sees a through a's link" });
+    await waitFor(() => b.pool.peersUp().includes(asNodeId("a")), { what: "b sees a through a's link" });
     expect((await b.pool.request("a", "HEALTH")).type).toBe("HEALTH_OK");
     expect((await a.pool.request("b", "HEALTH")).type).toBe("HEALTH_OK");
     const seenByB = b.pool.stats().peers.find((p) => p.nodeId === "a")!;
@@ -140,10 +141,10 @@ describe("PeerPool", () => {
     const [a, b] = pair();
     const c = startNode("c");
     c.pool.setPeers([a.addr]);
-    await waitFor(() => a.pool.peersUp().includes("b") && c.pool.stats().peers[0]!.dialFailures >= 1, {
+    await waitFor(() => a.pool.peersUp().includes(asNodeId("b")) && c.pool.stats().peers[0]!.dialFailures >= 1, {
       what: "c refused",
     });
-    expect(a.pool.peersUp()).toEqual(["b"]);
+    expect<string[]>(a.pool.peersUp()).toEqual(["b"]);
     const changes: string[] = [];
     a.pool.onPeerChange((peer, up) => changes.push(`${peer}:${up}`));
     a.pool.setPeers([a.addr]);
@@ -173,7 +174,9 @@ describe("PeerPool", () => {
     const inFlight = a.pool.request("b", "PROMPT");
     b.pool.disconnect("a", "test: b drops a"); // a sees a real failure
     expect(await codeOf(inFlight)).toBe("E_PEER_DOWN");
-    await waitFor(() => a.pool.stats().peers[0]!.dials === 2 && a.pool.peersUp().includes("b"), { what: "redial" });
+    await waitFor(() => a.pool.stats().peers[0]!.dials === 2 && a.pool.peersUp().includes(asNodeId("b")), {
+      what: "redial",
+    });
   });
 
   test("sending to itself reaches its own handler without a socket", async () => {

@@ -1,9 +1,10 @@
-// Topology across hops (src/node/topology-service.ts) over in-process pools on loopback: a line a - b - c
+// Topology across hops (src/net/topology-service.ts) over in-process pools on loopback: a line a - b - c
 // gives every node the same graph, and visited/max_depth bound the collection.
+import { asNodeId } from "../../../src/ids.ts";
 import { afterEach, expect, test } from "bun:test";
 import { PeerPool, type PeerAddress } from "../../../src/net/peer-pool.ts";
 import { listenTcp, type TcpServer } from "../../../src/net/sockets.ts";
-import { createTopologyService, type TopologyService } from "../../../src/node/topology-service.ts";
+import { createTopologyService, type TopologyService } from "../../../src/net/topology-service.ts";
 import { topologyToJson } from "../../../src/topology/graph.ts";
 import { PROTOCOL_VERSION, VERSION } from "../../../src/version.ts";
 import { waitFor } from "../../helpers/wait.ts";
@@ -100,7 +101,7 @@ test("a node without a peer file admits a dialling node and labels that link IN;
   const [a, b] = [node("a", 1), node("b", 1)];
   a.pool.setPeers([b.addr]);
   b.pool.setPeers(undefined);
-  await waitFor(() => b.pool.peersUp().includes("a"), { what: "a linked into b" });
+  await waitFor(() => b.pool.peersUp().includes(asNodeId("a")), { what: "a linked into b" });
   const t = await b.topo.refresh();
   expect(t.links.map((l) => `${l.fromId}>${l.toId}:${l.description}`)).toEqual(["a>b:MAN", "b>a:IN"]);
 });

@@ -1,4 +1,5 @@
 // The PeerTransport contract run against the TCP PeerPool (loopback) and the in-memory network.
+import { asNodeId } from "../../../src/ids.ts";
 import { PeerPool } from "../../../src/net/peer-pool.ts";
 import { listenTcp } from "../../../src/net/sockets.ts";
 import { PROTOCOL_VERSION, VERSION } from "../../../src/version.ts";
@@ -29,7 +30,9 @@ runTransportContract("TCP PeerPool", async () => {
   const b = tcpNode("b");
   a.pool.setPeers([b.addr]);
   b.pool.setPeers([a.addr]);
-  await waitFor(() => a.pool.peersUp().includes("b") && b.pool.peersUp().includes("a"), { what: "a and b linked" });
+  await waitFor(() => a.pool.peersUp().includes(asNodeId("b")) && b.pool.peersUp().includes(asNodeId("a")), {
+    what: "a and b linked",
+  });
   const stop = (n: typeof a) => (n.pool.stop(), n.server.stop());
   return { a: a.pool, b: b.pool, killB: () => stop(b), close: () => (stop(a), stop(b)) };
 });

@@ -1,5 +1,6 @@
 // Placement: ring order, memory-weighted half-open ranges (property loops over random memories),
 // nodes too small left out, does-not-fit answers, and plans received from the wire.
+import { asModelId, asNodeId } from "../../../src/ids.ts";
 import { describe, expect, test } from "bun:test";
 import { isNodeError } from "../../../src/errors.ts";
 import {
@@ -15,8 +16,8 @@ import {
 
 const GB = 1024 ** 3;
 /** A model small enough that memory never limits it: only proportions matter. */
-const small = (nLayers: number): ModelFootprint => ({ modelId: "m", nLayers, weightBytes: nLayers * 1024 });
-const node = (nodeId: string, memory: number): PlacementNode => ({ nodeId, memory });
+const small = (nLayers: number): ModelFootprint => ({ modelId: asModelId("m"), nLayers, weightBytes: nLayers * 1024 });
+const node = (nodeId: string, memory: number): PlacementNode => ({ nodeId: asNodeId(nodeId), memory });
 const ranges = (plan: Plan) => plan.stages.map((s) => `${s.nodeId}:${s.layerStart}-${s.layerEnd}`);
 
 /** mulberry32: a seeded PRNG so the property loops are reproducible. */
@@ -41,7 +42,7 @@ function shuffle<T>(items: T[], rand: () => number): T[] {
 describe("ring order", () => {
   test("puts the most memory first and breaks ties by node id", () => {
     const order = ringOrder([node("b", 8), node("c", 16), node("a", 8), node("d", 4)]).map((n) => n.nodeId);
-    expect(order).toEqual(["c", "a", "b", "d"]);
+    expect<string[]>(order).toEqual(["c", "a", "b", "d"]);
   });
 });
 
@@ -65,19 +66,19 @@ describe("placeModel, worked examples", () => {
     const placement = placeModel(small(2), [node("a", 100), node("b", 300), node("c", 200)]);
     if (!placement.ok) throw new Error(placement.message);
     expect(ranges(placement.plan)).toEqual(["b:0-1", "c:1-2"]);
-    expect(placement.leftOut.map((f) => f.nodeId)).toEqual(["a"]);
+    expect<string[]>(placement.leftOut.map((f) => f.nodeId)).toEqual(["a"]);
   });
 });
 
 describe("placeModel, memory limits", () => {
   // 8 layers of 1 GiB (+1/8 KV headroom): 1.125 GiB per layer; a node may use 80% of its memory.
-  const model: ModelFootprint = { modelId: "big", nLayers: 8, weightBytes: 8 * GB };
+  const model: ModelFootprint = { modelId: asModelId("big"), nLayers: 8, weightBytes: 8 * GB };
 
   test("leaves out a node too small for one layer plus its KV headroom", () => {
     const placement = placeModel(model, [node("a", 16384), node("pi", 1024)]);
     if (!placement.ok) throw new Error(placement.message);
     expect(ranges(placement.plan)).toEqual(["a:0-8"]);
-    expect(placement.leftOut).toEqual([
+    expect<unknown>(placement.leftOut).toEqual([
       { nodeId: "pi", availableBytes: Math.floor(1024 * 1024 * 1024 * 0.8), maxLayers: 0 },
     ]);
   });
@@ -94,7 +95,7 @@ describe("placeModel, memory limits", () => {
     expect(placement.ok).toBe(false);
     if (placement.ok) return;
     expect(placement.neededBytes).toBe(8 * (GB + GB / 8));
-    expect(placement.nodes.map((f) => [f.nodeId, f.maxLayers])).toEqual([
+    expect<unknown>(placement.nodes.map((f) => [f.nodeId, f.maxLayers])).toEqual([
       ["mac2", 2],
       ["test_mac1", 1],
       ["pi", 0],
@@ -132,7 +133,7 @@ describe("placeModel, properties over random clusters", () => {
     // Some cases are memory-bound (weights near the cluster's usable total), most are not.
     const total = nodes.reduce((s, n) => s + n.memory, 0) * 1024 * 1024;
     const weightBytes = k % 3 === 0 ? Math.floor(total * (0.3 + rand() * 0.4)) : nLayers * 4096;
-    return { nodes, model: { modelId: `m${k}`, nLayers, weightBytes } };
+    return { nodes, model: { modelId: asModelId(`m${k}`), nLayers, weightBytes } };
   });
 
   test("covers every layer exactly once, in ring order, with no empty range, within each node's capacity", () => {
@@ -245,7 +246,7 @@ describe("parsePlan", () => {
     ["a missing model id", { ...good, modelId: 3 }, "modelId"],
   ];
   test("accepts a valid plan unchanged", () => {
-    expect(parsePlan(JSON.parse(JSON.stringify(good)))).toEqual(good);
+    expect<unknown>(parsePlan(JSON.parse(JSON.stringify(good)))).toEqual(good);
   });
   for (const [what, value, fragment] of bad) {
     test(`rejects ${what} with E_PROTOCOL_PAYLOAD`, () => {

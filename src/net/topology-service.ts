@@ -1,8 +1,7 @@
-// The node's view of the cluster: its own links (self → every peer that is up), merged with the views
-// collected from peers across hops (TOPOLOGY_REQ {visited, max_depth}). Cached for GET /topology.
+// The node's view of the cluster, served to peers over the pool: its own links (self → every peer that is up),
+// merged with the views collected from peers across hops (TOPOLOGY_REQ {visited, max_depth}). Cached for GET /topology.
 import { isNodeError } from "../errors.ts";
 import { logger } from "../log.ts";
-import type { PeerPool } from "../net/peer-pool.ts";
 import {
   MANUAL_LINK,
   buildTopology,
@@ -12,8 +11,9 @@ import {
   type Topology,
 } from "../topology/graph.ts";
 import { UNKNOWN_CAPABILITIES, type DeviceCapabilities } from "../topology/types.ts";
+import type { PeerPool } from "./peer-pool.ts";
 
-const log = logger("node");
+const log = logger("net");
 
 /** Description of a link to a peer that is not in this node's peer file (it dialled us). */
 export const INBOUND_LINK = "IN";
