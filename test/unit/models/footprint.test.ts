@@ -1,6 +1,7 @@
 // Sizing models before download: parameters split into experts and the rest, stored bytes with per-path
 // quantization, and what a CPU node holds per stored byte (experts packed, the rest float32).
 import { describe, expect, test } from "bun:test";
+import { findModel, loadCatalog } from "../../../src/catalog/catalog.ts";
 import { describeConfig } from "../../../src/models/spec/describe.ts";
 import {
   cpuBytesPerStoredByte,
@@ -35,6 +36,9 @@ describe("model footprint", () => {
     expect(experts).toBe(48 * 128 * 3 * 2048 * 768);
     expect((experts + other) / 1e9).toBeCloseTo(30.53, 2);
     expect(expertShare(parseModelArgs(QWEN3_30B_A3B))).toBeCloseTo(0.9495, 3);
+    // The catalog's rows carry the share counted from this config.
+    for (const id of ["qwen-3-30b-a3b", "qwen-3-30b-a3b-8bit", "qwen-3-coder-30b-4bit"])
+      expect(findModel(loadCatalog(), id)?.expertShare).toBeCloseTo(expertShare(parseModelArgs(QWEN3_30B_A3B)), 3);
   });
 
   test("stored bytes follow the quantization block, its per-path overrides included", () => {
