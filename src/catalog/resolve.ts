@@ -9,6 +9,7 @@ import { hasConfigFile, readConfigFile } from "../models/spec/config-file.ts";
 import { describeConfig } from "../models/spec/describe.ts";
 import type { Quantization } from "../models/spec/quantization.ts";
 import { parseQuantization } from "./quantization.ts";
+import { closestIds } from "./suggest.ts";
 
 export type ModelSource = { kind: "hub"; repo: string } | { kind: "local"; dir: string };
 
@@ -26,11 +27,16 @@ export interface ResolvedModel {
 }
 
 /**
- * Resolves a model reference: catalog id, then catalog repo, then a local directory with config.json,
- * then any Hugging Face repo id.
+ * Resolves a model reference: catalog id, then catalog repo, then (only with `allowLocal`: the operator's own
+ * `--models DIR` / `exo run DIR`) a local directory with config.json, then any Hugging Face repo id. Names from
+ * peers and API clients never become paths, and their refusal says nothing about what exists on disk.
  * @throws NodeError E_MODEL_UNKNOWN naming the reference; E_WEIGHTS when a local config.json is unreadable.
  */
-export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalog()): Promise<ResolvedModel> {
+export async function resolveModelRef(
+  ref: string,
+  catalog: Catalog = loadCatalog(),
+  opts: { allowLocal?: boolean } = {},
+): Promise<ResolvedModel> {
   const entry = findModel(catalog, ref);
   if (entry) {
     const source: ModelSource = entry.repo
@@ -40,14 +46,23 @@ export async function resolveModelRef(ref: string, catalog: Catalog = loadCatalo
     const moe = expertShare ? { expertShare } : {};
     return { id: asModelId(id), name, layers, arch, quantization, sizeBytes, ...moe, source };
   }
-  const dir = resolvePath(ref);
-  if (await hasConfigFile(dir)) return describeLocalDir(dir);
+  if (opts.allowLocal) {
+    const dir = resolvePath(ref);
+    if (await hasConfigFile(dir)) return describeLocalDir(dir);
+  }
   if (isRepoId(ref)) {
     return { id: asModelId(ref), name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
   }
+  const near = closestIds(
+    ref,
+    catalog.entries.map((e) => e.id),
+  );
+  const hint = near.length > 0 ? `; did you mean ${near.join(", ")}?` : "";
   throw new NodeError(
     "E_MODEL_UNKNOWN",
-    `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a directory with config.json`,
+    opts.allowLocal
+      ? `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a directory with config.json${hint}`
+      : `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a model this node serves (--models)${hint}`,
   );
 }
 

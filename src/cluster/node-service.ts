@@ -1,10 +1,13 @@
 // The cluster service as a node runs it: the catalog resolves models, placement plans them over the
 // nodes linked right now, the download store fetches shard files and the model's tokenizer drives text.
+import { join } from "node:path";
 import { asModelId } from "../ids.ts";
 import type { ChatMessage, ModelInfo } from "./types.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
+import { contextWindow } from "../catalog/context-window.ts";
 import { logger } from "../log.ts";
-import { assertRunnable } from "../models/spec/architectures.ts";
+import { assertRunnable, isSupportedModelType } from "../models/spec/architectures.ts";
+import { readConfigFileIfAny } from "../models/spec/config-file.ts";
 import { cpuBytesPerStoredByte } from "../models/spec/footprint.ts";
 import { kvHeadroomBytesPerLayer } from "../models/spec/kv-headroom.ts";
 import type { Quantization } from "../models/spec/quantization.ts";
@@ -34,6 +37,8 @@ export interface NodeClusterOptions {
   /** Models to serve besides the catalog (local directories, Hugging Face repo ids). */
   models?: string[];
   tokenTimeoutMs?: number;
+  /** A stage with no prepare progress for this long fails the prepare (default 60 s). */
+  prepareStallMs?: number;
 }
 
 /** The cluster service of a node; resolves `models` (served besides the catalog) before it returns. */
@@ -47,12 +52,13 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
       if (status.progress && status.nodeId !== transport.selfId)
         store.recordPeerProgress(status.nodeId, status.progress);
     },
-    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
+    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir), await readContextWindow(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,
+    prepareStallMs: opts.prepareStallMs,
   });
   for (const ref of opts.models ?? []) {
     await store
-      .resolveModel(ref)
+      .resolveModel(ref, { allowLocal: true }) // the operator's choice: a local directory may be served
       .catch((err: unknown) => log.error(`--models ${ref}: ${err instanceof Error ? err.message : String(err)}`));
   }
   return service;
@@ -74,18 +80,22 @@ function storeResolver(opts: NodeClusterOptions): ModelResolver {
   }
 
   return {
-    // The catalog, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that it lacks.
+    // The catalog's runnable models, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer,
+    // POST /download) that it lacks; a model of an architecture this build cannot run is never listed.
     listModels() {
-      const catalog = loadCatalog().entries.map((e) => ({
-        id: asModelId(e.id),
-        name: e.name,
-        layers: e.layers,
-        repo: e.repo ?? "embedded",
-      }));
-      const known = new Set(catalog.map((m) => m.id));
+      const runnable = (arch: string | undefined) => arch === undefined || isSupportedModelType(arch);
+      const catalog = loadCatalog()
+        .entries.filter((e) => runnable(e.arch))
+        .map((e) => ({
+          id: asModelId(e.id),
+          name: e.name,
+          layers: e.layers,
+          repo: e.repo ?? "embedded",
+        }));
+      const known = new Set<string>(loadCatalog().entries.map((m) => m.id));
       const extra = store
         .resolvedModels()
-        .filter((m) => !known.has(m.id))
+        .filter((m) => !known.has(m.id) && runnable(m.arch))
         .map((m) => infoOf(m));
       return [...catalog, ...extra];
     },
@@ -123,8 +133,18 @@ function infoOf(model: ShapedModel): ModelInfo {
   };
 }
 
-function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>): ClusterTokenizer {
+/** The model's context window from the config and tokenizer config beside its tokenizer. */
+async function readContextWindow(dir: string): Promise<number | undefined> {
+  const read = (name: string) =>
+    Bun.file(join(dir, name))
+      .json()
+      .catch(() => ({})) as Promise<Record<string, unknown>>;
+  return contextWindow((await readConfigFileIfAny(dir)) ?? {}, await read("tokenizer_config.json"));
+}
+
+function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>, window: number | undefined): ClusterTokenizer {
   return {
+    ...(window !== undefined ? { contextWindow: window } : {}),
     encodeChat: (messages: ChatMessage[], tools?: unknown[]) =>
       t.encodeChat(messages, { addGenerationPrompt: true, ...(tools ? { tools } : {}) }),
     encode: (text) => t.encode(text, { addSpecialTokens: true }),

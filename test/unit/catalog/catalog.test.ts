@@ -179,14 +179,14 @@ describe("resolveModelRef", () => {
     expect(m.layers).toBeUndefined();
   });
 
-  test("reads layers and architecture of a local directory from its config.json", async () => {
+  test("reads layers and architecture of a local directory the operator serves (allowLocal) from its config.json", async () => {
     const dir = await mkdtemp(join(tmpdir(), "exo-catalog-"));
     try {
       await writeFile(
         join(dir, "config.json"),
         JSON.stringify({ model_type: "qwen2", num_hidden_layers: 6, quantization: { bits: 4, group_size: 64 } }),
       );
-      const m = await resolveModelRef(dir);
+      const m = await resolveModelRef(dir, undefined, { allowLocal: true });
       expect(m).toMatchObject({
         id: dir,
         layers: 6,
@@ -194,6 +194,21 @@ describe("resolveModelRef", () => {
         quantization: "4bit",
         source: { kind: "local", dir },
       });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("refuses a local path by default with the same message whether or not it exists (no file-existence hints)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "exo-catalog-"));
+    try {
+      await writeFile(join(dir, "config.json"), JSON.stringify({ model_type: "llama", num_hidden_layers: 2 }));
+      const existing = (await resolveModelRef(dir).catch((e: unknown) => e)) as Error;
+      const missing = (await resolveModelRef(join(dir, "nothing-here")).catch((e: unknown) => e)) as Error;
+      expect(existing).toMatchObject({ code: "E_MODEL_UNKNOWN" });
+      expect(missing).toMatchObject({ code: "E_MODEL_UNKNOWN" });
+      expect(existing.message.replace(dir, "P")).toBe(missing.message.replace(join(dir, "nothing-here"), "P"));
+      expect(existing.message).toContain("not a model this node serves");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -72,6 +72,18 @@ describe("the node's cluster service", () => {
     expect(ids.filter((id) => id === small)).toHaveLength(1);
   });
 
+  test("lists only models this build can run: no catalog row or served model of another architecture", async () => {
+    const other = localModel("vision-listed", 1, { arch: "llava" });
+    const { made } = service(1000, [other]);
+    const svc = await made;
+    const ids: string[] = svc.listModels().map((m) => m.id);
+    svc.close();
+    expect(ids).toContain("llama-3.2-1b");
+    for (const unrunnable of ["llava-1.5-7b-hf", other]) expect(ids).not.toContain(unrunnable);
+    for (const runnable of ["deepseek-v3", "deepseek-coder-v2-lite", "kimi-k2-instruct"])
+      expect(ids).toContain(runnable);
+  });
+
   /** The error code (or "ok") of planning `modelId` by asking for one token. */
   async function planOutcome(svc: Awaited<ReturnType<typeof service>["made"]>, modelId: string): Promise<string> {
     try {
