@@ -7,6 +7,17 @@ import { ApiError, errorResponse } from "./errors.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./body.ts";
 import { handleGenerate, type GenerateRouteOptions } from "./completions.ts";
 import { deleteModel, downloadProgress, listModels, modelPool, retrieveModel, startDownload } from "./exo-routes.ts";
+import { anthropicErrorResponse, handleMessages } from "./anthropic.ts";
+import {
+  handleOllamaChat,
+  handleOllamaGenerate,
+  ollamaErrorResponse,
+  ollamaPs,
+  ollamaShow,
+  ollamaTags,
+  ollamaVersion,
+} from "./ollama.ts";
+import { listPlacements, unloadPlacement } from "./placements.ts";
 
 export type App = (req: Request) => Promise<Response>;
 
@@ -23,7 +34,7 @@ const DEFAULTS: GenerateRouteOptions = { keepAliveMs: 5000, headerWaitMs: 1000, 
 const CORS = {
   "access-control-allow-origin": "*",
   "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
-  "access-control-allow-headers": "authorization, content-type",
+  "access-control-allow-headers": "authorization, content-type, x-api-key, anthropic-version",
 } as const;
 
 type Handler = (req: Request, param: string) => Response | Promise<Response>;
@@ -44,7 +55,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): App {
       }
       return withCors(await handler(req, param));
     } catch (err) {
-      return errorResponse(err, CORS);
+      return errorResponseFor(new URL(req.url).pathname)(err, CORS);
     }
   };
 }
@@ -70,16 +81,31 @@ function routeTable(deps: ApiDeps, opts: GenerateRouteOptions): Map<string, Reco
     "/v1/models/*": oneModel,
     "/models/*": oneModel,
     "/v1/chat/completions": { POST: chat },
+    "/v1/messages": { POST: (req) => handleMessages(req, deps, opts) },
     "/chat/completions": { POST: chat },
     "/v1/completions": { POST: text },
     "/completions": { POST: text },
     "/modelpool": { GET: (req) => modelPool(deps, req) },
     "/download": { POST: (req) => startDownload(deps, req, opts.maxBodyBytes) },
     "/v1/download/progress": { GET: progress },
+    "/v1/placements": { GET: () => listPlacements(deps) },
+    "/v1/placements/*": { DELETE: (_req, id) => unloadPlacement(deps, id) },
     "/download/progress": { GET: progress },
   };
-  Object.assign(table, debugRoutes(deps));
+  Object.assign(table, ollamaRoutes(deps, opts), debugRoutes(deps));
   return new Map(Object.entries(table));
+}
+
+/** The Ollama API, so `OLLAMA_HOST=http://host:52415` clients work. */
+function ollamaRoutes(deps: ApiDeps, opts: GenerateRouteOptions): Record<string, Record<string, Handler>> {
+  return {
+    "/api/chat": { POST: (req) => handleOllamaChat(req, deps, opts) },
+    "/api/generate": { POST: (req) => handleOllamaGenerate(req, deps, opts) },
+    "/api/tags": { GET: () => ollamaTags(deps) },
+    "/api/ps": { GET: () => ollamaPs(deps) },
+    "/api/show": { POST: (req) => ollamaShow(req, deps, opts) },
+    "/api/version": { GET: ollamaVersion },
+  };
 }
 
 /** Most HEALTH round trips one /debug/health-burst may ask for. */
@@ -118,13 +144,25 @@ function match(routes: Map<string, Record<string, Handler>>, method: string, pat
   return { handler: methods?.[verb], param, allowed: methods ? Object.keys(methods) : [] };
 }
 
+/** Each client family reads errors in its own shape: Anthropic's under /v1/messages, Ollama's under /api/, else OpenAI's. */
+function errorResponseFor(pathname: string): (err: unknown, headers: Record<string, string>) => Response {
+  if (pathname === "/v1/messages") return anthropicErrorResponse;
+  if (pathname.startsWith("/api/")) return ollamaErrorResponse;
+  return errorResponse;
+}
+
+/** The key as a bearer token, or as Anthropic's clients send it (`x-api-key`). */
 function checkAuth(req: Request, apiKey: string | undefined): void {
   if (!apiKey) return;
   const header = req.headers.get("authorization") ?? "";
-  const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7).trim() : "");
+  const bearer = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+  const given = Buffer.from(bearer || (req.headers.get("x-api-key") ?? "").trim());
   const wanted = Buffer.from(apiKey);
   if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
-    throw new ApiError("E_UNAUTHORIZED", "missing or wrong API key: send Authorization: Bearer <EXO_API_KEY>");
+    throw new ApiError(
+      "E_UNAUTHORIZED",
+      "missing or wrong API key: send Authorization: Bearer <EXO_API_KEY> (or x-api-key)",
+    );
   }
 }
 

@@ -47,6 +47,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     },
     loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,
+    memoryOf: opts.memoryOf,
   });
   for (const ref of opts.models ?? []) {
     await store

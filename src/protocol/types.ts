@@ -17,6 +17,8 @@ export const MESSAGE_TYPES = {
   ERROR: 12,
   /** Generic positive answer to a request that has nothing else to return (e.g. END, PREPARE done). */
   OK: 13,
+  /** Free a model's shard on the receiving node (`exo stop`); answered with OK `{unloaded}`. */
+  UNLOAD: 14,
 } as const;
 
 export type MessageTypeName = keyof typeof MESSAGE_TYPES;
