@@ -7,6 +7,9 @@ import type { GenerateRequest } from "../../../src/cluster/types.ts";
 import { NodeError } from "../../../src/errors.ts";
 import { fakeDeps, type Script } from "../../helpers/fake-inference.ts";
 
+/** A response whose JSON tests read loosely (they assert on its shape). */
+type JsonResponse = Omit<Response, "json"> & { json(): Promise<any> };
+
 const says =
   (text: string, extra: Partial<Script> = {}) =>
   (_req: GenerateRequest): Script => ({
@@ -30,7 +33,7 @@ function setup(text = "Hello there.", apiKey?: string, extra: Partial<Script> = 
           ...body,
         }),
       }),
-    );
+    ) as Promise<JsonResponse>;
   return { ...fake, post };
 }
 

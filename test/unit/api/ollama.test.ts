@@ -5,6 +5,9 @@ import { createApp } from "../../../src/api/app.ts";
 import type { GenerateRequest, Placement } from "../../../src/cluster/types.ts";
 import { fakeDeps, type Script } from "../../helpers/fake-inference.ts";
 
+/** A response whose JSON tests read loosely (they assert on its shape). */
+type JsonResponse = Omit<Response, "json"> & { json(): Promise<any> };
+
 const says =
   (text: string) =>
   (_req: GenerateRequest): Script => ({ pieces: text.match(/[\s\S]{1,4}/g) ?? [], promptTokens: 5 });
@@ -30,7 +33,7 @@ function setup(text = "Hi! How can I help?") {
         headers: { "content-type": "application/json" },
         ...(body ? { body: JSON.stringify(body) } : {}),
       }),
-    );
+    ) as Promise<JsonResponse>;
   return { ...fake, call };
 }
 
@@ -82,7 +85,7 @@ describe("/api/chat", () => {
       stop: ["###"],
       sampling: { temperature: 0, topP: 0.5, topK: 7, seed: 42 },
     });
-    expect(req.messages).toEqual(body.messages);
+    expect(req.messages as unknown).toEqual(body.messages);
   });
 
   test("without options it samples with Ollama's defaults", async () => {

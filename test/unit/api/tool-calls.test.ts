@@ -6,6 +6,9 @@ import { createApp } from "../../../src/api/app.ts";
 import type { GenerateRequest } from "../../../src/cluster/types.ts";
 import { fakeDeps, type Script } from "../../helpers/fake-inference.ts";
 
+/** A response whose JSON tests read loosely (they assert on its shape). */
+type JsonResponse = Omit<Response, "json"> & { json(): Promise<any> };
+
 const WEATHER = {
   type: "function",
   function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } },
@@ -28,7 +31,7 @@ function setup(text: string) {
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ model: "tiny-chat", messages: [{ role: "user", content: "weather in Oslo" }], ...body }),
       }),
-    );
+    ) as Promise<JsonResponse>;
   return { ...fake, post };
 }
 
