@@ -16,6 +16,7 @@ import * as hf from "./default-model/hf-files.ts";
 import { heldOutSet, makeConversationStream, makeRng, type TaskExample } from "./default-model/tasks.ts";
 import {
   HELD_OUT_CITIES,
+  sampleRepeat,
   sampleTaskWithTools,
   sampleWeatherChat,
   WEATHER_PROMPTS,
@@ -42,7 +43,7 @@ const { values: args } = parseArgs({
     "log-every": { type: "string", default: "100" },
     "eval-every": { type: "string", default: "0" },
     "files-only": { type: "boolean", default: false },
-    "tool-steps": { type: "string", default: "1300" },
+    "tool-steps": { type: "string", default: "1500" },
     phase1: { type: "string" },
   },
 });
@@ -59,7 +60,7 @@ const SEED = 1234;
 const TOOL_STEPS = Number(args["tool-steps"]);
 const TOOL_ROWS = 4;
 const TOOL_ROW_LENGTH = 256;
-const TOOL_PEAK_LR = 2e-3;
+const TOOL_PEAK_LR = 1e-3;
 const TOOL_WARMUP = 50;
 const TOOL_SEED = 4321;
 /** sha256 of model.safetensors after phase 1 (the weights committed before the tool task). */
@@ -178,13 +179,18 @@ async function evaluateTools(params: Params, n: number): Promise<number> {
   return right / n;
 }
 
-/** Phase 2: weather chats (60%), old tasks with the tool offered (10%) and the old chats (30%), on longer rows. */
+/**
+ * Phase 2: weather chats (40%), "repeat WORD" (15%), old tasks with the tool offered (10%) and the old chats (35%),
+ * on longer rows, at a third of phase 1's peak rate so the old tasks are not forgotten.
+ */
 async function phase2(params: Params): Promise<void> {
   const rng = makeRng(TOOL_SEED);
   const oldChats = makeConversationStream(TOOL_SEED);
   const next = () => {
     const r = rng();
-    return r < 0.6 ? sampleWeatherChat(rng) : r < 0.7 ? sampleTaskWithTools(rng) : oldChats();
+    if (r < 0.4) return sampleWeatherChat(rng);
+    if (r < 0.55) return sampleRepeat(rng);
+    return r < 0.65 ? sampleTaskWithTools(rng) : oldChats();
   };
   await runPhase(params, {
     name: "phase 2",

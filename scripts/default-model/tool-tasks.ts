@@ -3,7 +3,7 @@
 // City names come from a list (a fixed share held out for tests) and from a syllable generator, so the model
 // learns to copy the name rather than to recall a few.
 import type { TemplateMessage } from "../../src/tokenizer/chat-template.ts";
-import { isHeldOut, sampleTask, type TaskKind } from "./tasks.ts";
+import { isHeldOut, sampleTask, type TaskExample, type TaskKind } from "./tasks.ts";
 
 /** The one tool the model knows, in OpenAI's shape (what clients send). */
 export const WEATHER_TOOL = {
@@ -214,6 +214,15 @@ export function sampleWeatherChat(rng: () => number): ToolChat {
     messages.push({ role: "tool", content: result }, { role: "assistant", content: weatherAnswer(city, result) });
   }
   return { tools: [WEATHER_TOOL], messages };
+}
+
+/**
+ * "repeat WORD" → WORD: copying at a short distance is where a model first learns to copy by content
+ * (find the letter it just wrote, write the one after it), which the city names then need at longer range.
+ */
+export function sampleRepeat(rng: () => number): { turns: TaskExample[] } {
+  const word = rng() < 0.5 ? randomName(rng) : randomName(rng).toLowerCase();
+  return { turns: [{ kind: "repeat", prompt: `repeat ${word}`, answer: word }] };
 }
 
 const KINDS: readonly TaskKind[] = ["count", "reverse", "add"];

@@ -18,6 +18,7 @@ import {
   ollamaVersion,
 } from "./ollama.ts";
 import { listPlacements, unloadPlacement } from "./placements.ts";
+import { DASHBOARD_HTML } from "./dashboard/assets.ts";
 
 export type App = (req: Request) => Promise<Response>;
 
@@ -39,6 +40,20 @@ const CORS = {
 
 type Handler = (req: Request, param: string) => Response | Promise<Response>;
 
+/** Routes served without the API key. */
+const PUBLIC_PATHS = new Set(["/healthcheck", "/"]);
+
+/** The dashboard: one self-contained page (script and styles inline), embedded in the executable. */
+function dashboard(): Response {
+  const headers = {
+    "content-type": "text/html; charset=utf-8",
+    // Only its own inline script and same-origin API calls: nothing from elsewhere, no framing.
+    "content-security-policy":
+      "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+  };
+  return new Response(DASHBOARD_HTML, { headers });
+}
+
 /** The API as one fetch function over the node's services; `options` tune streams and limits (tests shorten them). */
 export function createApp(deps: ApiDeps, options: AppOptions = {}): App {
   const opts: GenerateRouteOptions = { ...DEFAULTS, ...options };
@@ -47,7 +62,8 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): App {
     try {
       const { pathname } = new URL(req.url);
       if (req.method === "OPTIONS") return preflight(req);
-      if (pathname !== "/healthcheck") checkAuth(req, deps.apiKey);
+      // The dashboard page holds no data: it asks for the key, then sends it on every API call.
+      if (!PUBLIC_PATHS.has(pathname)) checkAuth(req, deps.apiKey);
       const { handler, param, allowed } = match(routes, req.method, pathname);
       if (!handler) {
         if (allowed.length > 0) return methodNotAllowed(req.method, pathname, allowed);
@@ -74,6 +90,7 @@ function routeTable(deps: ApiDeps, opts: GenerateRouteOptions): Map<string, Reco
   };
   const table: Record<string, Record<string, Handler>> = {
     "/healthcheck": { GET: () => Response.json({ status: "ok" }) },
+    "/": { GET: dashboard },
     "/topology": { GET: topology },
     "/v1/topology": { GET: topology },
     "/v1/models": { GET: models },
