@@ -1,6 +1,7 @@
 // The web dashboard in a real browser (Debian's chromium driven by playwright-core) against a 2-node cluster
 // on the embedded model with EXO_API_KEY set: it asks for the key, names both nodes, shows a chat answer as
 // it streams, and the model's layer split over the nodes. Writes a screenshot (its path is printed).
+// biome-ignore-all lint/performance/useDomNodeTextContent: playwright's innerText is the rendered text a person sees, which is what this test asserts
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
