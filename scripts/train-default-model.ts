@@ -43,7 +43,8 @@ const { values: args } = parseArgs({
     "log-every": { type: "string", default: "100" },
     "eval-every": { type: "string", default: "0" },
     "files-only": { type: "boolean", default: false },
-    "tool-steps": { type: "string", default: "1500" },
+    "copy-steps": { type: "string", default: "600" },
+    "tool-steps": { type: "string", default: "900" },
     phase1: { type: "string" },
   },
 });
@@ -56,7 +57,10 @@ const ROW_LENGTH = 64;
 const PEAK_LR = 3e-3;
 const WARMUP = 100;
 const SEED = 1234;
-// Phase 2: a two-step weather chat is about 200 tokens, so rows are longer and fewer.
+// Phase 2a: copying ("repeat WORD") densely packed in phase 1's short rows, where copying by content is learnt.
+const COPY_STEPS = Number(args["copy-steps"]);
+const COPY_PEAK_LR = 1.5e-3;
+// Phase 2b: a two-step weather chat is about 200 tokens, so rows are longer and fewer.
 const TOOL_STEPS = Number(args["tool-steps"]);
 const TOOL_ROWS = 4;
 const TOOL_ROW_LENGTH = 256;
@@ -180,10 +184,21 @@ async function evaluateTools(params: Params, n: number): Promise<number> {
 }
 
 /**
- * Phase 2: weather chats (40%), "repeat WORD" (15%), old tasks with the tool offered (10%) and the old chats (35%),
- * on longer rows, at a third of phase 1's peak rate so the old tasks are not forgotten.
+ * Phase 2a: "repeat WORD" (half) and the old chats, in phase 1's rows of 64. Then phase 2b: weather chats (40%),
+ * "repeat WORD" (15%), old tasks with the tool offered (10%) and the old chats (35%) in rows of 256, at a third
+ * of phase 1's peak rate so the old tasks are not forgotten.
  */
 async function phase2(params: Params): Promise<void> {
+  const copyRng = makeRng(TOOL_SEED + 1);
+  const copyChats = makeConversationStream(TOOL_SEED + 1);
+  await runPhase(params, {
+    name: "phase 2a",
+    steps: COPY_STEPS,
+    learningRate: schedule(COPY_PEAK_LR, TOOL_WARMUP, COPY_STEPS),
+    nextBatch: makeBatcher(tokenizer, () => (copyRng() < 0.5 ? sampleRepeat(copyRng) : copyChats()), ROWS, ROW_LENGTH),
+    check: async (p) =>
+      `held-out ${percent(await evaluate(p, heldOutSet(30, 7)))} (30 prompts), ${await repeatCheck(p)}`,
+  });
   const rng = makeRng(TOOL_SEED);
   const oldChats = makeConversationStream(TOOL_SEED);
   const next = () => {
@@ -193,13 +208,25 @@ async function phase2(params: Params): Promise<void> {
     return r < 0.65 ? sampleTaskWithTools(rng) : oldChats();
   };
   await runPhase(params, {
-    name: "phase 2",
+    name: "phase 2b",
     steps: TOOL_STEPS,
     learningRate: schedule(TOOL_PEAK_LR, TOOL_WARMUP, TOOL_STEPS),
     nextBatch: makeBatcher(tokenizer, next, TOOL_ROWS, TOOL_ROW_LENGTH),
     check: async (p) =>
       `held-out ${percent(await evaluate(p, heldOutSet(30, 7)))} (30 prompts), tool ${percent(await evaluateTools(p, 12))} (12 chats)`,
   });
+}
+
+/** How many of 20 fresh "repeat WORD" prompts come back exactly (a progress note while training). */
+async function repeatCheck(params: Params): Promise<string> {
+  const rng = makeRng(77);
+  let right = 0;
+  for (let i = 0; i < 20; i++) {
+    const { turns } = sampleRepeat(rng);
+    if (greedyAnswer(params, tokenizer, turns[0]!.prompt) === turns[0]!.answer) right++;
+    await releaseMemory();
+  }
+  return `repeat ${right}/20`;
 }
 
 /** Phase-1 weights from a file, refused unless they are exactly what phase 1 writes. */

@@ -212,6 +212,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
       current = undefined;
       runner.killedBecause = "stopped: the model was unloaded";
       await runner.proc.stop();
+      log.info(`engine runner ${runner.proc.pid} stopped: the model was unloaded`);
     },
     async step(requestId, input, sampling) {
       if (lost.has(requestId)) {
