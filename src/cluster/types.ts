@@ -2,6 +2,7 @@
 // cluster implements it (service.ts); the HTTP API and `exo run` consume it, so they can be driven by fakes.
 import type { SamplingParams } from "../engine/types.ts";
 import type { ModelId } from "../ids.ts";
+import type { LayerRange } from "../topology/types.ts";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
@@ -55,11 +56,9 @@ export interface InferenceService {
   generate(req: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerationEvent>;
 }
 
-/** One node's part of a placed model, and how far it got preparing it. */
-export interface PlacedStage {
+/** One node's part of a placed model (its layer range), and how far it got preparing it. */
+export interface PlacedStage extends LayerRange {
   nodeId: string;
-  layerStart: number;
-  layerEnd: number;
   /** Memory of the node in MB, when known. */
   memoryMb?: number;
   /** Its last STATUS: download, load or ready (undefined before any was heard). */
