@@ -204,3 +204,11 @@ describe("POST /v1/messages", () => {
     expect((await res.json()).error.type).toBe("rate_limit_error");
   });
 });
+
+test("stop_reason: a matched stop string is stop_sequence, EOS end_turn, the cap max_tokens, a call tool_use", async () => {
+  const { stopReason } = await import("../../../src/api/anthropic-format.ts");
+  expect(stopReason("stop", "###")).toBe("stop_sequence");
+  expect(stopReason("stop", undefined)).toBe("end_turn");
+  expect(stopReason("length", undefined)).toBe("max_tokens");
+  expect(stopReason("tool_calls", undefined)).toBe("tool_use");
+});
