@@ -1,10 +1,11 @@
 // Trains the embedded default model (exo-tiny-chat) from scratch and writes it to configs/default-model/.
 // Deterministic: fixed seeds for the corpus and the weights. Run with `nice -n 10 bun scripts/train-default-model.ts`;
 // `--files-only` rewrites just the config and tokenizer files.
-// Two phases: phase 1 is the original recipe (counting, reversing, sums; it wrote the first committed weights,
-// sha256 PHASE1_SHA256); phase 2 continues from those weights on longer rows that mix in the tool task.
-// `--phase1 FILE` starts phase 2 from a saved phase-1 result instead of recomputing it; the file must have
-// exactly PHASE1_SHA256, so the output is the same as a full run.
+// Phase 1 is the recipe of the committed weights (counting, reversing, sums; sha256 PHASE1_SHA256). Phase 2, the
+// tool task (get_weather), is an experiment and OFF by default (--copy-steps 0 --tool-steps 0), because no run so
+// far reached the bar (configs/default-model/README.md, "The tool task"): 2a teaches copying ("repeat WORD"),
+// 2b the weather chats. `--phase1 FILE` starts phase 2 from a saved phase-1 result instead of recomputing it;
+// the file must have exactly PHASE1_SHA256, so the output is the same as a full run.
 import { core as mx } from "@frost-beta/mlx";
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -43,8 +44,9 @@ const { values: args } = parseArgs({
     "log-every": { type: "string", default: "100" },
     "eval-every": { type: "string", default: "0" },
     "files-only": { type: "boolean", default: false },
-    "copy-steps": { type: "string", default: "600" },
-    "tool-steps": { type: "string", default: "900" },
+    // The closest run so far: --copy-steps 1200 --tool-steps 900 (see the model's README).
+    "copy-steps": { type: "string", default: "0" },
+    "tool-steps": { type: "string", default: "0" },
     phase1: { type: "string" },
   },
 });
@@ -59,7 +61,9 @@ const WARMUP = 100;
 const SEED = 1234;
 // Phase 2a: copying ("repeat WORD") densely packed in phase 1's short rows, where copying by content is learnt.
 const COPY_STEPS = Number(args["copy-steps"]);
-const COPY_PEAK_LR = 1.5e-3;
+const COPY_PEAK_LR = 2e-3;
+/** Share of "repeat WORD" chats in phase 2a (the rest are the old chats). */
+const COPY_SHARE = 0.7;
 // Phase 2b: a two-step weather chat is about 200 tokens, so rows are longer and fewer.
 const TOOL_STEPS = Number(args["tool-steps"]);
 const TOOL_ROWS = 4;
@@ -184,7 +188,7 @@ async function evaluateTools(params: Params, n: number): Promise<number> {
 }
 
 /**
- * Phase 2a: "repeat WORD" (half) and the old chats, in phase 1's rows of 64. Then phase 2b: weather chats (40%),
+ * Phase 2a: "repeat WORD" (70%) and the old chats, in phase 1's rows of 64. Then phase 2b: weather chats (40%),
  * "repeat WORD" (15%), old tasks with the tool offered (10%) and the old chats (35%) in rows of 256, at a third
  * of phase 1's peak rate so the old tasks are not forgotten.
  */
@@ -195,7 +199,12 @@ async function phase2(params: Params): Promise<void> {
     name: "phase 2a",
     steps: COPY_STEPS,
     learningRate: schedule(COPY_PEAK_LR, TOOL_WARMUP, COPY_STEPS),
-    nextBatch: makeBatcher(tokenizer, () => (copyRng() < 0.5 ? sampleRepeat(copyRng) : copyChats()), ROWS, ROW_LENGTH),
+    nextBatch: makeBatcher(
+      tokenizer,
+      () => (copyRng() < COPY_SHARE ? sampleRepeat(copyRng) : copyChats()),
+      ROWS,
+      ROW_LENGTH,
+    ),
     check: async (p) =>
       `held-out ${percent(await evaluate(p, heldOutSet(30, 7)))} (30 prompts), ${await repeatCheck(p)}`,
   });
@@ -254,11 +263,13 @@ async function main(): Promise<void> {
   await writeHfFiles(args.out);
   if (args["files-only"]) return console.log(`wrote the config and tokenizer files to ${args.out}`);
   const params = args.phase1 ? loadPhase1(args.phase1) : await phase1();
-  await phase2(params);
+  if (COPY_STEPS + TOOL_STEPS > 0) await phase2(params);
   const score = await evaluate(params, heldOutSet(Number(args["eval-prompts"])));
   console.log(`held-out exact match ${(score * 100).toFixed(1)}% (training forward; the engine test is the reference)`);
-  const toolScore = await evaluateTools(params, 30);
-  console.log(`held-out cities, call and answer exact: ${(toolScore * 100).toFixed(1)}% (30 chats)`);
+  if (TOOL_STEPS > 0) {
+    const toolScore = await evaluateTools(params, 30);
+    console.log(`held-out cities, call and answer exact: ${(toolScore * 100).toFixed(1)}% (30 chats)`);
+  }
   const tensors = views(params);
   const weights: Record<string, mx.array> = {};
   params.names.forEach((name, i) => (weights[name] = tensors[i]!));

@@ -2,16 +2,8 @@
 // on held-out prompts it never saw in training: it must answer at least 90% of them exactly.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { HELP_ANSWER, heldOutSet, makeRng } from "../../scripts/default-model/tasks.ts";
-import {
-  HELD_OUT_CITIES,
-  TRAINING_CITIES,
-  WEATHER_PROMPTS,
-  WEATHER_TOOL,
-  weatherAnswer,
-  weatherCall,
-  weatherResult,
-} from "../../scripts/default-model/tool-tasks.ts";
+import { HELP_ANSWER, heldOutSet } from "../../scripts/default-model/tasks.ts";
+import { WEATHER_TOOL } from "../../scripts/default-model/tool-tasks.ts";
 import type { TemplateMessage } from "../../src/tokenizer/chat-template.ts";
 import { createLocalEngine, type LocalEngine } from "../../src/engine/local-engine.ts";
 import { createDetokenizer } from "../../src/tokenizer/detokenizer.ts";
@@ -88,44 +80,8 @@ test("answers a greeting with its help text and stops at <|end|>", async () => {
   expect(await answer("greeting", "hello", 2 * HELP_ANSWER.length)).toBe(HELP_ANSWER);
 });
 
-// Cities it never trained on: the held-out part of its list, and names from nowhere in it.
-const NEW_CITIES = [...HELD_OUT_CITIES, "Reykjavik", "Ulaanbaatar", "Timbuktu", "San Jose", "Port Moresby", "Zanzibar"];
-
-test(`calls get_weather with the city for cities it never saw (${NEW_CITIES.length}), at least 90% exact`, async () => {
-  for (const city of NEW_CITIES) expect(TRAINING_CITIES).not.toContain(city);
-  const misses: string[] = [];
-  for (const [i, city] of NEW_CITIES.entries()) {
-    const prompt = WEATHER_PROMPTS[i % WEATHER_PROMPTS.length] + city;
-    const got = await answer(`call-${i}`, prompt, 120, [WEATHER_TOOL]);
-    const want = `<tool_call>{"name": "get_weather", "arguments": {"city": ${JSON.stringify(city)}}}</tool_call>`;
-    if (got !== want) misses.push(`${prompt} → ${JSON.stringify(got)}`);
-  }
-  const right = NEW_CITIES.length - misses.length;
-  console.log(`exo-tiny-chat tool calls: ${right}/${NEW_CITIES.length} exact`);
-  for (const miss of misses) console.log(`  miss: ${miss}`);
-  expect(right / NEW_CITIES.length).toBeGreaterThanOrEqual(0.9);
-}, 120_000);
-
-test("after the tool's result it answers with a sentence that uses it, at least 90% exact", async () => {
-  const rng = makeRng(5150);
-  const misses: string[] = [];
-  for (const [i, city] of NEW_CITIES.entries()) {
-    const result = weatherResult(rng);
-    const chat = [
-      { role: "user", content: `what is the weather in ${city}` },
-      weatherCall(city),
-      { role: "tool", content: result },
-    ];
-    const got = await answer(`result-${i}`, chat, 120, [WEATHER_TOOL]);
-    if (got !== weatherAnswer(city, result)) misses.push(`${city} / ${result} → ${JSON.stringify(got)}`);
-  }
-  const right = NEW_CITIES.length - misses.length;
-  console.log(`exo-tiny-chat answers from tool results: ${right}/${NEW_CITIES.length} exact`);
-  for (const miss of misses) console.log(`  miss: ${miss}`);
-  expect(right / NEW_CITIES.length).toBeGreaterThanOrEqual(0.9);
-}, 120_000);
-
-test("with the tool offered, the old tasks are still answered, not turned into calls", async () => {
+// Its chat template renders offered tools as a system line the weights never saw; the tasks still come out.
+test("with a tool offered, the old tasks are still answered", async () => {
   const tasks = heldOutSet(30, 31);
   let right = 0;
   for (const [i, t] of tasks.entries())
