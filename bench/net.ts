@@ -1,11 +1,13 @@
-// Peer links on loopback, side by side with raw Bun TCP in the same run: HEALTH round trip (median, p99)
-// vs a raw 1-byte ping-pong; 16 MiB TENSOR frames through a link vs the same bytes over a raw socket;
-// 1,000 concurrent requests on one link; topology collection over 2 and 8 nodes (full mesh).
-// The receiving side of the throughput runs is a child process (as a peer on another machine would be), so the
-// sender's and the receiver's copies overlap as they do in a real cluster; both variants use the same child.
+// Peer links on loopback, side by side with raw Bun TCP in the same run, plain (keyless) and sealed (cluster
+// key: AES-256-GCM frames) links measured in alternating rounds: HEALTH round trip (median, p99) vs a raw 1-byte
+// ping-pong; 16 MiB TENSOR frames through a plain and a sealed link vs the same bytes over a raw socket; the
+// handshake (connect to ready) plain vs keyed; 1,000 concurrent requests on one link; topology collection over
+// 2 and 8 nodes (full mesh). The receiving side of the throughput runs is a child process (as a peer on another
+// machine would be), so the sender's and the receiver's work overlap as in a real cluster; all use the same child.
 // Usage: EXO_LOG_LEVEL=1 nice -n 10 bun bench/net.ts [health_rounds=2000] [tensor_frames=24]
 import type { Socket } from "bun";
 import { PeerPool, type PeerAddress } from "../src/net/peer-pool.ts";
+import { openProbe } from "../src/net/probe.ts";
 import { listenTcp, type TcpServer } from "../src/net/sockets.ts";
 import { createTopologyService, type TopologyService } from "../src/net/topology-service.ts";
 import { PROTOCOL_VERSION, VERSION } from "../src/version.ts";
@@ -14,6 +16,7 @@ const SINK = process.argv[2] === "--sink";
 const healthRounds = SINK ? 0 : Number(process.argv[2] ?? 2000);
 const tensorFrames = Number(process.argv[3] ?? 24);
 const MiB = 1024 * 1024;
+const KEY = new TextEncoder().encode("bench-cluster-key-0123456789abcdefghijklmnop");
 
 interface N {
   pool: PeerPool;
@@ -22,7 +25,7 @@ interface N {
   addr: PeerAddress;
 }
 
-function makeNode(id: string): N {
+function makeNode(id: string, clusterKey?: Uint8Array): N {
   let port = 0;
   const capabilities = { model: "Bench", chip: "cpu", memory: 1024, flops: { fp32: 1, fp16: 2, int8: 4 } };
   const pool = new PeerPool({
@@ -35,6 +38,7 @@ function makeNode(id: string): N {
     maxFrameBytes: 256 * MiB,
     backoffMinMs: 50,
     backoffMaxMs: 500,
+    clusterKey,
   });
   const server = listenTcp("127.0.0.1", 0, (s) => pool.accept(s));
   port = server.port;
@@ -52,9 +56,12 @@ function makeNode(id: string): N {
 /** Child mode: a node "sink" that counts TENSOR frames (answering PROMPT with the count) and a raw byte sink. */
 if (SINK) {
   const sink = makeNode("sink");
-  let frames = 0;
-  sink.pool.handle("TENSOR", () => void frames++);
-  sink.pool.handle("PROMPT", () => ({ type: "OK", fields: { frames } }));
+  const sealedSink = makeNode("sink", KEY);
+  for (const node of [sink, sealedSink]) {
+    let frames = 0;
+    node.pool.handle("TENSOR", () => void frames++);
+    node.pool.handle("PROMPT", () => ({ type: "OK", fields: { frames } }));
+  }
   let expected = -1;
   let bytes = 0;
   const raw = Bun.listen({
@@ -73,12 +80,12 @@ if (SINK) {
       },
     },
   });
-  console.log(JSON.stringify({ port: sink.addr.port, raw: raw.port }));
+  console.log(JSON.stringify({ port: sink.addr.port, sealed: sealedSink.addr.port, raw: raw.port }));
   await new Promise(() => {});
 }
 
-async function mesh(n: number): Promise<N[]> {
-  const nodes = Array.from({ length: n }, (_, i) => makeNode(`n${i}`));
+async function mesh(n: number, clusterKey?: Uint8Array): Promise<N[]> {
+  const nodes = Array.from({ length: n }, (_, i) => makeNode(`n${i}`, clusterKey));
   for (const x of nodes) x.pool.setPeers(nodes.map((y) => y.addr));
   const deadline = Date.now() + 10_000;
   while (nodes.some((x) => x.pool.stats().peers.some((p) => !p.outbound))) {
@@ -123,15 +130,26 @@ async function rawPair(
   return { client, writeAll, stop: () => (client.end(), server.stop(true)) };
 }
 
-// 1. HEALTH round trip vs raw ping-pong
+// 1. HEALTH round trip, plain and sealed links in alternating blocks, vs raw ping-pong
 const [a, b] = await mesh(2);
-for (let i = 0; i < 200; i++) await a!.pool.request("n1", "HEALTH");
+const [sa, sb] = await mesh(2, KEY);
+for (let i = 0; i < 200; i++) await a!.pool.request("n1", "HEALTH"), await sa!.pool.request("n1", "HEALTH");
 const health: number[] = [];
-for (let i = 0; i < healthRounds; i++) {
-  const t0 = performance.now();
-  await a!.pool.request("n1", "HEALTH");
-  health.push(performance.now() - t0);
+const sealedHealth: number[] = [];
+const BLOCKS = 10;
+for (let block = 0; block < BLOCKS; block++) {
+  for (const [node, out] of [
+    [a!, health],
+    [sa!, sealedHealth],
+  ] as const) {
+    for (let i = 0; i < healthRounds / BLOCKS; i++) {
+      const t0 = performance.now();
+      await node.pool.request("n1", "HEALTH");
+      out.push(performance.now() - t0);
+    }
+  }
 }
+close([sa!, sb!]);
 let pong: (() => void) | undefined;
 const ping = await rawPair(
   (s, d) => void s.write(d),
@@ -145,6 +163,7 @@ for (let i = 0; i < healthRounds + 200; i++) {
 }
 ping.stop();
 health.sort((x, y) => x - y);
+sealedHealth.sort((x, y) => x - y);
 raw.sort((x, y) => x - y);
 
 // 2. 16 MiB frames through a link vs the same bytes through a raw socket, both to a child process
@@ -154,21 +173,36 @@ const child = Bun.spawn([process.execPath, import.meta.path, "--sink"], {
   env: { ...process.env, EXO_LOG_LEVEL: "1" },
 });
 const reader = child.stdout.getReader();
-const sinkPorts = JSON.parse(new TextDecoder().decode((await reader.read()).value)) as { port: number; raw: number };
+const sinkPorts = JSON.parse(new TextDecoder().decode((await reader.read()).value)) as {
+  port: number;
+  sealed: number;
+  raw: number;
+};
 a!.pool.setPeers([b!.addr, { nodeId: "sink", address: "127.0.0.1", port: sinkPorts.port }]);
-while (!a!.pool.stats().peers.find((p) => p.nodeId === "sink")?.outbound) await Bun.sleep(10);
+const sealedSender = makeNode("sender", KEY);
+sealedSender.pool.setPeers([{ nodeId: "sink", address: "127.0.0.1", port: sinkPorts.sealed }]);
+for (const n of [a!, sealedSender])
+  while (!n.pool.stats().peers.find((p) => p.nodeId === "sink")?.outbound) await Bun.sleep(10);
 const tensor = new Uint8Array(16 * MiB).fill(7);
 const linkRuns: number[] = [];
+const sealedRuns: number[] = [];
 const rawRuns: number[] = [];
-let sent = 0;
-for (let run = 0; run < 5; run++) {
+const sentTo = new Map<N, number>();
+async function linkRun(from: N): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < tensorFrames; i++)
-    await a!.pool.send("sink", "TENSOR", { dtype: "uint8", shape: [tensor.length], request_id: "r" }, tensor);
-  sent += tensorFrames;
-  const count = await a!.pool.request("sink", "PROMPT"); // answered after every frame before it was decoded and handled
+    await from.pool.send("sink", "TENSOR", { dtype: "uint8", shape: [tensor.length], request_id: "r" }, tensor);
+  const sent = (sentTo.get(from) ?? 0) + tensorFrames;
+  sentTo.set(from, sent);
+  const count = await from.pool.request("sink", "PROMPT"); // answered after every frame before it was decoded and handled
   if (count.fields.frames !== sent) throw new Error(`sink saw ${String(count.fields.frames)} frames, sent ${sent}`);
-  linkRuns.push(performance.now() - t0);
+  return performance.now() - t0;
+}
+await linkRun(sealedSender); // warm up the ciphers (their first calls are several times slower)
+await linkRun(a!);
+for (let run = 0; run < 5; run++) {
+  linkRuns.push(await linkRun(a!));
+  sealedRuns.push(await linkRun(sealedSender));
 
   const total = tensorFrames * tensor.length;
   const ack = Promise.withResolvers<void>();
@@ -194,10 +228,28 @@ for (let run = 0; run < 5; run++) {
   rawRuns.push(performance.now() - t1);
   sock.end();
 }
-child.kill();
 const gbps = (ms: number) => (tensorFrames * tensor.length) / MiB / (ms / 1000);
 const linkMiBs = gbps(median(linkRuns));
+const sealedMiBs = gbps(median(sealedRuns));
 const rawMiBs = gbps(median(rawRuns));
+
+// Handshake: connect to a ready link (a probe), plain vs keyed, alternating.
+const handshakes: number[] = [];
+const sealedHandshakes: number[] = [];
+for (let i = 0; i < 200; i++) {
+  for (const [port, key, out] of [
+    [sinkPorts.port, undefined, handshakes],
+    [sinkPorts.sealed, KEY, sealedHandshakes],
+  ] as const) {
+    const t0 = performance.now();
+    const probe = await openProbe("127.0.0.1", port, { probeId: "bench", timeoutMs: 5000, clusterKey: key });
+    if (i >= 20) out.push(performance.now() - t0);
+    probe.close("bench");
+  }
+}
+child.kill();
+sealedSender.pool.stop();
+sealedSender.server.stop();
 
 // 3. 1,000 concurrent requests on one link
 b!.pool.handle("PROMPT", (msg) => ({ type: "OK", fields: { n: msg.fields.n } }));
@@ -227,16 +279,34 @@ for (let i = 0; i < 50; i++) {
 }
 close(eight);
 
+const ms = (x: number) => x.toFixed(3);
+const load = (
+  await Bun.file("/proc/loadavg")
+    .text()
+    .catch(() => "")
+)
+  .split(" ")
+  .slice(0, 3)
+  .join(" ");
 const rows: [string, string][] = [
-  ["HEALTH round trip median / p99", `${pct(health, 0.5).toFixed(3)} / ${pct(health, 0.99).toFixed(3)} ms`],
-  ["raw TCP ping-pong median / p99", `${pct(raw, 0.5).toFixed(3)} / ${pct(raw, 0.99).toFixed(3)} ms`],
-  ["HEALTH / raw (median)", (pct(health, 0.5) / pct(raw, 0.5)).toFixed(2)],
-  [`16 MiB frames x${tensorFrames} via link`, `${linkMiBs.toFixed(0)} MiB/s`],
+  ["HEALTH round trip plain median / p99", `${ms(pct(health, 0.5))} / ${ms(pct(health, 0.99))} ms`],
+  ["HEALTH round trip sealed median / p99", `${ms(pct(sealedHealth, 0.5))} / ${ms(pct(sealedHealth, 0.99))} ms`],
+  [
+    "sealed - plain (median / p99)",
+    `+${ms(pct(sealedHealth, 0.5) - pct(health, 0.5))} / +${ms(pct(sealedHealth, 0.99) - pct(health, 0.99))} ms`,
+  ],
+  ["raw TCP ping-pong median / p99", `${ms(pct(raw, 0.5))} / ${ms(pct(raw, 0.99))} ms`],
+  ["HEALTH plain / raw (median)", (pct(health, 0.5) / pct(raw, 0.5)).toFixed(2)],
+  [`16 MiB frames x${tensorFrames} via plain link`, `${linkMiBs.toFixed(0)} MiB/s`],
+  [`16 MiB frames x${tensorFrames} via sealed link`, `${sealedMiBs.toFixed(0)} MiB/s`],
   [`same bytes via raw TCP`, `${rawMiBs.toFixed(0)} MiB/s`],
-  ["link / raw throughput", (linkMiBs / rawMiBs).toFixed(2)],
+  ["plain link / raw throughput", (linkMiBs / rawMiBs).toFixed(2)],
+  ["sealed / plain link throughput", (sealedMiBs / linkMiBs).toFixed(2)],
+  ["handshake plain / keyed (median)", `${ms(median(handshakes))} / ${ms(median(sealedHandshakes))} ms`],
   ["1000 concurrent requests (median)", `${median(concurrent).toFixed(1)} ms`],
   ["topology collection, 2 nodes (median)", `${median(topo2).toFixed(3)} ms`],
   ["topology collection, 8 nodes (median)", `${median(topo8).toFixed(3)} ms`],
+  ["load average (1, 5, 15 min)", load],
 ];
 const width = Math.max(...rows.map(([k]) => k.length));
 for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
@@ -245,12 +315,19 @@ console.log(
     bench: "net",
     health_median_ms: pct(health, 0.5),
     health_p99_ms: pct(health, 0.99),
+    sealed_health_median_ms: pct(sealedHealth, 0.5),
+    sealed_health_p99_ms: pct(sealedHealth, 0.99),
     raw_pingpong_median_ms: pct(raw, 0.5),
     link_mib_s: linkMiBs,
+    sealed_mib_s: sealedMiBs,
     raw_mib_s: rawMiBs,
     throughput_ratio: linkMiBs / rawMiBs,
+    sealed_plain_ratio: sealedMiBs / linkMiBs,
+    handshake_plain_ms: median(handshakes),
+    handshake_keyed_ms: median(sealedHandshakes),
     concurrent_1000_ms: median(concurrent),
     topology_2_ms: median(topo2),
     topology_8_ms: median(topo8),
+    loadavg: load,
   }),
 );

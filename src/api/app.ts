@@ -1,6 +1,6 @@
 // The HTTP app as a plain fetch(req) → Response function: routing, bearer auth, CORS, and the one place
 // where thrown errors become OpenAI-shaped responses. server.ts only wires this into Bun.serve.
-import { timingSafeEqual } from "node:crypto";
+import { hasApiKey } from "./auth.ts";
 import { NodeError } from "../errors.ts";
 import type { ApiDeps } from "./deps.ts";
 import { ApiError, errorResponse } from "./errors.ts";
@@ -154,7 +154,7 @@ function match(routes: Map<string, Record<string, Handler>>, method: string, pat
     // One-segment wildcard: model ids like "llama-3.2-1b" (URL-encoded if they ever hold a slash).
     const cut = pathname.lastIndexOf("/");
     methods = routes.get(`${pathname.slice(0, cut)}/*`);
-    param = decodeURIComponent(pathname.slice(cut + 1));
+    param = decodeSegment(pathname.slice(cut + 1));
     if (param.length === 0) methods = undefined;
   }
   const verb = method === "HEAD" ? "GET" : method;
@@ -168,14 +168,20 @@ function errorResponseFor(pathname: string): (err: unknown, headers: Record<stri
   return errorResponse;
 }
 
-/** The key as a bearer token, or as Anthropic's clients send it (`x-api-key`). */
+/** A URL path segment, decoded. @throws E_INVALID_REQUEST for a broken percent-encoding (e.g. "%E0%A4%A") */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiError(
+      "E_INVALID_REQUEST",
+      `the path segment "${segment}" is not valid percent-encoding (URL-encode the model id)`,
+    );
+  }
+}
+
 function checkAuth(req: Request, apiKey: string | undefined): void {
-  if (!apiKey) return;
-  const header = req.headers.get("authorization") ?? "";
-  const bearer = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
-  const given = Buffer.from(bearer || (req.headers.get("x-api-key") ?? "").trim());
-  const wanted = Buffer.from(apiKey);
-  if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+  if (!hasApiKey(req, apiKey)) {
     throw new ApiError(
       "E_UNAUTHORIZED",
       "missing or wrong API key: send Authorization: Bearer <EXO_API_KEY> (or x-api-key)",

@@ -1,5 +1,6 @@
 // `exo run [MODEL] [--prompt TEXT]`: start a node (API included), place and load MODEL on the cluster with
 // visible progress, then chat in the terminal, or answer --prompt once on stdout and exit. Thin: flags → node → session.
+import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { rootLogger, setLogLevel } from "../log.ts";
 import { nodeArgs } from "./node-args.ts";
@@ -35,7 +36,16 @@ export default defineCommand({
     const { parseNodeOptions } = await import("../config/node-options.ts");
     const { createNode } = await import("../node/node.ts");
     const flags = parseRunFlags(args, DEFAULT_MODEL_ID);
-    const node = await createNode(parseNodeOptions(args));
+    const options = parseNodeOptions(args);
+    // `exo run DIR` serves that directory, as --models DIR would: a local path is the operator's choice.
+    const { hasConfigFile } = await import("../models/spec/config-file.ts");
+    const isDir = await hasConfigFile(resolve(flags.modelId));
+    // A mistyped model id fails here, with suggestions, before the node binds any port or links to a peer.
+    if (!isDir) {
+      const { resolveModelRef } = await import("../catalog/resolve.ts");
+      await resolveModelRef(flags.modelId);
+    }
+    const node = await createNode(isDir ? { ...options, models: [...options.models, flags.modelId] } : options);
     try {
       await waitForPeers(node.pool, flags.peerWaitMs, (t) => process.stderr.write(t));
       const { inference } = node.services;

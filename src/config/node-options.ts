@@ -25,6 +25,8 @@ export interface NodeOptions {
   healthTimeoutMs: number;
   /** Default deadline of a request to a peer. */
   requestTimeoutMs: number;
+  /** A stage preparing a model (download, load) with no progress for this long fails the prepare. */
+  prepareStallMs: number;
   dialTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxFrameBytes: number;
@@ -38,6 +40,10 @@ export interface NodeOptions {
   memoryMb: number | undefined;
   /** Models served besides the catalog (local directories, Hugging Face repo ids), from --models. */
   models: string[];
+  /** EXO_CLUSTER_KEY (overrides the peer file's cluster_key). */
+  clusterKey: string | undefined;
+  /** --cluster-key-file (overrides EXO_CLUSTER_KEY and the peer file). */
+  clusterKeyFile: string | undefined;
 }
 
 /** Flag values as citty hands them over (strings; see src/cli/node-args.ts). */
@@ -52,11 +58,13 @@ export interface NodeFlags {
   "health-interval-ms"?: string;
   "health-timeout-ms"?: string;
   "request-timeout-ms"?: string;
+  "prepare-stall-ms"?: string;
   "max-frame-bytes"?: string;
   engine?: string;
   "fake-step-ms"?: string;
   "memory-mb"?: string;
   models?: string;
+  "cluster-key-file"?: string;
 }
 
 /** A stable id from the host name: lower case, letters, digits, `-` and `_` only. */
@@ -117,6 +125,7 @@ export function parseNodeOptions(
       600_000,
     ),
     requestTimeoutMs: integer("request-timeout-ms", flags["request-timeout-ms"], 30_000, 10, 3_600_000),
+    prepareStallMs: integer("prepare-stall-ms", flags["prepare-stall-ms"], 60_000, 100, 24 * 3_600_000),
     dialTimeoutMs: 5000,
     handshakeTimeoutMs: 5000,
     maxFrameBytes: integer("max-frame-bytes", flags["max-frame-bytes"], 256 * 1024 * 1024, 1024, 0xffffffff),
@@ -128,21 +137,30 @@ export function parseNodeOptions(
       .split(",")
       .map((m) => m.trim())
       .filter((m) => m !== ""),
+    clusterKey: env.EXO_CLUSTER_KEY || undefined,
+    clusterKeyFile: flags["cluster-key-file"] || undefined,
   });
 }
 
 /**
  * Options of `exo doctor`. @throws NodeError E_CONFIG_INVALID naming the flag
  */
-export function parseDoctorOptions(flags: { count?: string; "timeout-ms"?: string }): {
+export function parseDoctorOptions(
+  flags: { count?: string; "timeout-ms"?: string; "cluster-key-file"?: string },
+  env: Record<string, string | undefined> = process.env,
+): {
   count: number;
   timeoutMs: number;
   probeId: string;
+  clusterKey: string | undefined;
+  clusterKeyFile: string | undefined;
 } {
   return {
     count: integer("count", flags.count, 10, 1, 10_000),
     timeoutMs: integer("timeout-ms", flags["timeout-ms"], 5000, 10, 600_000),
     probeId: `doctor@${defaultNodeId()}`,
+    clusterKey: env.EXO_CLUSTER_KEY || undefined,
+    clusterKeyFile: flags["cluster-key-file"] || undefined,
   };
 }
 

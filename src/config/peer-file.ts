@@ -1,6 +1,7 @@
 // The peer file (DESIGN §4): exo's manual-discovery JSON, or YAML with the same keys → a frozen PeerFile.
 // Validation names the file, the key path and the reason; every problem in the file is reported at once.
 import YAML from "yaml";
+import { duplicatePeerId } from "./duplicate-peers.ts";
 import { NodeError } from "../errors.ts";
 import type { DeviceCapabilities } from "../topology/types.ts";
 
@@ -20,6 +21,8 @@ export interface PeerSpec extends PeerEntry {
 export interface PeerFile {
   readonly fileName: string;
   readonly peers: ReadonlyMap<string, PeerEntry>;
+  /** Top-level `cluster_key` (cluster-key.ts checks it); exo's files have none. */
+  readonly clusterKey?: string;
 }
 
 type Format = "json" | "yaml";
@@ -123,9 +126,18 @@ function checkPeer(c: Checker, value: unknown, path: string): PeerEntry | undefi
 export function parsePeerFile(text: string, fileName: string): PeerFile {
   if (text.trim() === "")
     throw new NodeError("E_CONFIG_INVALID", `${fileName}: the file is empty (expected a "peers" map)`);
+  const twice = duplicatePeerId(text);
+  if (twice)
+    throw new NodeError(
+      "E_CONFIG_INVALID",
+      `${fileName}: peers.${twice.nodeId}: node id "${twice.nodeId}" is listed twice (again at line ${twice.line}); list each node once`,
+    );
   const root = decode(text, fileName);
   const c = new Checker();
   const peers = new Map<string, PeerEntry>();
+  const clusterKey =
+    isObject(root) && root.cluster_key !== undefined && root.cluster_key !== null ? root.cluster_key : undefined;
+  if (clusterKey !== undefined && typeof clusterKey !== "string") c.fail("cluster_key", "a string", clusterKey);
   if (!isObject(root)) c.fail("(root)", 'an object with a "peers" map', root);
   else if (!isObject(root.peers)) c.fail("peers", "a map of node id → {address, port}", root.peers);
   else {
@@ -140,7 +152,7 @@ export function parsePeerFile(text: string, fileName: string): PeerFile {
   if (c.problems.length > 1) {
     throw new NodeError("E_CONFIG_INVALID", `${fileName}: ${c.problems.length} problems: ${c.problems.join("; ")}`);
   }
-  return Object.freeze({ fileName, peers });
+  return Object.freeze(typeof clusterKey === "string" ? { fileName, peers, clusterKey } : { fileName, peers });
 }
 
 /**
@@ -172,5 +184,6 @@ export function selfEntry(file: PeerFile, selfId: string): PeerEntry | undefined
 
 /** A canonical string of a peer file's content, so watchers can tell a real change from a re-save. */
 export function peerFileKey(file: PeerFile): string {
-  return JSON.stringify([...file.peers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const peers = [...file.peers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify(file.clusterKey === undefined ? peers : [peers, file.clusterKey]);
 }

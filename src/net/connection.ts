@@ -3,7 +3,15 @@
 import type { Socket } from "bun";
 import { NodeError, isNodeError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { FrameDecoder, encodeFrame, encodeFrameHead, type OutgoingMessage } from "../protocol/frame.ts";
+import {
+  FrameDecoder,
+  decodePayload,
+  encodeFrame,
+  encodeFrameHead,
+  type OutgoingMessage,
+  type ReceiveBudget,
+} from "../protocol/frame.ts";
+import { FrameOpener, FrameSealer, type LazyBytes } from "../protocol/seal.ts";
 import type { Message } from "../protocol/types.ts";
 
 const log = logger("net");
@@ -16,8 +24,14 @@ export interface SocketData {
 export interface ConnectionOptions {
   direction: "in" | "out";
   maxFrameBytes: number;
+  /** Shared by the node's links: bytes partly received big frames may hold (frame.ts). */
+  budget?: ReceiveBudget;
   onMessage(msg: Message): void;
   onClose(reason: string): void;
+  /** A frame that cannot be decoded or opened; return true when handled (the owner closed the link). */
+  onBadFrame?(err: NodeError): boolean;
+  /** Where the reason of a closing goes (default: a warning; the link rate-limits those before the handshake). */
+  warn?(message: string): void;
 }
 
 let nextConnectionId = 1;
@@ -45,16 +59,26 @@ export class Connection {
   private readonly socket: Socket<SocketData>;
   private readonly decoder: FrameDecoder;
   private readonly opts: ConnectionOptions;
-  private queue: Uint8Array[] = [];
+  /** Buffers to send, in order; a LazyBytes makes its bytes (a big sealed body) only once the socket has room. */
+  private queue: (Uint8Array | LazyBytes)[] = [];
   private queueOffset = 0;
   private queued = 0;
   private flushWaiters: (() => void)[] = [];
+  private sealer: FrameSealer | undefined;
+  private opener: FrameOpener | undefined;
+  /** While a keyed handshake runs, the peer may still refuse in plain text (it may hold another key). */
+  plainErrorsAllowed = true;
 
   constructor(socket: Socket<SocketData>, opts: ConnectionOptions) {
     this.socket = socket;
     this.opts = opts;
     this.direction = opts.direction;
-    this.decoder = new FrameDecoder({ maxFrameBytes: opts.maxFrameBytes });
+    this.decoder = new FrameDecoder({
+      maxFrameBytes: opts.maxFrameBytes,
+      budget: opts.budget,
+      // A big sealed frame is decrypted as it arrives, into its own buffer: its ciphertext is never assembled.
+      sinkFor: (type, n) => (type === "SEALED" && this.opener ? this.opener.openStream(n) : undefined),
+    });
     this.localPort = socket.localPort;
     this.remoteAddress = socket.remoteAddress;
     this.remotePort = socket.remotePort;
@@ -72,19 +96,33 @@ export class Connection {
     return this.queued;
   }
 
+  /** True once frames are sealed both ways (after a keyed handshake). */
+  get sealed(): boolean {
+    return this.sealer !== undefined;
+  }
+
+  /** From now on every frame sent is sealed with `send`, and every frame received must be sealed with `receive`. */
+  startSealing(keys: { send: Uint8Array; receive: Uint8Array }): void {
+    this.sealer = new FrameSealer(keys.send);
+    this.opener = new FrameOpener(keys.receive);
+  }
+
   /**
-   * Encode and send one frame; what the socket does not take now goes out on drain, in order.
+   * Encode (and seal, on a keyed link) one frame and send it; what the socket does not take now goes out on
+   * drain, in order. `plain` sends it unsealed even then (a refusal the peer may not be able to open).
    * @throws NodeError E_PEER_DOWN when closed, E_FRAME_TOO_LARGE for an oversized frame
    */
-  write(msg: OutgoingMessage): void {
+  write(msg: OutgoingMessage, opts: { plain?: boolean } = {}): void {
     if (this.closed) throw new NodeError("E_PEER_DOWN", `link ${this.label} is closed (${this.closeReason})`);
     const body = msg.body;
     // A large body is queued as it is, right behind its header: no other frame can come between them, and
     // copying 16 MiB of hidden states into a fresh buffer cost more than sending them (bench/net.ts).
     const parts =
-      body && body.byteLength >= ZERO_COPY_MIN_BYTES
-        ? [encodeFrameHead(msg, this.opts.maxFrameBytes), body]
-        : [encodeFrame(msg, this.opts.maxFrameBytes)];
+      this.sealer && !opts.plain
+        ? this.sealer.seal(msg, this.opts.maxFrameBytes)
+        : body && body.byteLength >= ZERO_COPY_MIN_BYTES
+          ? [encodeFrameHead(msg, this.opts.maxFrameBytes), body]
+          : [encodeFrame(msg, this.opts.maxFrameBytes)];
     const wasIdle = this.queue.length === 0;
     for (const part of parts) {
       this.queue.push(part);
@@ -112,6 +150,7 @@ export class Connection {
     this.closeReason = reason;
     this.queue = [];
     this.queued = 0;
+    this.decoder.close();
     this.releaseFlushWaiters();
     this.socket.end();
     this.opts.onClose(reason);
@@ -126,25 +165,32 @@ export class Connection {
   handleData(chunk: Uint8Array): void {
     if (this.closed) return;
     this.bytesIn += chunk.byteLength;
-    let messages: Message[];
     try {
-      messages = this.decoder.push(chunk);
+      // Each frame is decoded and delivered before the next header is read: delivering one (AUTH) may start
+      // sealing for the next.
+      this.decoder.pushRaw(chunk, (f) => {
+        if (this.closed) return;
+        const msg = f.message ?? this.decode(f.type, f.payload);
+        this.framesIn++;
+        this.opts.onMessage(msg);
+      });
     } catch (err) {
-      const reason = isNodeError(err) ? `${err.code}: ${err.message}` : String(err);
-      log.warn(`closing link ${this.label}: ${reason}`);
-      try {
-        this.write({ type: "ERROR", fields: { code: isNodeError(err) ? err.code : "E_INTERNAL", message: reason } });
-      } catch {
-        // the socket may already refuse writes; the close below is what matters
-      }
-      this.close(reason);
-      return;
+      if (!this.closed) this.badFrame(err);
     }
-    for (const msg of messages) {
-      if (this.closed) return;
-      this.framesIn++;
-      this.opts.onMessage(msg);
+  }
+
+  /** A framing or sealing error: tell the peer why (unless the owner handles it), log, close. */
+  private badFrame(err: unknown): void {
+    this.decoder.close();
+    if (isNodeError(err) && this.opts.onBadFrame?.(err)) return;
+    const reason = isNodeError(err) ? `${err.code}: ${err.message}` : String(err);
+    (this.opts.warn ?? ((m: string) => log.warn(m)))(`closing link ${this.label}: ${reason}`);
+    try {
+      this.write({ type: "ERROR", fields: { code: isNodeError(err) ? err.code : "E_INTERNAL", message: reason } });
+    } catch {
+      // the socket may already refuse writes; the close below is what matters
     }
+    this.close(reason);
   }
 
   /** Socket `close`/`error`: the peer or the network ended it. */
@@ -153,15 +199,34 @@ export class Connection {
     this.closeReason = reason;
     this.queue = [];
     this.queued = 0;
+    this.decoder.close();
     this.releaseFlushWaiters();
     this.opts.onClose(reason);
   }
 
+  /** A raw frame → its message: sealed ones are opened; on a keyed link plain ones are refused (but refusals). */
+  private decode(type: Message["type"], payload: Uint8Array): Message {
+    if (type === "SEALED") {
+      if (!this.opener) throw new NodeError("E_PROTOCOL_SEAL", "a sealed frame on a link without a cluster key");
+      return this.opener.open(payload);
+    }
+    if (this.opener && !(type === "ERROR" && this.plainErrorsAllowed))
+      throw new NodeError("E_PROTOCOL_SEAL", `a plain ${type} frame on a sealed link`);
+    return decodePayload(type, payload);
+  }
+
   private flush(): void {
     while (this.queue.length > 0) {
-      const frame = this.queue[0]!;
-      const left = frame.byteLength - this.queueOffset;
-      const n = this.socket.write(frame, this.queueOffset, left);
+      const head = this.queue[0]!;
+      if (!(head instanceof Uint8Array)) {
+        // Make the next piece now that the socket has room: encrypting overlaps with the peer reading the last one.
+        const piece = head.next();
+        if (piece) this.queue.unshift(piece);
+        else this.queue.shift();
+        continue;
+      }
+      const left = head.byteLength - this.queueOffset;
+      const n = this.socket.write(head, this.queueOffset, left);
       if (n < 0) {
         this.handleClosed("socket refused the write (closed)");
         return;

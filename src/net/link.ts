@@ -5,9 +5,20 @@ import type { Socket } from "bun";
 import { NodeError, type ErrorCode } from "../errors.ts";
 import { logger } from "../log.ts";
 import { PendingCalls } from "../pending-calls.ts";
+import type { ReceiveBudget } from "../protocol/frame.ts";
 import type { Message, MessageTypeName } from "../protocol/types.ts";
 import type { Reply } from "./transport.ts";
 import { Connection, type SocketData } from "./connection.ts";
+import {
+  checkHelloProof,
+  createAuthOffer,
+  deriveLinkKeys,
+  encodeAuth,
+  helloProof,
+  parseAuth,
+  type AuthOffer,
+  type LinkKeys,
+} from "./handshake.ts";
 import { encodeHello, parseHello, type Hello } from "./hello.ts";
 
 const log = logger("net");
@@ -15,16 +26,25 @@ const log = logger("net");
 /** Frames before the handshake are small; a stranger cannot make us buffer a huge one. */
 const PRE_HANDSHAKE_MAX_BYTES = 64 * 1024;
 
+/** How to fix a key mismatch; part of every `cluster keys differ` refusal. */
+export const CLUSTER_KEY_FIX =
+  "give every node (and exo doctor) the same cluster key: `cluster_key` in the peer file, EXO_CLUSTER_KEY or --cluster-key-file (exo keygen makes one)";
+
 export interface LinkOptions {
   direction: "in" | "out";
   /** What this node says in its HELLO. */
   hello: Hello;
   /** Dialer only: the node id expected at the other end (the acceptor refuses if it is someone else). */
   expect?: string;
-  /** Membership check on the peer's HELLO: a returned string refuses the link with that reason. */
-  admit?(peer: Hello): string | undefined;
+  /** Membership check on the peer's HELLO (and where it came from): a returned string refuses the link. */
+  admit?(peer: Hello, remoteAddress: string): string | undefined;
+  /** The cluster key: with it the handshake is authenticated and every frame after it sealed. */
+  clusterKey?: Uint8Array;
   handshakeTimeoutMs: number;
   maxFrameBytes: number;
+  budget?: ReceiveBudget;
+  /** Where failures before the handshake completes are logged (the pool rate-limits a flood); default a warning. */
+  warnUnauthenticated?(message: string, code: ErrorCode): void;
   /** A request (has `id`, expects answer()) or one-way message from the peer, after the handshake. */
   onMessage(link: Link, msg: Message): void;
   onReady?(link: Link): void;
@@ -46,6 +66,8 @@ export class Link {
   private nextId: number;
   private settle!: { resolve(h: Hello): void; reject(e: NodeError): void };
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
+  private offer: AuthOffer | undefined;
+  private keys: LinkKeys | undefined;
 
   constructor(socket: Socket<SocketData>, opts: LinkOptions) {
     this.opts = opts;
@@ -55,8 +77,11 @@ export class Link {
     this.conn = new Connection(socket, {
       direction: opts.direction,
       maxFrameBytes: opts.maxFrameBytes,
+      budget: opts.budget,
       onMessage: (msg) => this.dispatch(msg),
       onClose: (reason) => this.closed(reason),
+      onBadFrame: (err) => this.badFrame(err),
+      warn: (m) => this.warn(m, "E_PROTOCOL_PAYLOAD"),
     });
     this.conn.setMaxFrameBytes(Math.min(PRE_HANDSHAKE_MAX_BYTES, opts.maxFrameBytes));
     this.handshakeTimer = setTimeout(
@@ -64,8 +89,18 @@ export class Link {
       opts.handshakeTimeoutMs,
     );
     // The dialer speaks first and names whom it expects; the acceptor answers only once it admits the dialer,
-    // so a refused dialer never sees the link as up.
-    if (opts.direction === "out") this.conn.write({ type: "HELLO", fields: encodeHello(opts.hello, opts.expect) });
+    // so a refused dialer never sees the link as up. With a key the dialer first offers AUTH (nothing about it).
+    if (opts.direction === "out") {
+      if (opts.clusterKey) {
+        this.offer = createAuthOffer();
+        this.conn.write({ type: "AUTH", fields: encodeAuth(this.offer) });
+      } else this.conn.write({ type: "HELLO", fields: encodeHello(opts.hello, opts.expect) });
+    }
+  }
+
+  /** True when this link's frames are sealed (a keyed handshake). */
+  get sealed(): boolean {
+    return this.conn.sealed;
   }
 
   get isReady(): boolean {
@@ -115,9 +150,34 @@ export class Link {
   /** The peer broke the protocol: log why, tell it, close. */
   private violation(code: ErrorCode, reason: string): void {
     if (this.conn.closed) return;
-    log.warn(`closing link ${this.conn.label}: ${code}: ${reason}`);
+    this.warn(`closing link ${this.conn.label}: ${code}: ${reason}`, code);
     this.conn.write({ type: "ERROR", fields: { code, message: reason } });
     this.close(`${code}: ${reason}`);
+  }
+
+  /** Before the handshake, through the pool's rate limit; after it, a plain warning. */
+  private warn(message: string, code: ErrorCode): void {
+    if (!this.peer && this.opts.warnUnauthenticated) this.opts.warnUnauthenticated(message, code);
+    else log.warn(message);
+  }
+
+  /** A sealed frame that does not open during the handshake: the two sides hold different keys. */
+  private badFrame(err: NodeError): boolean {
+    if (this.peer || !this.keys || err.code !== "E_PROTOCOL_SEAL") return false;
+    this.refuse(`cluster keys differ: a sealed frame from ${this.conn.label} does not open with this node's key`, {
+      plain: true,
+    });
+    return true;
+  }
+
+  /** Refuse the handshake: log, tell the peer why (sealed once keys are agreed, unless `plain`), close. */
+  private refuse(reason: string, opts: { plain?: boolean } = {}): void {
+    if (this.conn.closed) return;
+    const message = reason.startsWith("cluster keys differ") ? `${reason}: ${CLUSTER_KEY_FIX}` : reason;
+    this.warn(`refusing link ${this.conn.label}: ${message}`, "E_HANDSHAKE");
+    this.conn.write({ type: "ERROR", fields: { code: "E_HANDSHAKE", message } }, opts);
+    this.settle.reject(new NodeError("E_HANDSHAKE", `refused ${this.conn.label}: ${message}`));
+    this.close(`handshake refused: ${message}`);
   }
 
   /** The peer's node id once known, else its address. */
@@ -146,11 +206,52 @@ export class Link {
   private handshake(msg: Message): void {
     if (msg.type === "ERROR") {
       const reason = `${this.conn.label} refused the handshake: ${String(msg.fields.message)}`;
-      log.warn(reason);
+      this.warn(reason, "E_HANDSHAKE");
       this.settle.reject(new NodeError("E_HANDSHAKE", reason));
       return this.close(reason);
     }
+    const key = this.opts.clusterKey;
+    if (!key) {
+      if (msg.type === "AUTH")
+        return this.refuse("cluster keys differ: the peer has a cluster key, this node has none", { plain: true });
+      if (msg.type !== "HELLO")
+        return this.violation("E_HANDSHAKE", `${this.conn.label} sent ${msg.type} before HELLO`);
+      return this.acceptHello(msg);
+    }
+    if (!this.keys) {
+      if (msg.type === "HELLO")
+        return this.refuse("cluster keys differ: this node has a cluster key, the peer has none", { plain: true });
+      if (msg.type !== "AUTH") return this.violation("E_HANDSHAKE", `${this.conn.label} sent ${msg.type} before AUTH`);
+      const out = this.opts.direction === "out";
+      try {
+        const theirs = parseAuth(msg.fields);
+        this.offer ??= createAuthOffer();
+        if (!out) this.conn.write({ type: "AUTH", fields: encodeAuth(this.offer) });
+        this.keys = deriveLinkKeys(out ? "dialer" : "acceptor", key, this.offer, theirs);
+      } catch (err) {
+        return this.refuse((err as Error).message, { plain: true });
+      }
+      this.conn.startSealing(this.keys);
+      if (out) {
+        const self = this.opts.hello.nodeId;
+        const proof = helloProof(this.keys, "dialer", self, this.opts.expect ?? "");
+        this.conn.write({ type: "HELLO", fields: { ...encodeHello(this.opts.hello, this.opts.expect), proof } });
+      }
+      return;
+    }
+    // Keys are agreed and this frame opened with them: the peer holds the cluster key. Its proof binds the ids.
     if (msg.type !== "HELLO") return this.violation("E_HANDSHAKE", `${this.conn.label} sent ${msg.type} before HELLO`);
+    const out = this.opts.direction === "out";
+    const self = this.opts.hello.nodeId;
+    const peerId = String(msg.fields.node_id);
+    const meant = out ? self : typeof msg.fields.to === "string" ? msg.fields.to : "";
+    if (!checkHelloProof(this.keys, out ? "acceptor" : "dialer", peerId, meant, msg.fields.proof))
+      return this.refuse(`the HELLO of ${this.conn.label} carries no valid proof for node ${peerId}`);
+    this.acceptHello(msg);
+  }
+
+  /** The peer's HELLO: check it, admit it, answer (acceptor), and the link is up. */
+  private acceptHello(msg: Message): void {
     let peer: Hello;
     try {
       peer = parseHello(msg.fields, this.opts.hello);
@@ -161,18 +262,19 @@ export class Link {
           `this is node ${this.opts.hello.nodeId}, not ${expected}: check the peer file's address for ${expected}`,
         );
       }
-      const refusal = this.opts.admit?.(peer);
+      const refusal = this.opts.admit?.(peer, this.conn.remoteAddress);
       if (refusal) throw new NodeError("E_HANDSHAKE", refusal);
     } catch (err) {
-      const e = err as NodeError;
-      log.warn(`refusing link ${this.conn.label}: ${e.message}`);
-      this.conn.write({ type: "ERROR", fields: { code: "E_HANDSHAKE", message: e.message } });
-      this.settle.reject(new NodeError("E_HANDSHAKE", `refused ${this.conn.label}: ${e.message}`));
-      return this.close(`handshake refused: ${e.message}`);
+      return this.refuse((err as NodeError).message);
     }
     clearTimeout(this.handshakeTimer);
-    if (this.opts.direction === "in") this.conn.write({ type: "HELLO", fields: encodeHello(this.opts.hello) });
+    if (this.opts.direction === "in") {
+      const fields = encodeHello(this.opts.hello);
+      if (this.keys) fields.proof = helloProof(this.keys, "acceptor", this.opts.hello.nodeId, peer.nodeId);
+      this.conn.write({ type: "HELLO", fields });
+    }
     this.peer = peer;
+    this.conn.plainErrorsAllowed = false;
     this.conn.label = `${peer.nodeId} (${this.opts.direction === "out" ? "dialled" : "accepted"} ${this.conn.remoteAddress}:${this.conn.remotePort})`;
     this.conn.setMaxFrameBytes(this.opts.maxFrameBytes);
     this.settle.resolve(peer);

@@ -8,8 +8,11 @@ import type { Message, MessageTypeName } from "../protocol/types.ts";
 import type { MessageHandler, PeerTransport, RequestOptions } from "./transport.ts";
 import { ZERO_COPY_MIN_BYTES, type SocketData } from "./connection.ts";
 import type { Hello } from "./hello.ts";
+import { addressRefusal, type AdmittedAddresses } from "./admission.ts";
 import { HandlerTable } from "./handlers.ts";
 import { Link } from "./link.ts";
+import { createReceiveBudget, defaultBudgetBytes } from "./receive-budget.ts";
+import { createRefusalLog } from "./refusal-log.ts";
 import { dialTcp } from "./sockets.ts";
 import { linkStats, type PeerStats, type PoolStats } from "./stats.ts";
 
@@ -33,6 +36,10 @@ export interface PeerPoolOptions {
   maxFrameBytes: number;
   backoffMinMs: number;
   backoffMaxMs: number;
+  /** The cluster key (authenticated, sealed links); undefined = keyless links, admitted by address. */
+  clusterKey?: Uint8Array;
+  /** Bytes partly received big frames may hold across all links (default: defaultBudgetBytes). */
+  receiveBudgetBytes?: number;
 }
 
 interface PeerState {
@@ -64,11 +71,18 @@ export class PeerPool implements PeerTransport {
   private members: Set<string> | undefined;
   private stopped = false;
   private counters = { accepted: 0, refused: 0 };
+  private clusterKey: Uint8Array | undefined;
+  /** Keyless links only: where each node id may link in from (undefined = no peer file, any address). */
+  private admitted: AdmittedAddresses | undefined;
+  private readonly budget;
+  private readonly refusals = createRefusalLog((line) => log.warn(line));
 
   constructor(opts: PeerPoolOptions) {
     this.opts = opts;
     this.selfId = asNodeId(opts.selfId);
     this.handlers = new HandlerTable(opts.selfId);
+    this.clusterKey = opts.clusterKey;
+    this.budget = createReceiveBudget(opts.receiveBudgetBytes ?? defaultBudgetBytes(opts.maxFrameBytes));
     this.handle("HEALTH", () => ({ type: "HEALTH_OK" }));
   }
 
@@ -94,15 +108,32 @@ export class PeerPool implements PeerTransport {
     }
   }
 
+  /** Keyless links: the addresses each node id may link in from (from the peer file, names resolved). */
+  setAdmittedAddresses(admitted: AdmittedAddresses | undefined): void {
+    this.admitted = admitted;
+  }
+
+  /** A new cluster key (or none): later links use it, and every open link is re-established with it. */
+  setClusterKey(key: Uint8Array | undefined): void {
+    if (key && this.clusterKey ? Buffer.from(key).equals(this.clusterKey) : key === this.clusterKey) return;
+    this.clusterKey = key;
+    log.info(`cluster key ${key ? "changed" : "removed"}: re-establishing every link`);
+    for (const p of this.peers.values()) {
+      p.backoffMs = this.opts.backoffMinMs;
+      this.closeAll(p, "the cluster key changed");
+    }
+    for (const l of [...this.unready, ...this.probes]) l.close("the cluster key changed");
+  }
+
   /** Wrap a socket accepted by the server. */
   accept(socket: Socket<SocketData>): void {
     if (this.stopped) return void socket.end();
     this.counters.accepted++;
-    this.track(socket, "in", (peer) => {
-      if (peer.probe) return undefined;
-      if (this.members && !this.members.has(peer.nodeId))
+    this.track(socket, "in", (peer, from) => {
+      if (!peer.probe && this.members && !this.members.has(peer.nodeId))
         return `node ${peer.nodeId} is not in node ${this.selfId}'s peer file`;
-      return undefined;
+      // Without a key the address is all there is to check: a listed id only from the address listed for it.
+      return this.clusterKey || !this.admitted ? undefined : addressRefusal(this.admitted, peer, from, this.selfId);
     });
   }
 
@@ -204,6 +235,7 @@ export class PeerPool implements PeerTransport {
       this.closeAll(p, "node shutting down");
     }
     for (const l of [...this.unready, ...this.probes]) l.close("node shutting down");
+    this.refusals.stop();
   }
 
   private state(id: string): PeerState {
@@ -237,7 +269,7 @@ export class PeerPool implements PeerTransport {
   private track(
     socket: Socket<SocketData>,
     direction: "in" | "out",
-    admit: (peer: Hello) => string | undefined,
+    admit: (peer: Hello, from: string) => string | undefined,
     expect?: string,
   ): Link {
     const link = new Link(socket, {
@@ -245,8 +277,11 @@ export class PeerPool implements PeerTransport {
       expect,
       hello: this.opts.hello(),
       admit,
+      clusterKey: this.clusterKey,
       handshakeTimeoutMs: this.opts.handshakeTimeoutMs,
       maxFrameBytes: this.opts.maxFrameBytes,
+      budget: this.budget,
+      warnUnauthenticated: (message, code) => this.refusals.warn(message, code),
       onMessage: (l, msg) => void this.handlers.dispatch(l, msg),
       onReady: (l) => this.linkReady(l),
       onClose: (l, reason) => this.linkClosed(l, reason),

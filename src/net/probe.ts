@@ -11,6 +11,8 @@ export interface ProbeOptions {
   /** Node id expected at the address; the node refuses the link when it is someone else. */
   expect?: string;
   timeoutMs: number;
+  /** The cluster key, when the cluster has one. */
+  clusterKey?: Uint8Array;
 }
 
 /**
@@ -24,6 +26,7 @@ export async function openProbe(host: string, port: number, opts: ProbeOptions):
       direction: "out",
       hello: { nodeId: opts.probeId, protocol: PROTOCOL_VERSION, version: VERSION, port: 0, probe: true },
       expect: opts.expect,
+      clusterKey: opts.clusterKey,
       handshakeTimeoutMs: opts.timeoutMs,
       maxFrameBytes: MAX_FRAME_BYTES,
       onMessage: (l, msg) => {

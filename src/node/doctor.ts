@@ -9,6 +9,8 @@ import { parseTopologyJson, type Topology } from "../topology/graph.ts";
 export interface CheckResult {
   name: string;
   ok: boolean;
+  /** Passes, but the operator should act (printed WARN). */
+  warn?: boolean;
   detail: string;
 }
 
@@ -28,6 +30,8 @@ export interface DoctorOptions {
   probeId: string;
   /** Missing MLX libraries (empty when all present), or undefined when the check does not apply. */
   missingLibraries?: string[];
+  /** The cluster key and where it came from; undefined = keyless links (a WARN). */
+  clusterKey?: { bytes: Uint8Array; source: string };
 }
 
 export interface DoctorReport {
@@ -45,7 +49,12 @@ async function checkNode(t: DoctorTarget, o: DoctorOptions): Promise<{ checks: C
   let link: Link;
   const t0 = performance.now();
   try {
-    link = await openProbe(t.address, t.port, { probeId: o.probeId, expect: t.nodeId, timeoutMs: o.timeoutMs });
+    link = await openProbe(t.address, t.port, {
+      probeId: o.probeId,
+      expect: t.nodeId,
+      timeoutMs: o.timeoutMs,
+      clusterKey: o.clusterKey?.bytes,
+    });
   } catch (err) {
     fail("connect + handshake", err);
     return { checks };
@@ -54,10 +63,11 @@ async function checkNode(t: DoctorTarget, o: DoctorOptions): Promise<{ checks: C
   const caps = hello.capabilities
     ? `, ${hello.capabilities.model} / ${hello.capabilities.chip} / ${hello.capabilities.memory} MB`
     : "";
+  const sealed = link.sealed ? ", authenticated, sealed" : "";
   checks.push({
     name: "connect + handshake",
     ok: true,
-    detail: `${fmt(performance.now() - t0)}, exo ${hello.version}, protocol ${hello.protocol}${caps}`,
+    detail: `${fmt(performance.now() - t0)}, exo ${hello.version}, protocol ${hello.protocol}${sealed}${caps}`,
   });
   try {
     const port = link.conn.localPort;
@@ -148,6 +158,21 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
             : seen.map(([id, t]) => `${id} sees ${nodeSet(t)}`).join("; "),
     },
   ];
+  cluster.push(
+    o.clusterKey
+      ? {
+          name: "cluster key",
+          ok: true,
+          detail: `links authenticated and sealed (AES-256-GCM), key from ${o.clusterKey.source}`,
+        }
+      : {
+          name: "cluster key",
+          ok: true,
+          warn: true,
+          detail:
+            "none: links are neither authenticated nor encrypted (peers admitted by address only); run `exo keygen` and add `cluster_key: KEY` to the peer file of every node",
+        },
+  );
   sections.push({ title: "cluster", checks: cluster });
   if (o.missingLibraries) {
     const missing = o.missingLibraries;
@@ -174,12 +199,17 @@ export function formatDoctorReport(r: DoctorReport): string {
   const lines: string[] = [];
   for (const s of r.sections) {
     lines.push(s.title);
-    for (const c of s.checks) lines.push(`  ${c.ok ? "PASS" : "FAIL"}  ${c.name.padEnd(width)}  ${c.detail}`);
+    for (const c of s.checks)
+      lines.push(`  ${c.ok ? (c.warn ? "WARN" : "PASS") : "FAIL"}  ${c.name.padEnd(width)}  ${c.detail}`);
   }
   const all = r.sections.flatMap((s) => s.checks);
   const failed = all.filter((c) => !c.ok).length;
+  const warned = all.filter((c) => c.ok && c.warn).length;
+  const warnings = warned === 0 ? "" : ` (${warned} warning${warned === 1 ? "" : "s"})`;
   lines.push(
-    failed === 0 ? `result: all ${all.length} checks passed` : `result: ${failed} of ${all.length} checks failed`,
+    failed === 0
+      ? `result: all ${all.length} checks passed${warnings}`
+      : `result: ${failed} of ${all.length} checks failed${warnings}`,
   );
   return `${lines.join("\n")}\n`;
 }

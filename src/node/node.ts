@@ -1,11 +1,15 @@
 // createNode: a running node — TCP server and peer pool, the peer file watched, health checks,
 // the topology service and the HTTP API. stop() closes links cleanly (peers see a disconnect).
+import { networkInterfaces } from "node:os";
 import { createApp } from "../api/app.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
+import { loadClusterKey, type ClusterKey } from "../config/cluster-key.ts";
 import { loadPeerFile, peersOf, selfEntry, type PeerFile } from "../config/peer-file.ts";
+import { splitSelfAddressed } from "../config/self-address.ts";
 import { watchPeerFile } from "../config/watch-peer-file.ts";
 import { DEFAULT_PORT, type NodeOptions } from "../config/node-options.ts";
 import { logger } from "../log.ts";
+import { resolveAdmittedAddresses } from "../net/admission.ts";
 import { startHealthChecks } from "../net/health.ts";
 import { PeerPool } from "../net/peer-pool.ts";
 import { listenTcp, type TcpServer } from "../net/sockets.ts";
@@ -20,6 +24,24 @@ import type { CreateNodeHooks, ExoNode, ExoNodeCore, NodeServices } from "./type
 
 const log = logger("node");
 
+/** Every address of this machine's network interfaces (a peer entry may name any of them). */
+function machineAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+}
+
+/** Said once at start (and again if a reload drops the key): what running without a key means. */
+const KEYLESS_WARNING =
+  "no cluster key: links are neither authenticated nor encrypted, and peers are admitted by address only; run `exo keygen` and put `cluster_key: KEY` in the peer file of every node";
+
+/** The key in force for these options and peer file. @throws NodeError E_CONFIG_READ / E_CONFIG_INVALID */
+function clusterKeyOf(options: Readonly<NodeOptions>, file: PeerFile | undefined): Promise<ClusterKey | undefined> {
+  return loadClusterKey({
+    keyFile: options.clusterKeyFile,
+    env: options.clusterKey,
+    peerFile: file && { key: file.clusterKey, fileName: file.fileName },
+  });
+}
+
 /**
  * Start a node. @throws NodeError E_CONFIG_READ / E_CONFIG_INVALID for a bad peer file or an address
  * that cannot be bound.
@@ -29,6 +51,9 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
   const capabilities = options.memoryMb === undefined ? detected : { ...detected, memory: options.memoryMb };
   let peerFile: PeerFile | undefined = options.configPath ? await loadPeerFile(options.configPath) : undefined;
   const port = options.port ?? (peerFile && selfEntry(peerFile, options.nodeId)?.port) ?? DEFAULT_PORT;
+  const clusterKey = await clusterKeyOf(options, peerFile);
+  if (clusterKey) log.info(`links are authenticated and sealed with the cluster key from ${clusterKey.source}`);
+  else log.warn(KEYLESS_WARNING);
 
   let boundPort = 0;
   const pool = new PeerPool({
@@ -47,24 +72,54 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
     maxFrameBytes: options.maxFrameBytes,
     backoffMinMs: Math.min(200, options.healthIntervalMs),
     backoffMaxMs: Math.max(options.healthIntervalMs, 200),
+    clusterKey: clusterKey?.bytes,
   });
   const server: TcpServer = listenTcp(options.host, port, (socket) => pool.accept(socket));
   boundPort = server.port;
   log.info(`node ${options.nodeId} listening for peers on ${options.host}:${boundPort}`);
 
   const configuredCapabilities = (id: string) => peerFile?.peers.get(id)?.deviceCapabilities;
-  const applyPeerFile = (file: PeerFile | undefined) => {
+  const ownAddress = { port: boundPort, addresses: [options.host, ...machineAddresses()] };
+  const warnedSelf = new Set<string>();
+  // Every entry (this node's too: a probe such as exo doctor may run here) says where links may come from.
+  const applyPeerFile = async (file: PeerFile | undefined) => {
+    const admitted = file ? await resolveAdmittedAddresses(peersOf(file, "")) : undefined;
     peerFile = file;
-    pool.setPeers(file ? peersOf(file, options.nodeId) : undefined);
+    pool.setAdmittedAddresses(admitted);
+    if (!file) return pool.setPeers(undefined);
+    // An entry at this node's own address would only dial ourselves: said once per entry, never dialled.
+    const { peers, self } = splitSelfAddressed(peersOf(file, options.nodeId), ownAddress);
+    for (const p of self) {
+      const key = `${p.nodeId}@${p.address}:${p.port}`;
+      if (warnedSelf.has(key)) continue;
+      warnedSelf.add(key);
+      log.warn(
+        `${file.fileName}: peer ${p.nodeId} at ${p.address}:${p.port} is this node's own address (node ${options.nodeId}); not dialling it: fix its address or port`,
+      );
+    }
+    pool.setPeers(peers);
   };
-  applyPeerFile(peerFile);
+  await applyPeerFile(peerFile);
+  let reloads = Promise.resolve();
+  let keyed = clusterKey !== undefined;
+  const reload = async (file: PeerFile) => {
+    try {
+      const key = await clusterKeyOf(options, file);
+      if (!key && keyed) log.warn(KEYLESS_WARNING);
+      keyed = key !== undefined;
+      pool.setClusterKey(key?.bytes);
+    } catch (err) {
+      log.error(`${(err as Error).message} (keeping the cluster key in force)`);
+    }
+    await applyPeerFile(file);
+  };
   const stopWatching = options.configPath
     ? watchPeerFile(
         options.configPath,
         {
           onChange: (file) => {
             log.info(`peer file ${file.fileName} changed: ${file.peers.size} entries`);
-            applyPeerFile(file);
+            reloads = reloads.then(() => reload(file));
           },
           onError: (err) => log.error(`${err.message} (keeping the last good peer list)`),
         },

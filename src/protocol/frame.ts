@@ -111,6 +111,39 @@ function uninitialized(n: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, n);
 }
 
+/** A frame as it arrived: its type and undecoded payload, or the message a PayloadSink already made of it. */
+export interface RawFrame {
+  type: MessageTypeName;
+  payload: Uint8Array;
+  message?: Message;
+}
+
+/** Takes a big payload piece by piece as it arrives (a sealed frame is decrypted on the way in), then yields it. */
+export interface PayloadSink {
+  /** The next bytes of the payload (views of received chunks: use them now, keep none). */
+  write(bytes: Uint8Array): void;
+  /** All bytes are in: the message. */
+  finish(): Message;
+}
+
+/**
+ * Bytes that partly received big frames may hold, shared by every decoder of a process: without it, ten links
+ * each announcing a 250 MiB frame would reserve gigabytes. A refused reservation fails that stream only.
+ */
+export interface ReceiveBudget {
+  reserve(bytes: number): boolean;
+  release(bytes: number): void;
+  /** "N of M bytes", for the refusal message. */
+  describe(): string;
+}
+
+export interface DecoderOptions {
+  maxFrameBytes?: number;
+  budget?: ReceiveBudget;
+  /** A sink for a big payload of this type, instead of assembling it into one buffer (undefined: assemble). */
+  sinkFor?(type: MessageTypeName, payloadBytes: number): PayloadSink | undefined;
+}
+
 /** Where the decoder is in the current frame (a literal union, not an enum: STYLE §3). */
 type DecoderState = "header" | "payload";
 
@@ -129,9 +162,14 @@ export class FrameDecoder {
   private payloadBytes = 0;
   private failure: NodeError | undefined;
   private large: Uint8Array | undefined; // a big payload being filled as its chunks arrive
+  private sink: PayloadSink | undefined; // or a big payload handed to a sink as its chunks arrive
   private largeFilled = 0;
+  private reserved = 0; // budget bytes held for the big payload in progress
 
-  constructor(opts: { maxFrameBytes?: number } = {}) {
+  private readonly opts: DecoderOptions;
+
+  constructor(opts: DecoderOptions = {}) {
+    this.opts = opts;
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
   }
 
@@ -150,8 +188,26 @@ export class FrameDecoder {
    * @throws NodeError E_PROTOCOL_MAGIC, E_PROTOCOL_VERSION, E_PROTOCOL_TYPE, E_FRAME_TOO_LARGE, E_PROTOCOL_PAYLOAD
    */
   push(chunk: Uint8Array): Message[] {
+    const frames = this.pushRaw(chunk);
+    try {
+      return frames.map((f) => decodePayload(f.type, f.payload));
+    } catch (err) {
+      this.fail(err as NodeError);
+      throw err;
+    }
+  }
+
+  /**
+   * Feed bytes; returns the frames completed by them with their payloads undecoded (a sealed frame's payload
+   * is ciphertext: the link opens it, then decodes the frame inside). With `onFrame` each frame is handed over
+   * as soon as it is complete, before the next header is read (so handling one may change how the next is read),
+   * and nothing is returned.
+   * @throws NodeError E_PROTOCOL_MAGIC, E_PROTOCOL_VERSION, E_PROTOCOL_TYPE, E_FRAME_TOO_LARGE; whatever a sink
+   *   or `onFrame` throws (the decoder then stays failed)
+   */
+  pushRaw(chunk: Uint8Array, onFrame?: (frame: RawFrame) => void): RawFrame[] {
     if (this.failure) throw this.failure;
-    const out: Message[] = [];
+    const out: RawFrame[] = [];
     if (chunk.byteLength === 0) return out;
     this.chunks.push(chunk);
     this.buffered += chunk.byteLength;
@@ -172,26 +228,43 @@ export class FrameDecoder {
         }
         // A big payload gets its buffer only once a megabyte of it has really arrived: a header alone costs nothing.
         const streamed =
-          this.payloadBytes >= STREAMED_PAYLOAD_BYTES &&
-          (this.large !== undefined || this.buffered >= STREAMED_PAYLOAD_BYTES);
-        const payload = streamed
-          ? this.fillLarge()
-          : this.buffered >= this.payloadBytes
-            ? this.take(this.payloadBytes)
-            : undefined;
-        if (!payload) break;
-        out.push(decodePayload(this.type, payload));
+          this.payloadBytes >= STREAMED_PAYLOAD_BYTES && (this.reserved > 0 || this.buffered >= STREAMED_PAYLOAD_BYTES);
+        let frame: RawFrame | undefined;
+        if (streamed) frame = this.fillLarge();
+        else if (this.buffered >= this.payloadBytes) frame = { type: this.type, payload: this.take(this.payloadBytes) };
+        if (!frame) break;
         this.state = "header";
+        if (onFrame) onFrame(frame);
+        else out.push(frame);
+        if (this.failure) break; // closed by onFrame
       }
     } catch (err) {
-      this.failure = err as NodeError;
-      this.chunks = [];
-      this.buffered = 0;
-      this.large = undefined;
-      this.state = "header";
+      this.fail(err as NodeError);
       throw err;
     }
     return out;
+  }
+
+  /** The stream ended (connection closed): give back what a partly received frame holds; later pushes throw. */
+  close(): void {
+    this.failure ??= new NodeError("E_PEER_DOWN", "the frame stream was closed");
+    this.dropLarge();
+    this.chunks = [];
+    this.buffered = 0;
+  }
+
+  private fail(err: NodeError): void {
+    this.failure = err;
+    this.close();
+    this.state = "header";
+  }
+
+  private dropLarge(): void {
+    if (this.reserved > 0) this.opts.budget?.release(this.reserved);
+    this.reserved = 0;
+    this.large = undefined;
+    this.sink = undefined;
+    this.largeFilled = 0;
   }
 
   /** Validate magic, version and type with however many header bytes have arrived. */
@@ -233,16 +306,45 @@ export class FrameDecoder {
    * are freed at once); the buffer is not zero-filled, so an announced length costs no memory until it arrives.
    * Returns the payload once complete.
    */
-  private fillLarge(): Uint8Array | undefined {
-    this.large ??= uninitialized(this.payloadBytes);
+  private fillLarge(): RawFrame | undefined {
+    if (this.reserved === 0) {
+      if (this.opts.budget && !this.opts.budget.reserve(this.payloadBytes)) {
+        throw new NodeError(
+          "E_FRAME_TOO_LARGE",
+          `${this.type} frame of ${this.payloadBytes} bytes refused: partly received frames across all links already hold ${this.opts.budget.describe()}`,
+        );
+      }
+      this.reserved = this.payloadBytes;
+      this.sink = this.opts.sinkFor?.(this.type, this.payloadBytes);
+      if (!this.sink) this.large = uninitialized(this.payloadBytes);
+    }
     const n = Math.min(this.buffered, this.payloadBytes - this.largeFilled);
-    this.copyOut(this.large, this.largeFilled, n);
+    if (this.sink) this.feedSink(this.sink, n);
+    else this.copyOut(this.large!, this.largeFilled, n);
     this.largeFilled += n;
     if (this.largeFilled < this.payloadBytes) return undefined;
-    const done = this.large;
-    this.large = undefined;
-    this.largeFilled = 0;
-    return done;
+    const frame: RawFrame = this.sink
+      ? { type: this.type, payload: new Uint8Array(0), message: this.sink.finish() }
+      : { type: this.type, payload: this.large! };
+    this.dropLarge();
+    return frame;
+  }
+
+  /** Hand n buffered bytes to a sink, as views of the chunks they sit in. */
+  private feedSink(sink: PayloadSink, n: number): void {
+    let fed = 0;
+    while (fed < n) {
+      const c = this.chunks[0]!;
+      const part = Math.min(c.byteLength - this.offset, n - fed);
+      sink.write(c.subarray(this.offset, this.offset + part));
+      fed += part;
+      this.offset += part;
+      this.buffered -= part;
+      if (this.offset === c.byteLength) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+    }
   }
 
   /** Move n buffered bytes into dst at offset. */

@@ -17,8 +17,12 @@ export const MESSAGE_TYPES = {
   ERROR: 12,
   /** Generic positive answer to a request that has nothing else to return (e.g. END, PREPARE done). */
   OK: 13,
+  /** Keyed handshake: a fresh nonce and ephemeral X25519 key each way, before anything else (src/net/handshake.ts). */
+  AUTH: 14,
+  /** An AEAD-sealed frame: after a keyed handshake every frame travels inside one (seal.ts). */
+  SEALED: 15,
   /** Free a model's shard on the receiving node (`exo stop`); answered with OK `{unloaded}`. */
-  UNLOAD: 14,
+  UNLOAD: 16,
 } as const;
 
 export type MessageTypeName = keyof typeof MESSAGE_TYPES;

@@ -3,6 +3,7 @@
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { join } from "node:path";
 import { NodeError } from "../errors.ts";
+import { hasConfigFile, readConfigFile } from "../models/spec/config-file.ts";
 import {
   compileChatTemplate,
   pickChatTemplate,
@@ -46,7 +47,8 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   const files: TokenizerFiles = {
     tokenizerJson,
     tokenizerConfig: await readJson(join(modelDir, "tokenizer_config.json"), false),
-    config: await readJson(join(modelDir, "config.json"), false),
+    // config.json is read by the model-knowledge module (the only reader of that file).
+    config: (await hasConfigFile(modelDir)) ? await readConfigFile(modelDir) : undefined,
     generationConfig: await readJson(join(modelDir, "generation_config.json"), false),
   };
   const jinja = Bun.file(join(modelDir, "chat_template.jinja"));

@@ -12,6 +12,8 @@ export interface ClusterNodeSpec {
   /** Reported memory in MB (placement splits layers by it). */
   memoryMb?: number;
   args?: string[];
+  /** Extra environment of this node (e.g. its own HF_HOME). */
+  env?: Record<string, string>;
 }
 
 export interface LiveRequests {
@@ -64,7 +66,13 @@ export async function startCluster(
       config,
     ];
     if (spec.memoryMb !== undefined) args.push("--memory-mb", String(spec.memoryMb));
-    nodes.push(await spawnNode({ args: [...args, ...common, ...(spec.args ?? [])], ...(env ? { env } : {}) }));
+    const nodeEnv = { ...env, ...spec.env };
+    nodes.push(
+      await spawnNode({
+        args: [...args, ...common, ...(spec.args ?? [])],
+        ...(Object.keys(nodeEnv).length > 0 ? { env: nodeEnv } : {}),
+      }),
+    );
     writePeers();
   }
   const ids = specs.map((s) => s.id).sort();

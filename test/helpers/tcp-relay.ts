@@ -28,7 +28,10 @@ function pipeWrite(to: Socket<Side> | undefined, queue: Uint8Array[], chunk?: Ui
   }
 }
 
-export function startTcpRelay(targetPort: number, targetHost = "127.0.0.1"): TcpRelay {
+/** Sees every chunk on its way: "up" is client → target. Returns the chunk to pass on (e.g. one byte flipped). */
+export type RelayTap = (direction: "up" | "down", chunk: Uint8Array) => Uint8Array;
+
+export function startTcpRelay(targetPort: number, targetHost = "127.0.0.1", tap?: RelayTap): TcpRelay {
   let count = 0;
   const open = new Set<Socket<Side>>();
   const server = Bun.listen<Side>({
@@ -51,7 +54,7 @@ export function startTcpRelay(targetPort: number, targetHost = "127.0.0.1"): Tcp
               client.data.other = upstream;
               pipeWrite(upstream, client.data.pending);
             },
-            data: (upstream, chunk) => pipeWrite(client, upstream.data.pending, chunk),
+            data: (upstream, chunk) => pipeWrite(client, upstream.data.pending, tap ? tap("down", chunk) : chunk),
             drain: (upstream) => pipeWrite(upstream, client.data.pending),
             close: () => void client.end(),
             connectError: () => void client.end(),
@@ -59,7 +62,7 @@ export function startTcpRelay(targetPort: number, targetHost = "127.0.0.1"): Tcp
         }).catch(() => client.end());
       },
       // client → upstream bytes wait in the client's queue; upstream → client bytes in the upstream's queue
-      data: (client, chunk) => pipeWrite(client.data.other, client.data.pending, chunk),
+      data: (client, chunk) => pipeWrite(client.data.other, client.data.pending, tap ? tap("up", chunk) : chunk),
       drain: (client) => void (client.data.other && pipeWrite(client, client.data.other.data.pending)),
       close: (client) => void client.data.other?.end(),
     },

@@ -5,39 +5,52 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findModel, loadCatalog, parseCatalog, DEFAULT_MODEL_ID } from "../../../src/catalog/catalog.ts";
 import { embeddedModelDir } from "../../../src/catalog/embedded.ts";
-import { parseQuantization, bitsPerWeight } from "../../../src/catalog/quantization.ts";
+import { parseQuantization } from "../../../src/catalog/quantization.ts";
+import { bitsPerWeight } from "../../../src/models/spec/quantization.ts";
 import { resolveModelRef } from "../../../src/catalog/resolve.ts";
 
 describe("the embedded catalog", () => {
   const catalog = loadCatalog();
   const hubEntries = catalog.entries.filter((e) => !e.embedded);
 
-  test("holds exo's 73 MLX model ids plus the embedded default model", () => {
-    expect(hubEntries.length).toBe(73);
+  test("holds exo's 73 MLX model ids, the Qwen3 family and the embedded default model", () => {
+    expect(hubEntries.length).toBe(84);
     expect(findModel(catalog, DEFAULT_MODEL_ID)?.embedded).toBe(true);
   });
 
-  test("has exo's layer counts by value (exo-legacy §1, without the dummy engine's 8)", () => {
+  test("has exo's layer counts by value (exo-legacy §1, without the dummy engine's 8), and the Qwen3 family's", () => {
     const histogram: Record<number, number> = {};
     for (const e of hubEntries) histogram[e.layers] = (histogram[e.layers] ?? 0) + 1;
     expect(histogram).toEqual({
       16: 2,
       27: 1,
-      28: 19,
+      28: 21,
       31: 1,
       32: 9,
-      36: 2,
-      40: 2,
+      36: 4,
+      40: 3,
       42: 1,
       46: 1,
-      48: 8,
+      48: 11,
       60: 1,
       61: 4,
-      64: 7,
+      64: 8,
       80: 12,
       88: 1,
+      94: 2,
       126: 2,
     });
+  });
+
+  test("states for every row whether this build runs it: the Qwen3 family dense and MoE does, LLaVA does not", () => {
+    for (const id of ["qwen-3-0.6b", "qwen-3-32b", "qwen-3-30b-a3b", "qwen-3-235b-a22b-2507", "qwen-3-coder-30b"])
+      expect(`${id}:${findModel(catalog, id)?.runnable}`).toBe(`${id}:true`);
+    expect(findModel(catalog, "qwen-3-30b-a3b")).toMatchObject({ arch: "qwen3_moe", layers: 48 });
+    expect(findModel(catalog, "qwen-3-235b-a22b-2507")).toMatchObject({
+      repo: "mlx-community/Qwen3-235B-A22B-Instruct-2507-4bit",
+      layers: 94,
+    });
+    expect(findModel(catalog, "llava-1.5-7b-hf")).toMatchObject({ arch: "llava", runnable: false });
   });
 
   test("maps well-known ids to their MLX repos and architectures", () => {
@@ -144,14 +157,14 @@ describe("resolveModelRef", () => {
     expect(m.layers).toBeUndefined();
   });
 
-  test("reads layers and architecture of a local directory from its config.json", async () => {
+  test("reads layers and architecture of a local directory the operator serves (allowLocal) from its config.json", async () => {
     const dir = await mkdtemp(join(tmpdir(), "exo-catalog-"));
     try {
       await writeFile(
         join(dir, "config.json"),
         JSON.stringify({ model_type: "qwen2", num_hidden_layers: 6, quantization: { bits: 4, group_size: 64 } }),
       );
-      const m = await resolveModelRef(dir);
+      const m = await resolveModelRef(dir, undefined, { allowLocal: true });
       expect(m).toMatchObject({
         id: dir,
         layers: 6,
@@ -159,6 +172,21 @@ describe("resolveModelRef", () => {
         quantization: "4bit",
         source: { kind: "local", dir },
       });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("refuses a local path by default with the same message whether or not it exists (no file-existence hints)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "exo-catalog-"));
+    try {
+      await writeFile(join(dir, "config.json"), JSON.stringify({ model_type: "llama", num_hidden_layers: 2 }));
+      const existing = (await resolveModelRef(dir).catch((e: unknown) => e)) as Error;
+      const missing = (await resolveModelRef(join(dir, "nothing-here")).catch((e: unknown) => e)) as Error;
+      expect(existing).toMatchObject({ code: "E_MODEL_UNKNOWN" });
+      expect(missing).toMatchObject({ code: "E_MODEL_UNKNOWN" });
+      expect(existing.message.replace(dir, "P")).toBe(missing.message.replace(join(dir, "nothing-here"), "P"));
+      expect(existing.message).toContain("not a model this node serves");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

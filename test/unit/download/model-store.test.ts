@@ -1,9 +1,10 @@
 // The node's model store: stage files for the cluster, exo's /modelpool, /download, progress and delete shapes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCatalog } from "../../../src/catalog/catalog.ts";
+import { errorCode } from "../../../src/errors.ts";
 import { createModelStore, type NodeModelStore } from "../../../src/download/model-store.ts";
 import type { DownloadProgress } from "../../../src/download/progress.ts";
 import { startFakeHub, type FakeHub } from "../../helpers/fake-hub.ts";
@@ -25,6 +26,7 @@ const catalog = parseCatalog({
     entry("tiny-sharded", SHARDED, 6),
     entry("tiny-single", SINGLE, 4),
     entry("gated", "test-org/gated", 4),
+    { ...entry("moe", "test-org/moe", 4), arch: "deepseek_v3" },
     { id: "embedded", name: "E", embedded: true, layers: 2, arch: "llama", quantization: "fp32", size_bytes: 10 },
   ],
 });
@@ -82,6 +84,33 @@ describe("the model store", () => {
     expect(store.downloadProgress()).toEqual({});
   });
 
+  test("an empty range (the coordinator's tokenizer) fetches config, tokenizer and chat template, no weights", async () => {
+    const fresh = await mkdtemp(join(tmpdir(), "exo-store-support-"));
+    try {
+      const own = createModelStore({
+        nodeId: "coordinator",
+        catalog,
+        hub: { endpoint: hub.url },
+        hubCacheDir: fresh,
+        offline: false,
+      });
+      const before = hub.cdnRequests.length;
+      const dir = await own.ensureShardFiles("tiny-sharded", { layerStart: 0, layerEnd: 0 });
+      const files = (await readdir(dir)).sort();
+      expect(files).toEqual([
+        "config.json",
+        "generation_config.json",
+        "model.safetensors.index.json",
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+      ]);
+      expect(hub.cdnRequests.slice(before).filter((r) => r.path.endsWith(".safetensors"))).toEqual([]);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   test("the pool shows a partly fetched model with its percentage, and a missing one at 0", async () => {
     const pool = (await store.modelPool()) as Record<
       string,
@@ -130,6 +159,21 @@ describe("the model store", () => {
     );
   });
 
+  test("POST /download's startDownload refuses, before anything starts, what cannot be fetched or run", async () => {
+    const refused = async (id: string) => {
+      try {
+        await store.startDownload(id);
+      } catch (err) {
+        return `${errorCode(err)}: ${(err as Error).message}`;
+      }
+      return "started";
+    };
+    expect(await refused("llama-9000")).toStartWith('E_MODEL_UNKNOWN: unknown model "llama-9000"');
+    expect(await refused("moe")).toStartWith('E_MODEL_UNSUPPORTED: moe is a "deepseek_v3" model');
+    expect(await refused("nobody/absent")).toStartWith("E_DOWNLOAD_NOT_FOUND:");
+    expect(hub.cdnRequests.filter((r) => r.path.endsWith(".safetensors") && r.path.includes("moe"))).toEqual([]);
+  });
+
   test("a repo outside the catalog gets its layer count from its config.json", async () => {
     const m = await store.resolveModel("other-org/uncatalogued");
     expect(m).toMatchObject({
@@ -138,9 +182,12 @@ describe("the model store", () => {
       arch: "llama",
       source: { kind: "hub", repo: "other-org/uncatalogued" },
     });
+    // Resolved here, so the pool reports it beside the catalog (config fetched, no weights yet).
+    const pool = (await store.modelPool()) as Record<string, { downloaded: boolean }>;
+    expect(pool["other-org/uncatalogued"]).toMatchObject({ downloaded: false });
   });
 
-  test("a local directory resolves once, with the bytes of its weight files, and is remembered by id", async () => {
+  test("a local directory the operator serves resolves once, with the bytes of its weight files, and is remembered by id", async () => {
     const local = join(cacheDir, "local-model");
     await mkdir(local, { recursive: true });
     await writeFile(join(local, "config.json"), JSON.stringify({ model_type: "qwen2", num_hidden_layers: 2 }));
@@ -148,7 +195,9 @@ describe("the model store", () => {
     await writeFile(join(local, "b.safetensors"), new Uint8Array(24));
     await writeFile(join(local, "notes.txt"), new Uint8Array(5000));
     expect(store.resolved(local)).toBeUndefined();
-    const m = await store.resolveModel(local);
+    // A name from a client or a peer is never a path, until the operator serves that directory.
+    await expect(store.resolveModel(local)).rejects.toMatchObject({ code: "E_MODEL_UNKNOWN" });
+    const m = await store.resolveModel(local, { allowLocal: true });
     expect(m).toMatchObject({
       id: local,
       layers: 2,
