@@ -10,6 +10,7 @@ import { readConfigFileIfAny } from "../models/spec/config-file.ts";
 import { contextWindow } from "../models/spec/context-window.ts";
 import type { Quantization } from "../models/spec/quantization.ts";
 import { cpuBytesPerStoredByte } from "../models/spec/footprint.ts";
+import { kvHeadroomBytesPerLayer } from "../models/spec/kv-headroom.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
 import { toExoProgress, type DownloadProgress } from "../download/progress.ts";
 import type { ShardEngine } from "../engine/types.ts";
@@ -104,9 +105,11 @@ function storeResolver(opts: NodeClusterOptions): ModelResolver {
       const resolved = store.resolved(model.id);
       if (resolved?.arch) assertRunnable(model.id, resolved.arch);
       // Unknown size (a hub repo outside the catalog): split by memory alone.
+      const kvBytesPerLayer = kvHeadroomBytesPerLayer(resolved?.arch);
       return planModel(
         { modelId: model.id, nLayers: model.layers, weightBytes: resolved?.sizeBytes ?? 0 },
         nodes(resolved?.quantization ?? "fp32", resolved?.expertShare),
+        kvBytesPerLayer === undefined ? {} : { kvBytesPerLayer },
       );
     },
     async ensureShardFiles(model, range, onProgress) {

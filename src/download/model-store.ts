@@ -9,6 +9,7 @@ import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { readConfigFile } from "../models/spec/config-file.ts";
 import { describeConfig } from "../models/spec/describe.ts";
+import { assertLoadableQuantization } from "../models/spec/quantization.ts";
 import { cachedModelState, downloadRepo, type DownloadOptions } from "./download.ts";
 import { repoCache } from "./hf-cache.ts";
 import { toExoProgress, type DownloadProgress, type ProgressListener } from "./progress.ts";
@@ -117,6 +118,7 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     if (model.source.kind !== "hub") throw new NodeError("E_WEIGHTS", `${ref}: config.json has no num_hidden_layers`);
     const res = await downloadRepo({ modelId: model.id, repo: model.source.repo, supportOnly: true }, opts);
     const config = await readConfigFile(res.dir);
+    assertLoadableQuantization(config);
     return { ...model, ...describeConfig(config), layers: res.nLayers };
   };
 

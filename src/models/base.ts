@@ -13,7 +13,7 @@ export interface ShardModel {
   readonly range: ShardRange;
   forward(input: mx.array, cache: KVCache): mx.array;
   /** Per-layer KV geometry of this stage (for createKVCache). */
-  readonly cacheSpec: { nLayers: number; nKvHeads: number; headDim: number };
+  readonly cacheSpec: { nLayers: number; nKvHeads: number; headDim: number; valueDim?: number };
 }
 
 /** Weights of one stage by HF tensor name (already upcast/dequantized as the device needs). */
@@ -83,6 +83,8 @@ export function makeRope(args: ModelArgs, headDim = args.headDim): (x: mx.array,
     const mscale = s.longMscale ?? (ratio <= 1 ? 1 : Math.sqrt(1 + Math.log(ratio) / Math.log(s.originalMaxPositions)));
     return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset, mscale);
   }
+  if (s.kind === "yarn")
+    throw new NodeError("E_MODEL_UNSUPPORTED", `yarn rope scaling is implemented for the DeepSeek models only`);
   const invFreq = llama3InvFreq(s, args.ropeTheta, dims);
   return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset);
 }

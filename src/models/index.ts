@@ -2,6 +2,7 @@
 // registry itself). `Record<ModelType, BuildStage>` makes a type without a builder a compile error.
 // The one barrel-like file allowed (STYLE §2).
 import type { BuildStage } from "./base.ts";
+import { createDeepseek } from "./deepseek.ts";
 import { createGemma2 } from "./gemma2.ts";
 import { createLlama } from "./llama.ts";
 import { createPhi3 } from "./phi3.ts";
@@ -19,6 +20,9 @@ const BUILDERS: Record<ModelType, BuildStage> = {
   gemma2: createGemma2,
   qwen3_moe: createQwen3Moe,
   qwen2_moe: createQwen2Moe,
+  deepseek_v2: (args, range, weights) => createDeepseek(args, range, weights),
+  deepseek_v3: (args, range, weights) => createDeepseek(args, range, weights),
+  kimi_k2: (args, range, weights) => createDeepseek(args, range, weights),
 };
 
 /** Everything known about one model_type: the pure spec and its MLX builder. */

@@ -10,7 +10,7 @@ import { join } from "node:path";
 type Mat = { rows: number; cols: number; data: Float64Array };
 type Cfg = Record<string, any>;
 
-function loadTensors(path: string): Map<string, { shape: number[]; data: Float64Array }> {
+export function loadTensors(path: string): Map<string, { shape: number[]; data: Float64Array }> {
   const buf = readFileSync(path);
   const n = Number(buf.readBigUInt64LE(0));
   const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, any>;

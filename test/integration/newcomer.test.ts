@@ -59,9 +59,9 @@ describe("newcomer messages", () => {
   });
 
   test("`exo pull` of a model this build cannot run is refused before any download", async () => {
-    const res = await runCli(["pull", "deepseek-v3"], { env: { ...env, HF_ENDPOINT: "http://127.0.0.1:9" } });
+    const res = await runCli(["pull", "llava-1.5-7b-hf"], { env: { ...env, HF_ENDPOINT: "http://127.0.0.1:9" } });
     expect(res.code).toBe(1);
-    expect(res.stderr).toContain('deepseek-v3 is a "deepseek_v3" model, which this build cannot run');
+    expect(res.stderr).toContain('llava-1.5-7b-hf is a "llava" model, which this build cannot run');
     expect(res.stderr).toContain("[E_MODEL_UNSUPPORTED]");
   });
 

@@ -59,13 +59,9 @@ describe("listings and requests say what is true on this node", () => {
       const models = await listed();
       expect(models.get("exo-tiny-chat")).toMatchObject({ object: "model", owned_by: "exo", downloaded: true });
       expect(models.get("llama-3.2-1b")).toMatchObject({ object: "model", layers: 16, downloaded: false });
-      for (const unrunnable of [
-        "deepseek-v3",
-        "deepseek-coder-v2-lite",
-        "llava-1.5-7b-hf",
-        "stable-diffusion-2-1-base",
-      ])
+      for (const unrunnable of ["llava-1.5-7b-hf", "stable-diffusion-2-1-base"])
         expect(models.has(unrunnable)).toBe(false);
+      for (const moe of ["qwen-3-30b-a3b", "deepseek-v3", "kimi-k2-instruct"]) expect(models.has(moe)).toBe(true);
     }),
   );
 
@@ -78,9 +74,9 @@ describe("listings and requests say what is true on this node", () => {
       const absent = await download("exo-test/no-such-repo");
       expect(absent).toMatchObject({ status: 404, body: { error: { code: "model_not_found" } } });
       expect(absent.body.error?.message).toContain("exo-test/no-such-repo");
-      const moe = await download("deepseek-v3");
-      expect(moe).toMatchObject({ status: 400, body: { error: { code: "model_not_supported" } } });
-      expect(moe.body.error?.message).toContain('deepseek-v3 is a "deepseek_v3" model, which this build cannot run');
+      const vision = await download("llava-1.5-7b-hf");
+      expect(vision).toMatchObject({ status: 400, body: { error: { code: "model_not_supported" } } });
+      expect(vision.body.error?.message).toContain('llava-1.5-7b-hf is a "llava" model, which this build cannot run');
       expect(hub.cdnRequests).toEqual([]);
     }),
   );

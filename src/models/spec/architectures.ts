@@ -4,6 +4,7 @@
 import { NodeError } from "../../errors.ts";
 import type { ModelArgs, ShardRange } from "./model-args.ts";
 import { headIsTied, stageOwnsTensor } from "./ownership.ts";
+import { deepseekTensorShapes } from "./deepseek-shapes.ts";
 import {
   gemma2TensorShapes,
   llamaTensorShapes,
@@ -23,6 +24,9 @@ export interface ArchitectureSpec {
 
 const llama: ArchitectureSpec = { tensorShapes: (a) => llamaTensorShapes(a) };
 
+/** DeepSeek V2/V3 and Kimi K2 (the same network): latent attention, routed + shared experts. */
+const deepseek: ArchitectureSpec = { tensorShapes: deepseekTensorShapes, mixtureOfExperts: true };
+
 const SPECS = {
   llama,
   mistral: llama,
@@ -32,6 +36,9 @@ const SPECS = {
   gemma2: { tensorShapes: gemma2TensorShapes, alwaysTied: true },
   qwen3_moe: { tensorShapes: (a) => moeTensorShapes(a, { qkNorm: true }), mixtureOfExperts: true },
   qwen2_moe: { tensorShapes: (a) => moeTensorShapes(a, { qkvBias: true }), mixtureOfExperts: true },
+  deepseek_v2: deepseek,
+  deepseek_v3: deepseek,
+  kimi_k2: deepseek,
 } as const satisfies Record<string, ArchitectureSpec>;
 
 /** A config.json model_type this build can run. */

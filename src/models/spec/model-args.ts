@@ -2,6 +2,7 @@
 // Pure and MLX-free, so download selection, the catalog and placement read configs the way the engine does.
 import { NodeError } from "../../errors.ts";
 import type { LayerRange } from "../../topology/types.ts";
+import { DEEPSEEK_MODEL_TYPES, parseDeepseekArgs, type DeepseekArgs } from "./deepseek-args.ts";
 import { parseQuantizationBlock, type QuantizationArgs } from "./quantization.ts";
 
 /** Rotary scaling variants we implement; anything else is refused at parse time. */
@@ -10,7 +11,17 @@ export type RopeScaling =
   | { kind: "linear"; factor: number }
   | { kind: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
   /** Phi-3.5 "longrope"/"su": per-frequency long factors and an attention magnitude scale. */
-  | { kind: "longrope"; longFactor: number[]; originalMaxPositions: number; longMscale?: number };
+  | { kind: "longrope"; longFactor: number[]; originalMaxPositions: number; longMscale?: number }
+  /** DeepSeek's YaRN: interpolated low frequencies, and magnitude scales on cos/sin and on the attention scale. */
+  | {
+      kind: "yarn";
+      factor: number;
+      originalMaxPositions: number;
+      betaFast: number;
+      betaSlow: number;
+      mscale: number;
+      mscaleAllDim: number;
+    };
 
 /** Mixture-of-Experts arguments (qwen3_moe, qwen2_moe); absent for dense models. */
 export interface MoeArgs {
@@ -54,6 +65,8 @@ export interface ModelArgs {
   attnLogitSoftcapping?: number;
   finalLogitSoftcapping?: number;
   slidingWindow?: number;
+  /** DeepSeek V2/V3, Kimi K2: latent attention and expert routing (./deepseek-args.ts). */
+  deepseek?: DeepseekArgs;
 }
 
 /** The layers [layerStart, layerEnd) a stage runs, of a model's nLayers. */
@@ -102,6 +115,7 @@ export function parseModelArgs(config: Json): ModelArgs {
   if (typeof config.attn_logit_softcapping === "number") args.attnLogitSoftcapping = config.attn_logit_softcapping;
   if (typeof config.final_logit_softcapping === "number") args.finalLogitSoftcapping = config.final_logit_softcapping;
   if (typeof config.sliding_window === "number") args.slidingWindow = config.sliding_window;
+  if (DEEPSEEK_MODEL_TYPES.includes(modelType)) args.deepseek = parseDeepseekArgs(config);
   return args;
 }
 
@@ -161,8 +175,19 @@ function parseRopeScaling(raw: unknown): RopeScaling {
     if (typeof r.long_mscale === "number") scaling.longMscale = r.long_mscale;
     return scaling;
   }
+  if (kind === "yarn") {
+    return {
+      kind: "yarn",
+      factor: num(r, "factor"),
+      originalMaxPositions: num(r, "original_max_position_embeddings", 4096),
+      betaFast: num(r, "beta_fast", 32),
+      betaSlow: num(r, "beta_slow", 1),
+      mscale: num(r, "mscale", 1),
+      mscaleAllDim: num(r, "mscale_all_dim", 0),
+    };
+  }
   throw new NodeError(
     "E_MODEL_UNSUPPORTED",
-    `rope_scaling type "${kind}" is not supported (supported: default, linear, llama3, longrope)`,
+    `rope_scaling type "${kind}" is not supported (supported: default, linear, llama3, longrope, yarn)`,
   );
 }

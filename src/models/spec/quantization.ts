@@ -37,6 +37,20 @@ const int = (o: Json, key: string, fallback: number): number => {
 export function parseQuantizationBlock(raw: unknown): QuantizationArgs | undefined {
   if (raw === null || raw === undefined || typeof raw !== "object") return undefined;
   const q = raw as Json;
+  // Only mlx-community's affine blocks are read here; an original FP8 or compressed-tensors checkpoint
+  // would otherwise be misread as 4-bit groups of 64.
+  if (typeof q.quant_method === "string") {
+    throw new NodeError(
+      "E_MODEL_UNSUPPORTED",
+      `config.json: quantization_config.quant_method "${q.quant_method}" is not supported: this build loads float ` +
+        `checkpoints and mlx-community's affine 2-8 bit conversions (for DeepSeek V3, e.g. mlx-community/DeepSeek-V3-4bit)`,
+    );
+  }
+  if (typeof q.mode === "string" && q.mode !== "affine")
+    throw new NodeError(
+      "E_MODEL_UNSUPPORTED",
+      `config.json: quantization mode "${q.mode}" is not supported (affine only)`,
+    );
   const overrides: QuantizationArgs["overrides"] = {};
   for (const [key, v] of Object.entries(q)) {
     if (v === false) overrides[key] = false;
@@ -77,4 +91,12 @@ export function quantParamsOf(
 /** Stored bits of one weight quantized with `p`, counting each group's float16 scale and bias. */
 export function storedBitsPerWeight(p: QuantParams): number {
   return p.bits + 32 / p.groupSize;
+}
+
+/**
+ * Refuses, from config.json alone, weights this build cannot load (an original FP8 or compressed-tensors
+ * checkpoint), so a node says so before it downloads them. @throws E_MODEL_UNSUPPORTED naming the method
+ */
+export function assertLoadableQuantization(config: Json): void {
+  parseQuantizationBlock(config.quantization ?? config.quantization_config);
 }

@@ -13,8 +13,8 @@ describe("the embedded catalog", () => {
   const catalog = loadCatalog();
   const hubEntries = catalog.entries.filter((e) => !e.embedded);
 
-  test("holds exo's 73 MLX model ids, the Qwen3 family and the embedded default model", () => {
-    expect(hubEntries.length).toBe(84);
+  test("holds exo's 73 MLX model ids, the Qwen3 family, DeepSeek V3.1, Kimi K2 and the embedded default model", () => {
+    expect(hubEntries.length).toBe(87);
     expect(findModel(catalog, DEFAULT_MODEL_ID)?.embedded).toBe(true);
   });
 
@@ -33,13 +33,35 @@ describe("the embedded catalog", () => {
       46: 1,
       48: 11,
       60: 1,
-      61: 4,
+      61: 7,
       64: 8,
       80: 12,
       88: 1,
       94: 2,
       126: 2,
     });
+  });
+
+  test("lists DeepSeek V3.1 and Kimi K2 Instruct as mlx-community ships them (61 layers in their config.json)", () => {
+    expect(findModel(catalog, "deepseek-v3.1")).toMatchObject({
+      repo: "mlx-community/DeepSeek-V3.1-4bit",
+      layers: 61,
+      arch: "deepseek_v3",
+    });
+    expect(findModel(catalog, "deepseek-v3.1-8bit")).toMatchObject({ layers: 61, quantization: "8bit" });
+    expect(findModel(catalog, "kimi-k2-instruct")).toMatchObject({
+      repo: "mlx-community/Kimi-K2-Instruct-4bit",
+      layers: 61,
+      arch: "kimi_k2",
+    });
+    for (const id of [
+      "deepseek-v3",
+      "deepseek-r1",
+      "deepseek-coder-v2-lite",
+      "deepseek-coder-v2.5",
+      "kimi-k2-instruct",
+    ])
+      expect(`${id}:${findModel(catalog, id)?.runnable}`).toBe(`${id}:true`);
   });
 
   test("states for every row whether this build runs it: the Qwen3 family dense and MoE does, LLaVA does not", () => {

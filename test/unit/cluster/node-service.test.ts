@@ -73,13 +73,14 @@ describe("the node's cluster service", () => {
   });
 
   test("lists only models this build can run: no catalog row or served model of another architecture", async () => {
-    const moe = localModel("moe-listed", 1, { arch: "deepseek_v3" });
-    const { made } = service(1000, [moe]);
+    const vision = localModel("vision-listed", 1, { arch: "llava" });
+    const { made } = service(1000, [vision]);
     const svc = await made;
     const ids: string[] = svc.listModels().map((m) => m.id);
     svc.close();
     expect(ids).toContain("llama-3.2-1b");
-    for (const unrunnable of ["deepseek-v3", "deepseek-coder-v2-lite", moe]) expect(ids).not.toContain(unrunnable);
+    for (const unrunnable of ["llava-1.5-7b-hf", "stable-diffusion-2-1-base", vision])
+      expect(ids).not.toContain(unrunnable);
   });
 
   /** The error code (or "ok") of planning `modelId` by asking for one token. */
@@ -147,10 +148,10 @@ describe("the node's cluster service", () => {
   });
 
   test("a model of an architecture this build cannot run fails with E_MODEL_UNSUPPORTED before any file is fetched", async () => {
-    const moe = localModel("moe", 1, { arch: "deepseek_v3" });
-    const { made, fetched } = service(1000, [moe]);
+    const ssm = localModel("ssm", 1, { arch: "mamba" });
+    const { made, fetched } = service(1000, [ssm]);
     const svc = await made;
-    expect(await planOutcome(svc, moe)).toBe("E_MODEL_UNSUPPORTED");
+    expect(await planOutcome(svc, ssm)).toBe("E_MODEL_UNSUPPORTED");
     expect(fetched).toEqual([]);
     svc.close();
   });

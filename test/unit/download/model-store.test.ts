@@ -12,6 +12,7 @@ import { SHARDED_DIMS, SHARDED_FILES, SINGLE_DIMS, shardedRepo, singleFileRepo }
 
 const SHARDED = "test-org/tiny-sharded";
 const SINGLE = "test-org/tiny-single";
+const FP8 = "other-org/fp8-original";
 const entry = (id: string, repo: string, layers: number) => ({
   id,
   name: id,
@@ -26,7 +27,7 @@ const catalog = parseCatalog({
     entry("tiny-sharded", SHARDED, 6),
     entry("tiny-single", SINGLE, 4),
     entry("gated", "test-org/gated", 4),
-    { ...entry("moe", "test-org/moe", 4), arch: "deepseek_v3" },
+    { ...entry("vision", "test-org/vision", 4), arch: "llava" },
     { id: "embedded", name: "E", embedded: true, layers: 2, arch: "llama", quantization: "fp32", size_bytes: 10 },
   ],
 });
@@ -46,12 +47,23 @@ function nextEvent(match: (p: DownloadProgress) => boolean): Promise<DownloadPro
   });
 }
 
+/** A repo whose config.json is an original FP8 checkpoint's (DeepSeek-V3 as deepseek-ai ships it). */
+function fp8Repo() {
+  const repo = singleFileRepo(FP8, SINGLE_DIMS);
+  const config = repo.files.find((f) => f.path === "config.json")!;
+  const parsed = JSON.parse(new TextDecoder().decode(config.bytes));
+  parsed.quantization_config = { quant_method: "fp8", fmt: "e4m3", weight_block_size: [128, 128] };
+  config.bytes = new TextEncoder().encode(JSON.stringify(parsed));
+  return repo;
+}
+
 beforeAll(async () => {
   hub = await startFakeHub([
     shardedRepo(SHARDED, SHARDED_DIMS, SHARDED_FILES),
     singleFileRepo(SINGLE, SINGLE_DIMS),
     singleFileRepo("test-org/gated", SINGLE_DIMS),
     singleFileRepo("other-org/uncatalogued", { ...SINGLE_DIMS, layers: 3 }),
+    fp8Repo(),
   ]);
   cacheDir = await mkdtemp(join(tmpdir(), "exo-store-"));
   store = createModelStore({
@@ -169,9 +181,9 @@ describe("the model store", () => {
       return "started";
     };
     expect(await refused("llama-9000")).toStartWith('E_MODEL_UNKNOWN: unknown model "llama-9000"');
-    expect(await refused("moe")).toStartWith('E_MODEL_UNSUPPORTED: moe is a "deepseek_v3" model');
+    expect(await refused("vision")).toStartWith('E_MODEL_UNSUPPORTED: vision is a "llava" model');
     expect(await refused("nobody/absent")).toStartWith("E_DOWNLOAD_NOT_FOUND:");
-    expect(hub.cdnRequests.filter((r) => r.path.endsWith(".safetensors") && r.path.includes("moe"))).toEqual([]);
+    expect(hub.cdnRequests.filter((r) => r.path.endsWith(".safetensors") && r.path.includes("vision"))).toEqual([]);
   });
 
   test("a repo outside the catalog gets its layer count from its config.json", async () => {
@@ -185,6 +197,16 @@ describe("the model store", () => {
     // Resolved here, so the pool reports it beside the catalog (config fetched, no weights yet).
     const pool = (await store.modelPool()) as Record<string, { downloaded: boolean }>;
     expect(pool["other-org/uncatalogued"]).toMatchObject({ downloaded: false });
+  });
+
+  test("an original FP8 checkpoint is refused from its config.json, before any weight is downloaded", async () => {
+    const err = await store.resolveModel(FP8).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe("E_MODEL_UNSUPPORTED");
+    expect((err as Error).message).toContain('quant_method "fp8" is not supported');
+    // Weights are resolved through the hub (then redirected to the CDN): config.json was, the weights not.
+    const resolved = hub.hubRequests.filter((p) => p.startsWith(`/${FP8}/resolve/`));
+    expect(resolved.some((p) => p.endsWith("/config.json"))).toBe(true);
+    expect(resolved.some((p) => p.endsWith(".safetensors"))).toBe(false);
   });
 
   test("a local directory the operator serves resolves once, with the bytes of its weight files, and is remembered by id", async () => {

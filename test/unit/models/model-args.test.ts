@@ -79,9 +79,9 @@ describe("parseModelArgs", () => {
       parseModelArgs({ ...LLAMA, rope_scaling: { type: "su", long_factor: [1, 2], short_factor: [1, 1] } }).ropeScaling
         .kind,
     ).toBe("longrope");
-    const [code, message] = codeOf(() => parseModelArgs({ ...LLAMA, rope_scaling: { type: "yarn", factor: 4 } }));
+    const [code, message] = codeOf(() => parseModelArgs({ ...LLAMA, rope_scaling: { type: "dynamic", factor: 4 } }));
     expect(code).toBe("E_MODEL_UNSUPPORTED");
-    expect(message).toContain('"yarn"');
+    expect(message).toContain('"dynamic"');
   });
 
   test("a missing size names the key", () => {
