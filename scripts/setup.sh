@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(uname)" = "Linux" ]; then
   need=()
-  for pkg in liblapack3 libopenblas0-pthread; do
+  # chromium: the dashboard test drives it with playwright-core (test/integration/dashboard.test.ts).
+  for pkg in liblapack3 libopenblas0-pthread chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

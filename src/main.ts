@@ -15,6 +15,8 @@ const main = defineCommand({
     pull: () => import("./cli/pull.ts").then((m) => m.default),
     rm: () => import("./cli/rm.ts").then((m) => m.default),
     topology: () => import("./cli/topology.ts").then((m) => m.default),
+    ps: () => import("./cli/ps.ts").then((m) => m.default),
+    stop: () => import("./cli/stop.ts").then((m) => m.default),
     doctor: () => import("./cli/doctor.ts").then((m) => m.default),
     keygen: () => import("./cli/keygen.ts").then((m) => m.default),
     runner: () => import("./cli/runner.ts").then((m) => m.default),

@@ -4,6 +4,7 @@ import type { Tokenizer } from "../../src/tokenizer/tokenizer.ts";
 import { EOS_ID, PAD_ID } from "./hf-files.ts";
 import type { TemplateMessage } from "../../src/tokenizer/chat-template.ts";
 import type { TaskExample } from "./tasks.ts";
+import type { ToolChat } from "./tool-tasks.ts";
 
 export interface Batch {
   tokens: number[][];
@@ -25,7 +26,11 @@ export interface Conversation {
 }
 
 /** Token ids of a conversation, and for each id whether it is part of an assistant answer (its <|end|> included). */
-export function encodeConversation(tokenizer: Tokenizer, chat: Conversation): { ids: number[]; isAnswer: boolean[] } {
+export function encodeConversation(
+  tokenizer: Tokenizer,
+  chat: Conversation | ToolChat,
+): { ids: number[]; isAnswer: boolean[] } {
+  if ("messages" in chat) return encodeToolChat(tokenizer, chat);
   const messages: TemplateMessage[] = chat.system ? [{ role: "system", content: chat.system }] : [];
   const isAnswer: boolean[] = [];
   let ids: number[] = [];
@@ -39,10 +44,25 @@ export function encodeConversation(tokenizer: Tokenizer, chat: Conversation): { 
   return { ids, isAnswer };
 }
 
+/** A chat with tools offered: every assistant message (a tool call or a sentence) is an answer. */
+function encodeToolChat(tokenizer: Tokenizer, chat: ToolChat): { ids: number[]; isAnswer: boolean[] } {
+  const isAnswer: boolean[] = [];
+  let ids: number[] = [];
+  for (let i = 0; i < chat.messages.length; i++) {
+    if (chat.messages[i]!.role !== "assistant") continue;
+    const before = chat.messages.slice(0, i);
+    const promptLength = tokenizer.encodeChat(before, { tools: chat.tools, addGenerationPrompt: true }).length;
+    ids = tokenizer.encodeChat(chat.messages.slice(0, i + 1), { tools: chat.tools, addGenerationPrompt: false });
+    while (isAnswer.length < promptLength) isAnswer.push(false);
+    while (isAnswer.length < ids.length) isAnswer.push(true);
+  }
+  return { ids, isAnswer };
+}
+
 /** Returns a function that packs conversations from `next` into `rows` rows of `rowLength` tokens, filling gaps from a small pool. */
 export function makeBatcher(
   tokenizer: Tokenizer,
-  next: () => Conversation,
+  next: () => Conversation | ToolChat,
   rows: number,
   rowLength: number,
 ): () => Batch {

@@ -30,8 +30,35 @@ export const ARCH = {
   rmsNormEps: 1e-5,
 } as const;
 
-/** A conversation is BOS, then `<|role|>content<|end|>` per message, then `<|assistant|>` to ask for the answer. */
+/**
+ * A conversation is BOS, then `<|role|>content<|end|>` per message, then `<|assistant|>` to ask for the answer.
+ * Offered tools come first as one system line, `tools: name(param,...)`; an assistant's tool calls are written
+ * Qwen/Hermes style, `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, and tool results are `<|tool|>`
+ * messages. Without tools or tool calls it renders exactly as the first template did (phase 1 depends on that).
+ */
 export const CHAT_TEMPLATE =
+  "{{ bos_token }}" +
+  "{% if tools %}{{ '<|system|>tools: ' }}{% for t in tools %}" +
+  "{% set f = t.function if t.function is defined else t %}" +
+  "{{ f.name }}({% if f.parameters is defined and f.parameters.properties is defined %}" +
+  "{{ f.parameters.properties.keys() | join(',') }}{% endif %}){% if not loop.last %}{{ ' ' }}{% endif %}" +
+  "{% endfor %}{{ '<|end|>' }}{% endif %}" +
+  "{% for message in messages %}" +
+  "{% if message['role'] not in ['system', 'user', 'assistant', 'tool'] %}" +
+  "{{ raise_exception('exo-tiny-chat knows the roles system, user, assistant and tool, not ' + message['role']) }}" +
+  "{% endif %}" +
+  "{% if message['role'] == 'assistant' and message['tool_calls'] %}" +
+  "{{ '<|assistant|>' }}{% if message['content'] is string %}{{ message['content'] }}{% endif %}" +
+  "{% for call in message['tool_calls'] %}{% set f = call.function if call.function is defined else call %}" +
+  "{{ '<tool_call>' }}{% if f.arguments is string %}" +
+  "{{ '{\"name\": ' + (f.name | tojson) + ', \"arguments\": ' + f.arguments + '}' }}" +
+  "{% else %}{{ {'name': f.name, 'arguments': f.arguments} | tojson }}{% endif %}{{ '</tool_call>' }}" +
+  "{% endfor %}{{ '<|end|>' }}" +
+  "{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}" +
+  "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
+
+/** The template before tools (kept to prove the new one renders plain chats identically). */
+export const PLAIN_CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}" +
   "{% if message['role'] not in ['system', 'user', 'assistant', 'tool'] %}" +
   "{{ raise_exception('exo-tiny-chat knows the roles system, user, assistant and tool, not ' + message['role']) }}" +

@@ -4,7 +4,7 @@
 export type TaskKind = "count" | "reverse" | "add";
 
 export interface TaskExample {
-  kind: TaskKind | "greeting";
+  kind: TaskKind | "greeting" | "repeat";
   prompt: string;
   answer: string;
 }

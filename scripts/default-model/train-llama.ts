@@ -1,6 +1,7 @@
 // A trainable Llama for the default model: parameters are one flat, ordered list under their Hugging Face
 // names (the binding pairs gradients wrongly for nested objects under Bun), an f32 forward, and Adam.
 import { core as mx } from "@frost-beta/mlx";
+import type { TemplateMessage } from "../../src/tokenizer/chat-template.ts";
 import type { Tokenizer } from "../../src/tokenizer/tokenizer.ts";
 import { ARCH, VOCAB_SIZE } from "./hf-files.ts";
 
@@ -139,8 +140,15 @@ export function segmentMask(segments: number[][]): mx.array {
 }
 
 /** Greedy chat answer with this forward (no KV cache: prompts are short); the engine test checks the real path. */
-export function greedyAnswer(params: Params, tok: Tokenizer, prompt: string, maxTokens = 40): string {
-  const ids = tok.encodeChat([{ role: "user", content: prompt }]);
+export function greedyAnswer(
+  params: Params,
+  tok: Tokenizer,
+  prompt: string | TemplateMessage[],
+  maxTokens = 40,
+  tools?: readonly object[],
+): string {
+  const messages = typeof prompt === "string" ? [{ role: "user", content: prompt }] : prompt;
+  const ids = tok.encodeChat(messages, tools ? { tools } : {});
   const out: number[] = [];
   for (let i = 0; i < maxTokens; i++) {
     const all = [...ids, ...out];

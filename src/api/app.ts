@@ -7,6 +7,18 @@ import { ApiError, errorResponse } from "./errors.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./body.ts";
 import { handleGenerate, type GenerateRouteOptions } from "./completions.ts";
 import { deleteModel, downloadProgress, listModels, modelPool, retrieveModel, startDownload } from "./exo-routes.ts";
+import { anthropicErrorResponse, handleMessages } from "./anthropic.ts";
+import {
+  handleOllamaChat,
+  handleOllamaGenerate,
+  ollamaErrorResponse,
+  ollamaPs,
+  ollamaShow,
+  ollamaTags,
+  ollamaVersion,
+} from "./ollama.ts";
+import { listPlacements, unloadPlacement } from "./placements.ts";
+import { DASHBOARD_HTML } from "./dashboard/assets.ts";
 
 export type App = (req: Request) => Promise<Response>;
 
@@ -23,10 +35,24 @@ const DEFAULTS: GenerateRouteOptions = { keepAliveMs: 5000, headerWaitMs: 1000, 
 const CORS = {
   "access-control-allow-origin": "*",
   "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
-  "access-control-allow-headers": "authorization, content-type",
+  "access-control-allow-headers": "authorization, content-type, x-api-key, anthropic-version",
 } as const;
 
 type Handler = (req: Request, param: string) => Response | Promise<Response>;
+
+/** Routes served without the API key. */
+const PUBLIC_PATHS = new Set(["/healthcheck", "/"]);
+
+/** The dashboard: one self-contained page (script and styles inline), embedded in the executable. */
+function dashboard(): Response {
+  const headers = {
+    "content-type": "text/html; charset=utf-8",
+    // Only its own inline script and same-origin API calls: nothing from elsewhere, no framing.
+    "content-security-policy":
+      "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+  };
+  return new Response(DASHBOARD_HTML, { headers });
+}
 
 /** The API as one fetch function over the node's services; `options` tune streams and limits (tests shorten them). */
 export function createApp(deps: ApiDeps, options: AppOptions = {}): App {
@@ -36,7 +62,8 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): App {
     try {
       const { pathname } = new URL(req.url);
       if (req.method === "OPTIONS") return preflight(req);
-      if (pathname !== "/healthcheck") checkAuth(req, deps.apiKey);
+      // The dashboard page holds no data: it asks for the key, then sends it on every API call.
+      if (!PUBLIC_PATHS.has(pathname)) checkAuth(req, deps.apiKey);
       const { handler, param, allowed } = match(routes, req.method, pathname);
       if (!handler) {
         if (allowed.length > 0) return methodNotAllowed(req.method, pathname, allowed);
@@ -44,7 +71,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): App {
       }
       return withCors(await handler(req, param));
     } catch (err) {
-      return errorResponse(err, CORS);
+      return errorResponseFor(new URL(req.url).pathname)(err, CORS);
     }
   };
 }
@@ -63,6 +90,7 @@ function routeTable(deps: ApiDeps, opts: GenerateRouteOptions): Map<string, Reco
   };
   const table: Record<string, Record<string, Handler>> = {
     "/healthcheck": { GET: () => Response.json({ status: "ok" }) },
+    "/": { GET: dashboard },
     "/topology": { GET: topology },
     "/v1/topology": { GET: topology },
     "/v1/models": { GET: models },
@@ -70,16 +98,31 @@ function routeTable(deps: ApiDeps, opts: GenerateRouteOptions): Map<string, Reco
     "/v1/models/*": oneModel,
     "/models/*": oneModel,
     "/v1/chat/completions": { POST: chat },
+    "/v1/messages": { POST: (req) => handleMessages(req, deps, opts) },
     "/chat/completions": { POST: chat },
     "/v1/completions": { POST: text },
     "/completions": { POST: text },
     "/modelpool": { GET: (req) => modelPool(deps, req) },
     "/download": { POST: (req) => startDownload(deps, req, opts.maxBodyBytes) },
     "/v1/download/progress": { GET: progress },
+    "/v1/placements": { GET: () => listPlacements(deps) },
+    "/v1/placements/*": { DELETE: (_req, id) => unloadPlacement(deps, id) },
     "/download/progress": { GET: progress },
   };
-  Object.assign(table, debugRoutes(deps));
+  Object.assign(table, ollamaRoutes(deps, opts), debugRoutes(deps));
   return new Map(Object.entries(table));
+}
+
+/** The Ollama API, so `OLLAMA_HOST=http://host:52415` clients work. */
+function ollamaRoutes(deps: ApiDeps, opts: GenerateRouteOptions): Record<string, Record<string, Handler>> {
+  return {
+    "/api/chat": { POST: (req) => handleOllamaChat(req, deps, opts) },
+    "/api/generate": { POST: (req) => handleOllamaGenerate(req, deps, opts) },
+    "/api/tags": { GET: () => ollamaTags(deps) },
+    "/api/ps": { GET: () => ollamaPs(deps) },
+    "/api/show": { POST: (req) => ollamaShow(req, deps, opts) },
+    "/api/version": { GET: ollamaVersion },
+  };
 }
 
 /** Most HEALTH round trips one /debug/health-burst may ask for. */
@@ -118,6 +161,13 @@ function match(routes: Map<string, Record<string, Handler>>, method: string, pat
   return { handler: methods?.[verb], param, allowed: methods ? Object.keys(methods) : [] };
 }
 
+/** Each client family reads errors in its own shape: Anthropic's under /v1/messages, Ollama's under /api/, else OpenAI's. */
+function errorResponseFor(pathname: string): (err: unknown, headers: Record<string, string>) => Response {
+  if (pathname === "/v1/messages") return anthropicErrorResponse;
+  if (pathname.startsWith("/api/")) return ollamaErrorResponse;
+  return errorResponse;
+}
+
 /** A URL path segment, decoded. @throws E_INVALID_REQUEST for a broken percent-encoding (e.g. "%E0%A4%A") */
 function decodeSegment(segment: string): string {
   try {
@@ -132,7 +182,10 @@ function decodeSegment(segment: string): string {
 
 function checkAuth(req: Request, apiKey: string | undefined): void {
   if (!hasApiKey(req, apiKey)) {
-    throw new ApiError("E_UNAUTHORIZED", "missing or wrong API key: send Authorization: Bearer <EXO_API_KEY>");
+    throw new ApiError(
+      "E_UNAUTHORIZED",
+      "missing or wrong API key: send Authorization: Bearer <EXO_API_KEY> (or x-api-key)",
+    );
   }
 }
 

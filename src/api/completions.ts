@@ -9,6 +9,7 @@ import { readJsonBody } from "./body.ts";
 import { parseChatBody, parseCompletionBody } from "./openai.ts";
 import { chatCompletion, collect, createMeta, streamChunks, textCompletion, type Kind } from "./openai-responses.ts";
 import { SSE_HEADERS, raceTimer, sseStream } from "./sse.ts";
+import { withToolCalls } from "./tools/events.ts";
 
 const log = logger("api");
 
@@ -30,13 +31,16 @@ export async function handleGenerate(
   opts: GenerateRouteOptions,
 ): Promise<Response> {
   const body = await readJsonBody(req, opts.maxBodyBytes);
-  const { request, stream, includeUsage } = kind === "chat" ? parseChatBody(body) : parseCompletionBody(body);
+  const { request, stream, includeUsage, toolPlan } = kind === "chat" ? parseChatBody(body) : parseCompletionBody(body);
   const abort = new AbortController();
   const onClientGone = () => abort.abort(new NodeError("E_CANCELLED", "the client disconnected"));
   req.signal.addEventListener("abort", onClientGone, { once: true });
   const meta = createMeta(kind, request.modelId);
   log.debug(`${meta.id}: ${kind} model=${request.modelId} stream=${stream} max_tokens=${request.maxTokens}`);
-  const events = logDone(deps.inference.generate(request, abort.signal), meta.id, request.modelId);
+  const events = withToolCalls(
+    logDone(deps.inference.generate(request, abort.signal), meta.id, request.modelId),
+    toolPlan,
+  );
 
   if (!stream) {
     try {

@@ -1,6 +1,6 @@
 // What the HTTP API needs from the rest of the node: the inference contract (src/cluster/types.ts), the model
 // store (src/download/types.ts) and the debug hooks. Tests drive the API with fakes of these, no port, no MLX.
-import type { InferenceService } from "../cluster/types.ts";
+import type { InferenceService, PlacementService } from "../cluster/types.ts";
 import type { ModelStore } from "../download/types.ts";
 
 export interface ApiDeps {
@@ -11,6 +11,8 @@ export interface ApiDeps {
   models: ModelStore;
   /** When set, every route but /healthcheck requires `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
+  /** Placed models and unloading them (`GET /v1/placements`, `exo ps`, `exo stop`, the dashboard); absent: none placed. */
+  cluster?: PlacementService;
   /** The node's diagnosis routes under /debug/; each is served only when given. */
   debug?: DebugDeps;
 }

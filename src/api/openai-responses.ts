@@ -1,7 +1,9 @@
 // Pure builders of OpenAI response objects: chat.completion, chat.completion.chunk, text_completion,
 // and the layered generators that turn GenerationEvents into the chunk sequence OpenAI clients expect.
 import { NodeError } from "../errors.ts";
-import type { FinishReason, GenerationEvent, Usage } from "../cluster/types.ts";
+import type { Usage } from "../cluster/types.ts";
+import type { AnswerEvent, AnswerFinish } from "./tools/events.ts";
+import type { ToolCall } from "./tools/parse.ts";
 
 /** What every object of one response shares. */
 export interface ResponseMeta {
@@ -30,16 +32,24 @@ export function usageJson(usage: Usage) {
 /** The whole answer of a non-streamed request. */
 export interface Collected {
   text: string;
-  finishReason: FinishReason;
+  toolCalls: ToolCall[];
+  finishReason: AnswerFinish;
   usage: Usage;
+  /** The stop string that ended the answer, if one did. */
+  stopSequence?: string;
 }
 
 /** Drain a generation into one answer. */
-export async function collect(events: AsyncIterable<GenerationEvent>): Promise<Collected> {
+export async function collect(events: AsyncIterable<AnswerEvent>): Promise<Collected> {
   let text = "";
+  const toolCalls: ToolCall[] = [];
   for await (const event of events) {
     if (event.kind === "text") text += event.text;
-    else return { text, finishReason: event.finishReason, usage: event.usage };
+    else if (event.kind === "tool_call") toolCalls.push(event.call);
+    else {
+      const { finishReason, usage, stopSequence } = event;
+      return { text, toolCalls, finishReason, usage, ...(stopSequence === undefined ? {} : { stopSequence }) };
+    }
   }
   throw new NodeError("E_INTERNAL", "the generation ended without a done event");
 }
@@ -51,7 +61,7 @@ export function chatCompletion(meta: ResponseMeta, answer: Collected) {
     choices: [
       {
         index: 0,
-        message: { role: "assistant", content: answer.text, refusal: null },
+        message: chatMessage(answer),
         logprobs: null,
         finish_reason: answer.finishReason,
       },
@@ -76,13 +86,13 @@ export function textCompletion(meta: ResponseMeta, answer: Collected) {
 export async function* streamChunks(
   kind: Kind,
   meta: ResponseMeta,
-  events: AsyncIterable<GenerationEvent>,
+  events: AsyncIterable<AnswerEvent>,
   includeUsage: boolean,
 ): AsyncGenerator<object> {
   const object = kind === "chat" ? "chat.completion.chunk" : "text_completion";
   // With include_usage, OpenAI puts `usage: null` on every chunk but the last.
   const base = { ...envelope(meta, object), ...(includeUsage ? { usage: null } : {}) };
-  const choice = (text: string | null, finishReason: FinishReason | null, first = false) =>
+  const choice = (text: string | null, finishReason: AnswerFinish | null, first = false) =>
     kind === "chat"
       ? { index: 0, delta: deltaOf(text, first), logprobs: null, finish_reason: finishReason }
       : { index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason };
@@ -94,6 +104,11 @@ export async function* streamChunks(
       if (event.text.length > 0) yield { ...base, choices: [choice(event.text, null)] };
       continue;
     }
+    if (event.kind === "tool_call") {
+      const delta = { tool_calls: [{ index: event.index, ...toolCallJson(event.call) }] };
+      yield { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] };
+      continue;
+    }
     yield { ...base, choices: [choice(null, event.finishReason)] };
     if (includeUsage) yield { ...base, choices: [], usage: usageJson(event.usage) };
     return;
@@ -101,7 +116,23 @@ export async function* streamChunks(
   throw new NodeError("E_INTERNAL", "the generation ended without a done event");
 }
 
+/** OpenAI's tool call object. */
+export function toolCallJson(call: ToolCall) {
+  return { id: call.id, type: "function", function: { name: call.name, arguments: call.arguments } };
+}
+
 // --- internal ---
+
+/** The assistant message: content is null when the answer is only tool calls, as OpenAI sends it. */
+function chatMessage(answer: Collected) {
+  if (answer.toolCalls.length === 0) return { role: "assistant", content: answer.text, refusal: null };
+  return {
+    role: "assistant",
+    content: answer.text.length > 0 ? answer.text : null,
+    refusal: null,
+    tool_calls: answer.toolCalls.map(toolCallJson),
+  };
+}
 
 function envelope(meta: ResponseMeta, object: string) {
   return { id: meta.id, object, created: meta.created, model: meta.model, system_fingerprint: null };

@@ -2,6 +2,7 @@
 // Every field we honour is validated; a value we cannot honour is a 400 naming `param`, never silently ignored.
 import type { ChatMessage, GenerateRequest } from "../cluster/types.ts";
 import { invalidParam } from "./errors.ts";
+import { parseToolPlan, templateReady, type ToolPlan } from "./tools/request.ts";
 
 /** Used when the client sends neither max_tokens nor max_completion_tokens; the service may cap it further. */
 export const DEFAULT_MAX_TOKENS = 2048;
@@ -14,6 +15,8 @@ export interface ParsedRequest {
   request: GenerateRequest;
   stream: boolean;
   includeUsage: boolean;
+  /** The tools a chat request offers and how to read calls from its answer; null: plain text. */
+  toolPlan: ToolPlan | null;
 }
 
 type Body = Record<string, unknown>;
@@ -29,12 +32,9 @@ export function parseChatBody(raw: unknown): ParsedRequest {
   if (!Array.isArray(messages) || messages.length === 0) {
     throw invalidParam("messages", "messages must be a non-empty array");
   }
-  parsed.request.messages = messages.map((m, i) => parseMessage(m, `messages[${i}]`));
-  const tools = body.tools;
-  if (tools !== undefined && tools !== null) {
-    if (!Array.isArray(tools)) throw invalidParam("tools", "tools must be an array");
-    parsed.request.tools = tools;
-  }
+  parsed.request.messages = templateReady(messages.map((m, i) => parseMessage(m, `messages[${i}]`)));
+  parsed.toolPlan = parseToolPlan(body);
+  if (parsed.toolPlan) parsed.request.tools = parsed.toolPlan.tools;
   if (body.logprobs === true) throw invalidParam("logprobs", "logprobs are not supported");
   const format = body.response_format;
   if (format !== undefined && format !== null && (format as Body).type !== "text") {
@@ -105,7 +105,7 @@ function parseCommon(body: Body): ParsedRequest {
     maxTokens,
     stop: parseStop(body.stop),
   };
-  return { request, stream, includeUsage: stream && includeUsage === true };
+  return { request, stream, includeUsage: stream && includeUsage === true, toolPlan: null };
 }
 
 function parseStop(stop: unknown): string[] {

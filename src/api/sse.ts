@@ -26,7 +26,27 @@ export interface SseOptions {
   keepAliveMs: number;
   /** Called once when the client goes away before the end (the caller aborts the generation). */
   onCancel: () => void;
+  /** How values, a late error and the end are written; OpenAI's framing when absent (Anthropic and Ollama differ). */
+  framing?: StreamFraming;
 }
+
+/** The bytes of one streaming dialect. */
+export interface StreamFraming {
+  frame(value: unknown): Uint8Array;
+  error(err: unknown): Uint8Array;
+  /** Written after the last value (OpenAI's `[DONE]`); null: nothing. */
+  done: Uint8Array | null;
+  /** Written while the source is silent; null: nothing (NDJSON has no comments). */
+  keepAlive: Uint8Array | null;
+}
+
+/** OpenAI's: `data: <json>` frames, `: keep-alive` comments, an error as a data frame, then `[DONE]`. */
+export const OPENAI_FRAMING: StreamFraming = {
+  frame: sseData,
+  error: (err) => sseData(describeError(err).body),
+  done: DONE,
+  keepAlive: KEEP_ALIVE,
+};
 
 type Settled<T> = { ok: true; result: IteratorResult<T> } | { ok: false; error: unknown };
 
@@ -38,16 +58,18 @@ export function sseStream(
 ): ReadableStream<Uint8Array> {
   let pending: Promise<Settled<unknown>> | undefined = first ? settle(first) : undefined;
   let finished = false;
+  const framing = opts.framing ?? OPENAI_FRAMING;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       pending ??= settle(source.next());
-      const outcome = await raceTimer(pending, opts.keepAliveMs);
-      if (outcome === "timeout") return controller.enqueue(KEEP_ALIVE);
+      let outcome = await raceTimer(pending, opts.keepAliveMs);
+      while (outcome === "timeout" && framing.keepAlive === null) outcome = await raceTimer(pending, opts.keepAliveMs);
+      if (outcome === "timeout") return controller.enqueue(framing.keepAlive ?? KEEP_ALIVE);
       pending = undefined;
-      if (outcome.ok && !outcome.result.done) return controller.enqueue(sseData(outcome.result.value));
-      if (!outcome.ok) controller.enqueue(sseData(describeError(outcome.error).body));
+      if (outcome.ok && !outcome.result.done) return controller.enqueue(framing.frame(outcome.result.value));
+      if (!outcome.ok) controller.enqueue(framing.error(outcome.error));
       finished = true;
-      controller.enqueue(DONE);
+      if (framing.done) controller.enqueue(framing.done);
       controller.close();
     },
     cancel() {

@@ -54,6 +54,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     },
     loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir), await readContextWindow(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,
+    memoryOf: opts.memoryOf,
     prepareStallMs: opts.prepareStallMs,
   });
   for (const ref of opts.models ?? []) {

@@ -3,7 +3,15 @@
 import { NodeError, errorCode } from "../errors.ts";
 import { asRequestId, type NodeId } from "../ids.ts";
 import { logger } from "../log.ts";
-import type { ChatMessage, GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "./types.ts";
+import type {
+  ChatMessage,
+  GenerateRequest,
+  GenerationEvent,
+  InferenceService,
+  ModelInfo,
+  Placement,
+  PlacementService,
+} from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import { fitToWindow } from "./context-fit.ts";
@@ -65,6 +73,8 @@ export interface ClusterServiceDeps {
   prepareStallMs?: number;
   /** A stage frees a request idle this long, as a last resort (default 10 min). */
   stageIdleMs?: number;
+  /** Memory (MB) of a node, reported with placements. */
+  memoryOf?(nodeId: string): number | undefined;
 }
 
 export type PrepareProgress = (status: StatusFields) => void;
@@ -76,7 +86,7 @@ export interface LiveRequests {
   engine: number;
 }
 
-export interface ClusterService extends InferenceService {
+export interface ClusterService extends InferenceService, PlacementService {
   /** Place `modelId` on the cluster and have every stage download and load its shard. @throws E_MODEL_UNKNOWN, E_MODEL_TOO_BIG */
   prepare(modelId: string, onProgress?: PrepareProgress): Promise<Plan>;
   liveRequests(): Promise<LiveRequests>;
@@ -95,7 +105,15 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   const coordinator = createCoordinator({ transport, tokenTimeoutMs: deps.tokenTimeoutMs ?? 300_000 });
   const stages = createStageHost({ transport, engine });
   const preparer = createShardPreparer({ transport, engine, models });
-  const prepared = new Map<string, { key: string; done: Promise<void> }>();
+  const prepared = new Map<string, { key: string; plan: Plan; done: Promise<void> }>();
+  // Every node's last STATUS per model (stages broadcast them to every peer), and requests coordinated here.
+  const statuses = new Map<string, Map<string, StatusFields>>();
+  const inFlight = new Map<string, number>();
+  const noteStatus = (status: StatusFields) => {
+    const byNode = statuses.get(status.modelId) ?? new Map<string, StatusFields>();
+    byNode.set(status.nodeId, status);
+    statuses.set(status.modelId, byNode);
+  };
   const progressListeners = new Map<string, Set<PrepareProgress>>();
   const tokenizers = new Map<string, Promise<ClusterTokenizer>>();
 
@@ -105,6 +123,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   });
   transport.handle("STATUS", (msg) => {
     const status = parseStatus(msg.fields);
+    noteStatus(status);
     deps.onStatus?.(status);
     for (const l of progressListeners.get(status.modelId) ?? []) l(status);
   });
@@ -119,6 +138,15 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   });
   transport.handle("END", (msg) => void stages.end(parseRequestId(msg.fields)));
   transport.handle("ERROR", (msg) => coordinator.onError(parseError(msg.fields)));
+  transport.handle("UNLOAD", async (msg) => {
+    const modelId = typeof msg.fields.modelId === "string" ? msg.fields.modelId : "";
+    const holds = engine.loaded()?.modelId === modelId;
+    if (holds) await engine.unload();
+    prepared.delete(modelId);
+    statuses.delete(modelId);
+    if (holds) log.info(`${modelId} unloaded from this node`);
+    return { type: "OK", fields: { unloaded: holds } };
+  });
 
   const unsubscribe = transport.onPeerChange((peer, up) => {
     // Any membership change may move the plan, and a node that came back has lost its shard.
@@ -141,7 +169,9 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     const timeoutMs = deps.prepareTimeoutMs ?? 6 * 3600_000;
     // Each node's answer is its "ready", whether or not its own STATUS frames arrived first.
     const ready = (nodeId: NodeId) => {
-      for (const l of listeners) l({ nodeId, modelId: plan.modelId, phase: "ready", fraction: 1 });
+      const status: StatusFields = { nodeId, modelId: plan.modelId, phase: "ready", fraction: 1 };
+      noteStatus(status);
+      for (const l of listeners) l(status);
     };
     // A node that answers health checks but never reports progress fails its prepare after prepareStallMs.
     const stall = createStallWatch(plan.modelId, deps.prepareStallMs ?? 60_000);
@@ -166,7 +196,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
         listeners.delete(watchProgress);
         if (onProgress) listeners.delete(onProgress);
       });
-    prepared.set(plan.modelId, { key, done });
+    prepared.set(plan.modelId, { key, plan, done });
     done.catch(() => {
       if (prepared.get(plan.modelId)?.done === done) prepared.delete(plan.modelId);
     });
@@ -202,6 +232,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     await ensurePrepared(plan);
     const requestId = asRequestId(crypto.randomUUID());
     const eosIds = tokenizer.eosIds;
+    inFlight.set(plan.modelId, (inFlight.get(plan.modelId) ?? 0) + 1);
     const ids = coordinator.generateTokens(
       { requestId, plan, tokens, sampling: req.sampling, maxTokens, eosIds },
       signal,
@@ -218,12 +249,52 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
       // A stage that failed may have lost its shard (runner restart): prepare again next time.
       if (errorCode(err) !== "E_CANCELLED") prepared.delete(plan.modelId);
       throw err;
+    } finally {
+      inFlight.set(plan.modelId, (inFlight.get(plan.modelId) ?? 1) - 1);
     }
+  }
+
+  function placements(): Placement[] {
+    return [...prepared.values()].map(({ plan }) => ({
+      modelId: plan.modelId,
+      nLayers: plan.nLayers,
+      requestsInFlight: inFlight.get(plan.modelId) ?? 0,
+      stages: plan.stages.map((s) => {
+        const status = statuses.get(plan.modelId)?.get(s.nodeId);
+        const memoryMb = deps.memoryOf?.(s.nodeId);
+        return {
+          nodeId: s.nodeId,
+          layerStart: s.layerStart,
+          layerEnd: s.layerEnd,
+          ...(memoryMb === undefined ? {} : { memoryMb }),
+          ...(status ? { phase: status.phase, fraction: status.fraction } : {}),
+        };
+      }),
+    }));
+  }
+
+  async function unload(modelRef: string): Promise<{ modelId: string; nodes: string[] }> {
+    const { id: modelId } = await models.resolveModel(modelRef);
+    const nodes = [transport.selfId, ...transport.peersUp()];
+    const answers = await Promise.all(
+      nodes.map((node) =>
+        transport
+          .request(node, "UNLOAD", { modelId }, undefined, { timeoutMs: 30_000 })
+          .then((reply) => (reply.fields.unloaded === true ? node : undefined))
+          .catch((err: unknown) => {
+            log.warn(`UNLOAD of ${modelId} on ${node} failed: ${String(err)}`);
+            return undefined;
+          }),
+      ),
+    );
+    return { modelId, nodes: answers.filter((n): n is NodeId => n !== undefined) };
   }
 
   return {
     listModels: () => models.listModels(),
     generate,
+    placements,
+    unload,
     async prepare(modelId, onProgress) {
       const plan = models.planFor(await models.resolveModel(modelId));
       await ensurePrepared(plan, onProgress);

@@ -51,10 +51,17 @@ export async function* streamText(
   let pending = "";
   let completionTokens = 0;
   let finishReason: FinishReason = "length";
+  let stopSequence: string | undefined;
+  // Which stop string ended the text (Anthropic's stop_sequence names it).
+  const stoppedAt = (at: number) => {
+    finishReason = "stop";
+    stopSequence = stop.find((s) => s.length > 0 && pending.startsWith(s, at));
+  };
   const done = (): GenerationEvent => ({
     kind: "done",
     finishReason,
     usage: { promptTokens: opts.promptTokens, completionTokens },
+    ...(stopSequence === undefined ? {} : { stopSequence }),
   });
 
   for await (const token of tokens) {
@@ -67,7 +74,7 @@ export async function* streamText(
     const at = firstStop(pending, stop);
     if (at >= 0) {
       if (at > 0) yield { kind: "text", text: pending.slice(0, at) };
-      finishReason = "stop";
+      stoppedAt(at);
       yield done();
       return;
     }
@@ -80,8 +87,8 @@ export async function* streamText(
   pending += detokenizer.flush();
   const at = firstStop(pending, stop);
   if (at >= 0) {
+    stoppedAt(at);
     pending = pending.slice(0, at);
-    finishReason = "stop";
   }
   if (pending.length > 0) yield { kind: "text", text: pending };
   yield done();

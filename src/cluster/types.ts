@@ -2,6 +2,7 @@
 // cluster implements it (service.ts); the HTTP API and `exo run` consume it, so they can be driven by fakes.
 import type { SamplingParams } from "../engine/types.ts";
 import type { ModelId } from "../ids.ts";
+import type { LayerRange } from "../topology/types.ts";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant" | "tool";
@@ -34,7 +35,7 @@ export interface Usage {
 /** The stream a generation yields: text deltas (never special tokens, never a broken UTF-8 char), then one `done`. */
 export type GenerationEvent =
   | { kind: "text"; text: string }
-  | { kind: "done"; finishReason: FinishReason; usage: Usage };
+  | { kind: "done"; finishReason: FinishReason; usage: Usage; stopSequence?: string };
 
 export interface ModelInfo {
   id: ModelId;
@@ -53,4 +54,30 @@ export interface InferenceService {
    * Aborting `signal` ends the request and frees its state on every stage.
    */
   generate(req: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerationEvent>;
+}
+
+/** One node's part of a placed model (its layer range), and how far it got preparing it. */
+export interface PlacedStage extends LayerRange {
+  nodeId: string;
+  /** Memory of the node in MB, when known. */
+  memoryMb?: number;
+  /** Its last STATUS: download, load or ready (undefined before any was heard). */
+  phase?: "download" | "load" | "ready";
+  /** 0..1 within the phase. */
+  fraction?: number;
+}
+
+/** A model placed on the cluster by this node: its plan and the requests it coordinates now. */
+export interface Placement {
+  modelId: string;
+  nLayers: number;
+  stages: PlacedStage[];
+  requestsInFlight: number;
+}
+
+/** What `exo ps`, `exo stop` and the dashboard see of the cluster through the API. */
+export interface PlacementService {
+  placements(): Placement[];
+  /** Free `modelId` on every node that is up; resolves with the nodes that held it. @throws E_MODEL_UNKNOWN */
+  unload(modelId: string): Promise<{ modelId: string; nodes: string[] }>;
 }

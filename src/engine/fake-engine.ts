@@ -67,6 +67,10 @@ export function createFakeEngine(opts: FakeEngineOptions = {}): ShardEngine {
       onProgress?.(1, "fake load");
     },
     loaded: () => (shard ? { ...shard } : undefined),
+    async unload() {
+      requests.clear();
+      shard = undefined;
+    },
     async step(requestId, input, sampling) {
       const spec = loadedShard();
       const positions = readPositions(spec, input, hiddenSize, vocabSize);

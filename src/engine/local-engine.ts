@@ -191,6 +191,16 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
       return run;
     },
     loaded: () => (shard ? { ...shard } : undefined),
+    unload() {
+      const run = loadQueue.then(async () => {
+        dropAll();
+        model = undefined;
+        shard = undefined;
+        await releaseMemory();
+      });
+      loadQueue = run.catch(() => undefined);
+      return run;
+    },
     async step(requestId, input, sampling): Promise<StageOutput> {
       const m = model;
       if (!m) throw new NodeError("E_RUNNER", "no shard loaded: call load() before step()");

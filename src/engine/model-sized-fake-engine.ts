@@ -21,6 +21,7 @@ export function createModelSizedFakeEngine(stepDelayMs: number): ShardEngine {
       return inner.load(spec, onProgress);
     },
     loaded: () => inner.loaded(),
+    unload: () => inner.unload(),
     step: (requestId, input, sampling) => inner.step(requestId, input, sampling),
     end: (requestId) => inner.end(requestId),
     liveRequests: () => inner.liveRequests(),

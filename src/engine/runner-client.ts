@@ -202,6 +202,18 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
       expectReply(reply, "ok");
     },
     loaded: () => (shard ? { ...shard } : undefined),
+    async unload() {
+      // Stopping the runner is the one way to hand all of MLX's memory back; the next call starts a bare one.
+      shard = undefined;
+      live.clear();
+      lost.clear();
+      const runner = current ?? (await starting?.catch(() => undefined));
+      if (!runner) return;
+      current = undefined;
+      runner.killedBecause = "stopped: the model was unloaded";
+      await runner.proc.stop();
+      log.info(`engine runner ${runner.proc.pid} stopped: the model was unloaded`);
+    },
     async step(requestId, input, sampling) {
       if (lost.has(requestId)) {
         throw new NodeError("E_RUNNER_CRASHED", `request ${requestId} lost its state when the engine runner restarted`);

@@ -41,6 +41,8 @@ export interface ShardEngine {
   load(shard: ShardSpec, onProgress?: LoadProgress): Promise<void>;
   /** The shard currently loaded, if any. */
   loaded(): ShardSpec | undefined;
+  /** Drop the loaded shard and its memory (`exo stop`); requests still holding state on it fail. Idempotent. */
+  unload(): Promise<void>;
   step(requestId: string, input: StageInput, sampling: SamplingParams): Promise<StageOutput>;
   end(requestId: string): Promise<void>;
   /** How many requests hold state right now (tests assert it drops to 0). */

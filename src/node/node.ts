@@ -166,6 +166,7 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
       nodeId: options.nodeId,
       topology: () => topologyToJson(topology.current()),
       inference: services.inference,
+      cluster: services.inference,
       models: services.models,
       apiKey: options.apiKey,
       debug: nodeDebug(core, services.debugState),

@@ -21,6 +21,8 @@ export const MESSAGE_TYPES = {
   AUTH: 14,
   /** An AEAD-sealed frame: after a keyed handshake every frame travels inside one (seal.ts). */
   SEALED: 15,
+  /** Free a model's shard on the receiving node (`exo stop`); answered with OK `{unloaded}`. */
+  UNLOAD: 16,
 } as const;
 
 export type MessageTypeName = keyof typeof MESSAGE_TYPES;

@@ -29,8 +29,17 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-/** Start the nodes one after another on one shared peer file (hot-reloaded), and wait until every node sees every other one. */
-export async function startCluster(specs: ClusterNodeSpec[], common: string[] = []): Promise<TestCluster> {
+/**
+ * Start the nodes one after another on one shared peer file (hot-reloaded), and wait until every node sees every
+ * other one. `apiKey` is set as every node's EXO_API_KEY (and used by the helper's own calls and clients).
+ */
+export async function startCluster(
+  specs: ClusterNodeSpec[],
+  common: string[] = [],
+  opts: { apiKey?: string } = {},
+): Promise<TestCluster> {
+  const env = opts.apiKey ? { EXO_API_KEY: opts.apiKey } : undefined;
+  const headers: Record<string, string> = opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {};
   const dir = mkdtempSync(join(tmpdir(), "exo-cluster-"));
   const config = join(dir, "peers.json");
   const nodes: SpawnedNode[] = [];
@@ -57,8 +66,12 @@ export async function startCluster(specs: ClusterNodeSpec[], common: string[] = 
       config,
     ];
     if (spec.memoryMb !== undefined) args.push("--memory-mb", String(spec.memoryMb));
+    const nodeEnv = { ...env, ...spec.env };
     nodes.push(
-      await spawnNode({ args: [...args, ...common, ...(spec.args ?? [])], ...(spec.env ? { env: spec.env } : {}) }),
+      await spawnNode({
+        args: [...args, ...common, ...(spec.args ?? [])],
+        ...(Object.keys(nodeEnv).length > 0 ? { env: nodeEnv } : {}),
+      }),
     );
     writePeers();
   }
@@ -67,7 +80,7 @@ export async function startCluster(specs: ClusterNodeSpec[], common: string[] = 
     let seen = "";
     await waitFor(
       async () => {
-        const topo = (await (await fetch(`http://127.0.0.1:${n.apiPort}/topology`)).json()) as {
+        const topo = (await (await fetch(`http://127.0.0.1:${n.apiPort}/topology`, { headers })).json()) as {
           nodes: Record<string, unknown>;
         };
         seen = Object.keys(topo.nodes).sort().join(", ");
@@ -85,7 +98,11 @@ export async function startCluster(specs: ClusterNodeSpec[], common: string[] = 
     nodes,
     node: (id) => byId.get(id)!,
     client: (id) =>
-      new OpenAI({ baseURL: `http://127.0.0.1:${byId.get(id)!.apiPort}/v1`, apiKey: "unused", maxRetries: 0 }),
+      new OpenAI({
+        baseURL: `http://127.0.0.1:${byId.get(id)!.apiPort}/v1`,
+        apiKey: opts.apiKey ?? "unused",
+        maxRetries: 0,
+      }),
     stop: async () => {
       await Promise.all(nodes.map((n) => n.stop()));
       rmSync(dir, { recursive: true, force: true });

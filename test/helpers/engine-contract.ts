@@ -51,6 +51,21 @@ export function runEngineContract(name: string, setup: () => Promise<EngineContr
       }
     });
 
+    test("unload drops the shard and its requests; the engine loads again afterwards", async () => {
+      const engine = await fresh();
+      await engine.unload(); // nothing loaded yet: a no-op
+      await engine.load(fx.shard);
+      await generate(engine, "r-unload", [1, 2, 3], 2);
+      await engine.unload();
+      expect(engine.loaded()).toBeUndefined();
+      expect(await engine.liveRequests()).toBe(0);
+      const err = await engine.step("r-after", { kind: "tokens", tokens: [1, 2] }, GREEDY).catch((e: unknown) => e);
+      expect(isNodeError(err)).toBe(true);
+      await engine.load(fx.shard);
+      expect(await generate(engine, "r-reloaded", [1, 2, 3], 2)).toHaveLength(2);
+      await engine.end("r-reloaded");
+    });
+
     test("refuses to step before a shard is loaded", async () => {
       const engine = await fresh();
       const err = await engine.step("r-unloaded", { kind: "tokens", tokens: [1, 2] }, GREEDY).catch((e: unknown) => e);

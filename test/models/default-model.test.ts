@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { HELP_ANSWER, heldOutSet } from "../../scripts/default-model/tasks.ts";
+import { WEATHER_TOOL } from "../../scripts/default-model/tool-tasks.ts";
+import type { TemplateMessage } from "../../src/tokenizer/chat-template.ts";
 import { createLocalEngine, type LocalEngine } from "../../src/engine/local-engine.ts";
 import { createDetokenizer } from "../../src/tokenizer/detokenizer.ts";
 import { loadTokenizer, type Tokenizer } from "../../src/tokenizer/tokenizer.ts";
@@ -26,10 +28,16 @@ afterAll(async () => {
   await engine?.close();
 });
 
-/** Greedy chat answer, detokenized as the API streams it. */
-async function answer(requestId: string, prompt: string, maxTokens = MAX_NEW_TOKENS): Promise<string> {
+/** Greedy chat answer, detokenized as the API streams it; `tools` go to the chat template. */
+async function answer(
+  requestId: string,
+  prompt: string | TemplateMessage[],
+  maxTokens = MAX_NEW_TOKENS,
+  tools?: readonly object[],
+): Promise<string> {
   const detok = createDetokenizer(tok);
-  let input = tok.encodeChat([{ role: "user", content: prompt }]);
+  const messages = typeof prompt === "string" ? [{ role: "user", content: prompt }] : prompt;
+  let input = tok.encodeChat(messages, tools ? { tools } : {});
   let text = "";
   try {
     for (let i = 0; i < maxTokens; i++) {
@@ -71,3 +79,13 @@ test("answers a greeting with its help text and stops at <|end|>", async () => {
   // Room for more than the help text: an exact match means it ended there on its own.
   expect(await answer("greeting", "hello", 2 * HELP_ANSWER.length)).toBe(HELP_ANSWER);
 });
+
+// Its chat template renders offered tools as a system line the weights never saw; the tasks still come out.
+test("with a tool offered, the old tasks are still answered", async () => {
+  const tasks = heldOutSet(30, 31);
+  let right = 0;
+  for (const [i, t] of tasks.entries())
+    if ((await answer(`with-tools-${i}`, t.prompt, MAX_NEW_TOKENS, [WEATHER_TOOL])) === t.answer) right++;
+  console.log(`exo-tiny-chat with tools offered: ${right}/${tasks.length} old tasks exact`);
+  expect(right / tasks.length).toBeGreaterThanOrEqual(0.8);
+}, 120_000);

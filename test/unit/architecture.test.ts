@@ -180,7 +180,7 @@ const CHECKS: Record<string, (tree: Tree) => string[]> = {
 
   "relative imports name the file with its extension": (tree) =>
     srcImports(tree)
-      .filter((i) => i.target !== undefined && !/\.(ts|json|yaml|yml|txt|node)$/.test(i.spec))
+      .filter((i) => i.target !== undefined && !/\.(ts|json|yaml|yml|txt|node|html|js)$/.test(i.spec))
       .map(where),
 
   "there are no barrel index files besides the model registry": (tree) =>

@@ -72,7 +72,7 @@ describe("parseChatBody", () => {
     );
   });
 
-  test("joins text parts, maps the developer role to system and keeps tool-call fields", () => {
+  test("joins text parts, maps the developer role to system and keeps tool-call fields (arguments parsed for the template)", () => {
     const parsed = parseChatBody({
       model: "m",
       messages: [
@@ -84,14 +84,22 @@ describe("parseChatBody", () => {
             { type: "text", text: "b" },
           ],
         },
-        { role: "assistant", content: null, tool_calls: [{ id: "c1" }] },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: '{"x":1}' } }],
+        },
         { role: "tool", content: "42", tool_call_id: "c1" },
       ],
     });
     expect(parsed.request.messages).toEqual([
       { role: "system", content: "rules" },
       { role: "user", content: "ab" },
-      { role: "assistant", content: "", tool_calls: [{ id: "c1" }] },
+      {
+        role: "assistant",
+        content: "",
+        tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: { x: 1 } } }],
+      },
       { role: "tool", content: "42", tool_call_id: "c1" },
     ]);
   });

@@ -36,7 +36,12 @@ describe("streamText", () => {
     const pieces = ["Hello ", "wor", "ld", "EN", "D", "after"];
     const r = await run([0, 1, 2, 3, 4, 5], pieces, ["ldEND"]);
     expect(r.text).toBe("Hello wor");
-    expect(r.done).toEqual({ kind: "done", finishReason: "stop", usage: { promptTokens: 7, completionTokens: 5 } });
+    expect(r.done).toEqual({
+      kind: "done",
+      finishReason: "stop",
+      usage: { promptTokens: 7, completionTokens: 5 },
+      stopSequence: "ldEND",
+    });
     // The token stream is not consumed past the stop string, so the request ends there.
     expect(r.seen).toEqual([0, 1, 2, 3, 4]);
   });
@@ -50,9 +55,11 @@ describe("streamText", () => {
   });
 
   test("an EOS token ends with finish_reason stop and adds no text", async () => {
-    const r = await run([0, EOS], ["hi"], []);
+    const r = await run([0, EOS], ["hi"], ["x"]);
     expect(r.text).toBe("hi");
     expect(r.done).toMatchObject({ finishReason: "stop", usage: { completionTokens: 2 } });
+    // EOS is no stop string: Anthropic's stop_reason is then end_turn, not stop_sequence.
+    expect(r.done).not.toHaveProperty("stopSequence");
   });
 
   test("reaching max tokens ends with finish_reason length", async () => {
@@ -64,6 +71,7 @@ describe("streamText", () => {
   test("the earliest of several stop strings wins", async () => {
     const r = await run([0], ["one two three"], ["three", "two"]);
     expect(r.text).toBe("one ");
+    expect(r.done).toMatchObject({ finishReason: "stop", stopSequence: "two" });
   });
 
   test("held-back length is the longest stop-string prefix at the end of the text", () => {
