@@ -3,15 +3,17 @@
 // Usage: nice -n 10 bun bench/local-engine.ts [--model DIR] [--prompt 128] [--decode 32] [--rounds 3]
 // (with --model, e.g. a 1b model from scripts/make-random-model.ts, only that checkpoint's load is timed)
 import { core as mx } from "@frost-beta/mlx";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createLocalEngine } from "../src/engine/local-engine.ts";
 import { releaseMemory } from "../src/engine/memory.ts";
 import { writeRandomCheckpoint } from "../src/engine/random-checkpoint.ts";
-import { loadShardWeights } from "../src/engine/weights.ts";
-import { parseModelArgs } from "../src/models/base.ts";
+import { checkpointIndex, loadShardWeights } from "../src/engine/weights.ts";
+import { stageTensorFilter } from "../src/models/spec/architectures.ts";
+import { readConfigFile } from "../src/models/spec/config-file.ts";
+import { parseModelArgs } from "../src/models/spec/model-args.ts";
 import { getArchitecture } from "../src/models/index.ts";
 import { createKVCache } from "../src/models/kv-cache.ts";
 
@@ -45,8 +47,7 @@ if (!dir) {
   made.push(dir);
   await writeRandomCheckpoint(dir, { config: CONFIG, seed: 1 });
 }
-const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
-const args = parseModelArgs(config);
+const args = parseModelArgs(await readConfigFile(dir));
 const nLayers = args.numHiddenLayers;
 const shard = { modelId: "bench", modelDir: dir, layerStart: 0, layerEnd: nLayers, nLayers };
 
@@ -54,7 +55,9 @@ const shard = { modelId: "bench", modelDir: dir, layerStart: 0, layerEnd: nLayer
 async function minimalRun(): Promise<{ prefillTps: number; decodeTps: number; tokens: number[] }> {
   const range = { layerStart: 0, layerEnd: nLayers, nLayers };
   const arch = getArchitecture(args.modelType);
-  const { weights } = await loadShardWeights(dir!, arch.wantsTensor(args, range), { quantization: args.quantization });
+  const { weights } = await loadShardWeights(dir!, stageTensorFilter(args, range, checkpointIndex(dir!).keys()), {
+    quantization: args.quantization,
+  });
   const model = arch.create(args, range, weights);
   const cache = createKVCache(model.cacheSpec);
   let t0 = performance.now();
@@ -118,7 +121,7 @@ const loadMs: Record<string, number> = {};
 // A 4-bit twin is written only for the generated bench model (quantizing a user's 1B model takes long).
 const qdir = `${dir}-q4`;
 if (!opt.model && !existsSync(join(qdir, "config.json"))) {
-  await writeRandomCheckpoint(qdir, { config, seed: 1, quantize: { bits: 4, groupSize: 64 } });
+  await writeRandomCheckpoint(qdir, { config: CONFIG, seed: 1, quantize: { bits: 4, groupSize: 64 } });
   made.push(qdir);
 }
 const loads = opt.model

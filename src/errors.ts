@@ -30,6 +30,7 @@ export type ErrorCode =
   | "E_DOWNLOAD_VERIFY"
   | "E_DOWNLOAD_OFFLINE"
   | "E_TOKENIZER"
+  | "E_CONTEXT_LENGTH"
   | "E_CANCELLED"
   | "E_TIMEOUT"
   | "E_INTERNAL"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 // Entry point: the root citty command. Subcommands load lazily so `exo models` never loads MLX.
 // This is the only file that calls process.exit.
-import { defineCommand, runCommand, runMain, showUsage } from "citty";
+import { defineCommand, runCommand, runMain, type CommandDef } from "citty";
+import { showVisibleUsage } from "./cli/usage.ts";
 import { isNodeError } from "./errors.ts";
 import { VERSION } from "./version.ts";
 
@@ -32,7 +33,7 @@ process.on("unhandledRejection", (err) => {
 });
 
 if (wantsMeta) {
-  await runMain(main, { rawArgs });
+  await runMain(main, { rawArgs, showUsage: showVisibleUsage });
 } else {
   try {
     await runCommand(main, { rawArgs });
@@ -40,7 +41,10 @@ if (wantsMeta) {
     // Our own errors are for people: message and code, no stack. Usage errors get citty's usage screen.
     if (isNodeError(err)) console.error(`exo: ${err.message} [${err.code}]`);
     else if (err instanceof Error && err.name === "CLIError") {
-      await showUsage(main);
+      // A missing argument of `exo pull` (doctor, rm, ...) shows that command's usage, not the whole tool's.
+      const loadSub = (main.subCommands as Record<string, () => Promise<CommandDef>>)[rawArgs[0] ?? ""];
+      if (loadSub) await showVisibleUsage(await loadSub(), main);
+      else await showVisibleUsage(main);
       console.error(err.message);
     } else console.error(err);
     process.exit(1);

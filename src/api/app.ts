@@ -111,11 +111,23 @@ function match(routes: Map<string, Record<string, Handler>>, method: string, pat
     // One-segment wildcard: model ids like "llama-3.2-1b" (URL-encoded if they ever hold a slash).
     const cut = pathname.lastIndexOf("/");
     methods = routes.get(`${pathname.slice(0, cut)}/*`);
-    param = decodeURIComponent(pathname.slice(cut + 1));
+    param = decodeSegment(pathname.slice(cut + 1));
     if (param.length === 0) methods = undefined;
   }
   const verb = method === "HEAD" ? "GET" : method;
   return { handler: methods?.[verb], param, allowed: methods ? Object.keys(methods) : [] };
+}
+
+/** A URL path segment, decoded. @throws E_INVALID_REQUEST for a broken percent-encoding (e.g. "%E0%A4%A") */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiError(
+      "E_INVALID_REQUEST",
+      `the path segment "${segment}" is not valid percent-encoding (URL-encode the model id)`,
+    );
+  }
 }
 
 function checkAuth(req: Request, apiKey: string | undefined): void {

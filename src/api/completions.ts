@@ -1,10 +1,10 @@
 // POST /v1/chat/completions and /v1/completions: validate, check the model, run the generation,
 // answer as JSON or SSE. The client's disconnect aborts the generation (and so frees it on every stage).
-import { NodeError } from "../errors.ts";
+import { NodeError, errorCode } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { GenerationEvent } from "../cluster/types.ts";
 import type { ApiDeps } from "./deps.ts";
-import { errorResponse } from "./errors.ts";
+import { ApiError, errorResponse } from "./errors.ts";
 import { readJsonBody } from "./body.ts";
 import { parseChatBody, parseCompletionBody } from "./openai.ts";
 import { chatCompletion, collect, createMeta, streamChunks, textCompletion, type Kind } from "./openai-responses.ts";
@@ -44,7 +44,7 @@ export async function handleGenerate(
       return Response.json(kind === "chat" ? chatCompletion(meta, answer) : textCompletion(meta, answer));
     } catch (err) {
       abort.abort();
-      return errorResponse(err);
+      return errorResponse(withParam(err, kind));
     } finally {
       req.signal.removeEventListener("abort", onClientGone);
     }
@@ -63,13 +63,19 @@ export async function handleGenerate(
   if (early !== null && early !== "timeout") {
     abort.abort();
     req.signal.removeEventListener("abort", onClientGone);
-    return errorResponse(early.err);
+    return errorResponse(withParam(early.err, kind));
   }
   const sse = sseStream(chunks, { keepAliveMs: opts.keepAliveMs, onCancel: onClientGone }, first);
   return new Response(sse, { headers: SSE_HEADERS });
 }
 
 // --- internal ---
+
+/** A prompt beyond the context window is the fault of the request's `messages` (chat) or `prompt` field. */
+function withParam(err: unknown, kind: Kind): unknown {
+  if (errorCode(err) !== "E_CONTEXT_LENGTH") return err;
+  return new ApiError("E_CONTEXT_LENGTH", (err as Error).message, kind === "chat" ? "messages" : "prompt");
+}
 
 /** Pass events through and log one line per finished request (the request's lifecycle, not its tokens). */
 async function* logDone(

@@ -40,6 +40,7 @@ const MAPPINGS: Partial<Record<ErrorCode, Mapping>> = {
   E_PEER_DOWN: { status: 503, type: "server_error", code: "peer_down" },
   E_RUNNER_CRASHED: { status: 503, type: "server_error", code: "runner_crashed" },
   E_MODEL_TOO_BIG: { status: 503, type: "server_error", code: "model_too_big" },
+  E_CONTEXT_LENGTH: { status: 400, type: "invalid_request_error", code: "context_length_exceeded" },
   E_MODEL_UNSUPPORTED: { status: 400, type: "invalid_request_error", code: "model_not_supported" },
   // nginx's "client closed request": nobody reads it, but the log shows why the request ended.
   E_CANCELLED: { status: 499, type: "invalid_request_error", code: "cancelled" },

@@ -9,7 +9,7 @@ import { DONE, SSE_HEADERS, sseData } from "./sse.ts";
 /** Catalog models are "created" when the catalog was; a fixed stamp keeps the listing stable across calls. */
 const CREATED = 1_700_000_000;
 
-function modelObject(m: { id: string; name: string; layers: number; repo: string }) {
+function modelObject(m: { id: string; name: string; layers: number; repo: string }, downloaded: boolean) {
   return {
     id: m.id,
     object: "model",
@@ -19,20 +19,35 @@ function modelObject(m: { id: string; name: string; layers: number; repo: string
     layers: m.layers,
     repo: m.repo,
     ready: true,
+    downloaded,
   };
 }
 
-/** GET /v1/models: OpenAI's list shape, with exo's extra fields (name, layers, repo, ready). */
-export function listModels(deps: ApiDeps): Response {
-  return Response.json({ object: "list", data: deps.inference.listModels().map(modelObject) });
+/**
+ * Whether each model's files are all on this node: the store's /modelpool says for the models it tracks; a model
+ * it does not track is a local directory (or the embedded model), whose files are here by definition.
+ */
+async function downloadedOnThisNode(deps: ApiDeps): Promise<(id: string) => boolean> {
+  const pool = (await deps.models.modelPool()) as Record<string, { downloaded?: unknown }> | null;
+  return (id) => {
+    const state = pool?.[id];
+    return state ? state.downloaded === true : true;
+  };
+}
+
+/** GET /v1/models: OpenAI's list shape, with exo's extra fields (name, layers, repo, ready, downloaded). */
+export async function listModels(deps: ApiDeps): Promise<Response> {
+  const downloaded = await downloadedOnThisNode(deps);
+  const data = deps.inference.listModels().map((m) => modelObject(m, downloaded(m.id)));
+  return Response.json({ object: "list", data });
 }
 
 /** GET /v1/models/{id}. @throws E_MODEL_UNKNOWN */
-export function retrieveModel(deps: ApiDeps, id: string): Response {
+export async function retrieveModel(deps: ApiDeps, id: string): Promise<Response> {
   const model = deps.inference.listModels().find((m) => m.id === id);
   if (!model)
     throw new NodeError("E_MODEL_UNKNOWN", `model "${id}" is not served here; GET /v1/models lists the models`);
-  return Response.json(modelObject(model));
+  return Response.json(modelObject(model, (await downloadedOnThisNode(deps))(id)));
 }
 
 /** exo streams one `data: {id: state}` event per model then [DONE]; `Accept: application/json` gets one object. */
@@ -44,7 +59,10 @@ export async function modelPool(deps: ApiDeps, req: Request): Promise<Response> 
   return new Response(new Blob([...frames, DONE]), { headers: SSE_HEADERS });
 }
 
-/** POST /download {model}. @throws E_INVALID_REQUEST (no model), E_MODEL_UNKNOWN */
+/**
+ * POST /download {model}: answered once the store knows the model can be fetched and run here; the files then
+ * arrive in the background. @throws E_INVALID_REQUEST (no model), E_MODEL_UNKNOWN, E_DOWNLOAD_NOT_FOUND, E_MODEL_UNSUPPORTED
+ */
 export async function startDownload(deps: ApiDeps, req: Request, maxBodyBytes: number): Promise<Response> {
   const body = (await readJsonBody(req, maxBodyBytes)) as { model?: unknown } | null;
   const model = body?.model;

@@ -1,4 +1,5 @@
 // Bun.serve wiring for the HTTP app; nothing else here knows about sockets.
+import { listenError } from "../net/listen-error.ts";
 import type { App } from "./app.ts";
 
 export interface ApiServer {
@@ -6,9 +7,25 @@ export interface ApiServer {
   stop(): Promise<void>;
 }
 
-/** Serve `app` on host:port (0 picks a free port). SSE routes disable the idle timeout per request. */
+/**
+ * Serve `app` on host:port (0 picks a free port). SSE routes disable the idle timeout per request.
+ * @throws NodeError E_CONFIG_INVALID when the address cannot be bound (one line naming the flag to change)
+ */
 export function startApiServer(app: App, opts: { host: string; port: number }): ApiServer {
-  const server = Bun.serve({
+  let server: ReturnType<typeof serve>;
+  try {
+    server = serve(app, opts);
+  } catch (err) {
+    throw listenError(opts.host, opts.port, "--api-port", err);
+  }
+  return {
+    port: server.port ?? opts.port,
+    stop: () => server.stop(true),
+  };
+}
+
+function serve(app: App, opts: { host: string; port: number }) {
+  return Bun.serve({
     hostname: opts.host,
     port: opts.port,
     // Long cross-node prefills look idle to Bun; streaming routes also call server.timeout(req, 0).
@@ -18,8 +35,4 @@ export function startApiServer(app: App, opts: { host: string; port: number }): 
       return app(req);
     },
   });
-  return {
-    port: server.port ?? opts.port,
-    stop: () => server.stop(true),
-  };
 }

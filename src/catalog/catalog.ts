@@ -2,7 +2,8 @@
 // into typed entries, and lookup of a model by catalog id or Hugging Face repo id. Pure apart from the embed.
 import catalogData from "../../configs/models.yaml";
 import { NodeError } from "../errors.ts";
-import type { Quantization } from "./quantization.ts";
+import { isSupportedModelType } from "../models/spec/architectures.ts";
+import type { Quantization } from "../models/spec/quantization.ts";
 
 /** One model the node knows by name. `repo` is absent only for the embedded default model. */
 export interface CatalogEntry {
@@ -17,8 +18,12 @@ export interface CatalogEntry {
   quantization: Quantization;
   /** Approximate bytes of all weight files, known before anything is downloaded. */
   sizeBytes: number;
+  /** Mixture-of-Experts: share of the parameters that are routed experts (CPU nodes keep those packed). */
+  expertShare?: number;
   /** True for the default model shipped inside the executable. */
   embedded: boolean;
+  /** Whether this build can run it: its arch is in the model registry (src/models/spec/architectures.ts). */
+  runnable: boolean;
 }
 
 export interface Catalog {
@@ -84,6 +89,11 @@ function parseEntry(raw: unknown, where: string): CatalogEntry {
       throw invalid(where, key, `expected a positive integer, got ${JSON.stringify(v)}`);
     return v;
   };
+  const share = (v: unknown): number => {
+    if (typeof v !== "number" || !(v > 0 && v < 1))
+      throw invalid(where, "expert_share", `expected a number in (0, 1), got ${JSON.stringify(v)}`);
+    return v;
+  };
   const isEmbedded = r.embedded === true;
   const repo = isEmbedded ? undefined : str("repo");
   if (repo !== undefined && !isRepoId(repo))
@@ -97,8 +107,10 @@ function parseEntry(raw: unknown, where: string): CatalogEntry {
     ...(repo === undefined ? {} : { repo }),
     layers: int("layers"),
     arch: str("arch"),
+    runnable: isSupportedModelType(str("arch")),
     quantization: quantization as Quantization,
     sizeBytes: int("size_bytes"),
+    ...(r.expert_share === undefined ? {} : { expertShare: share(r.expert_share) }),
     embedded: isEmbedded,
   });
 }

@@ -1,8 +1,7 @@
 // Quantization as implied by a Hugging Face repo name (mlx-community convention), and its bits per weight.
 // exo's catalog had no field for it; the name is the only source before config.json is downloaded.
 
-/** "3bit" … "8bit" for MLX affine quantization; "bf16"/"fp16"/"fp32" for unquantized checkpoints. */
-export type Quantization = `${number}bit` | "bf16" | "fp16" | "fp32";
+import type { Quantization } from "../models/spec/quantization.ts";
 
 /** Reads the quantization from a repo name: an explicit `-Nbit`/`_Nbit`/`AQN` marker, else `fp16`/`bf16`, else unquantized bf16. */
 export function parseQuantization(repo: string): Quantization {
@@ -13,11 +12,4 @@ export function parseQuantization(repo: string): Quantization {
   if (/(?:^|[-_])f(?:p)?32(?:$|[-_])/.test(name)) return "fp32";
   // An unmarked repo is a plain conversion: mlx-community publishes those in bf16.
   return "bf16";
-}
-
-/** Stored bits per weight, counting MLX's per-group (64) float16 scale and bias for quantized weights. */
-export function bitsPerWeight(q: Quantization): number {
-  if (q === "fp32") return 32;
-  if (q === "bf16" || q === "fp16") return 16;
-  return Number.parseInt(q, 10) + 0.5;
 }

@@ -5,7 +5,11 @@ import { NodeError } from "../errors.ts";
 import { asModelId, type ModelId } from "../ids.ts";
 import { findModel, isRepoId, loadCatalog, type Catalog } from "./catalog.ts";
 import { embeddedModelDir } from "./embedded.ts";
-import { parseQuantization, type Quantization } from "./quantization.ts";
+import { hasConfigFile, readConfigFile } from "../models/spec/config-file.ts";
+import { describeConfig } from "../models/spec/describe.ts";
+import type { Quantization } from "../models/spec/quantization.ts";
+import { parseQuantization } from "./quantization.ts";
+import { closestIds } from "./suggest.ts";
 
 export type ModelSource = { kind: "hub"; repo: string } | { kind: "local"; dir: string };
 
@@ -17,6 +21,8 @@ export interface ResolvedModel {
   arch?: string;
   quantization: Quantization;
   sizeBytes?: number;
+  /** Share of the parameters that are routed experts (Mixture-of-Experts), when known. */
+  expertShare?: number;
   source: ModelSource;
 }
 
@@ -36,61 +42,35 @@ export async function resolveModelRef(
     const source: ModelSource = entry.repo
       ? { kind: "hub", repo: entry.repo }
       : { kind: "local", dir: embeddedModelDir() };
-    const { id, name, layers, arch, quantization, sizeBytes } = entry;
-    return { id: asModelId(id), name, layers, arch, quantization, sizeBytes, source };
+    const { id, name, layers, arch, quantization, sizeBytes, expertShare } = entry;
+    const moe = expertShare ? { expertShare } : {};
+    return { id: asModelId(id), name, layers, arch, quantization, sizeBytes, ...moe, source };
   }
   if (opts.allowLocal) {
     const dir = resolvePath(ref);
-    if (await Bun.file(`${dir}/config.json`).exists()) return describeLocalDir(dir);
+    if (await hasConfigFile(dir)) return describeLocalDir(dir);
   }
   if (isRepoId(ref)) {
     return { id: asModelId(ref), name: ref, quantization: parseQuantization(ref), source: { kind: "hub", repo: ref } };
   }
+  const near = closestIds(
+    ref,
+    catalog.entries.map((e) => e.id),
+  );
+  const hint = near.length > 0 ? `; did you mean ${near.join(", ")}?` : "";
   throw new NodeError(
     "E_MODEL_UNKNOWN",
     opts.allowLocal
-      ? `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a directory with config.json`
-      : `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a model this node serves (--models)`,
+      ? `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a directory with config.json${hint}`
+      : `unknown model "${ref}": not a catalog id (see \`exo models\`), not a Hugging Face repo id (org/name), and not a model this node serves (--models)${hint}`,
   );
-}
-
-/** Layer count, architecture and quantization from a Hugging Face config.json object. */
-export function describeConfig(config: Record<string, unknown>): {
-  layers?: number;
-  arch?: string;
-  quantization?: Quantization;
-} {
-  const layers =
-    config.num_hidden_layers ?? (config.text_config as Record<string, unknown> | undefined)?.num_hidden_layers;
-  const bits = (config.quantization as { bits?: unknown } | undefined)?.bits;
-  const dtype = config.torch_dtype;
-  const quantization: Quantization | undefined =
-    typeof bits === "number"
-      ? `${bits}bit`
-      : dtype === "bfloat16"
-        ? "bf16"
-        : dtype === "float16"
-          ? "fp16"
-          : dtype === "float32"
-            ? "fp32"
-            : undefined;
-  return {
-    ...(typeof layers === "number" ? { layers } : {}),
-    ...(typeof config.model_type === "string" ? { arch: config.model_type } : {}),
-    ...(quantization ? { quantization } : {}),
-  };
 }
 
 // --- internal ---
 
 async function describeLocalDir(dir: string): Promise<ResolvedModel> {
-  let config: Record<string, unknown>;
-  try {
-    config = (await Bun.file(`${dir}/config.json`).json()) as Record<string, unknown>;
-  } catch (cause) {
-    throw new NodeError("E_WEIGHTS", `cannot read ${dir}/config.json: ${(cause as Error).message}`, { cause });
-  }
-  const described = describeConfig(config);
+  // The files on disk are measured instead of estimated from config.json (the store does that).
+  const { sizeBytes: _estimate, ...described } = describeConfig(await readConfigFile(dir));
   return {
     id: asModelId(dir),
     name: basename(dir),

@@ -2,7 +2,11 @@
 import { defineCommand } from "citty";
 
 export default defineCommand({
-  meta: { name: "models", description: "List the model catalog: id, name, layers, size, download state on this node." },
+  meta: {
+    name: "models",
+    description:
+      "List the model catalog: id, name, layers, size, download state on this node, whether this build runs it.",
+  },
   args: {
     "models-dir": {
       type: "string",
@@ -15,7 +19,7 @@ export default defineCommand({
     const { createDefaultModelStore } = await import("../download/model-store.ts");
     const { formatBytes } = await import("../download/progress.ts");
     const store = await createDefaultModelStore({ nodeId: "local", modelsDir: args["models-dir"] });
-    const rows: string[][] = [["ID", "NAME", "LAYERS", "SIZE", "ON THIS NODE"]];
+    const rows: string[][] = [["ID", "NAME", "LAYERS", "SIZE", "ON THIS NODE", "RUNS"]];
     for (const entry of loadCatalog().entries) {
       const s = await store.localState(entry);
       const state = s.downloaded
@@ -27,7 +31,7 @@ export default defineCommand({
           : "-";
       if (args.json) {
         process.stdout.write(
-          `${JSON.stringify({ id: s.id, name: s.name, layers: s.layers, size_bytes: s.totalBytes, downloaded: s.downloaded, downloaded_bytes: s.downloadedBytes, state })}\n`,
+          `${JSON.stringify({ id: s.id, name: s.name, layers: s.layers, size_bytes: s.totalBytes, downloaded: s.downloaded, downloaded_bytes: s.downloadedBytes, state, arch: entry.arch, runnable: entry.runnable })}\n`,
         );
         continue;
       }
@@ -37,6 +41,7 @@ export default defineCommand({
         String(s.layers ?? "?"),
         `${s.downloaded ? "" : "~"}${formatBytes(s.totalBytes)}`,
         state,
+        entry.runnable ? "yes" : `no (${entry.arch})`,
       ]);
     }
     if (!args.json) process.stdout.write(formatTable(rows));

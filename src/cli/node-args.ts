@@ -20,6 +20,10 @@ export const nodeArgs = {
     description: "deadline of one health check (default 5000, at most the interval)",
   },
   "request-timeout-ms": { type: "string", description: "default deadline of a request to a peer (default 30000)" },
+  "prepare-stall-ms": {
+    type: "string",
+    description: "fail a prepare when a node shows no download or load progress for this long (default 60000)",
+  },
   "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
   "cluster-key-file": {
     type: "string",
@@ -30,8 +34,12 @@ export const nodeArgs = {
     description:
       "also serve these models besides the catalog: local directories or Hugging Face repo ids, comma-separated",
   },
-  // Test knobs (src/cluster/README.md): the fake engine, its step delay, and a reported memory size.
+  // Test knobs (src/cluster/README.md): the fake engine, its step delay, and a reported memory size. Hidden from
+  // --help (HIDDEN_FLAGS, src/cli/usage.ts); the README lists them as such.
   engine: { type: "string", description: "engine: mlx (default) or fake (tests)" },
   "fake-step-ms": { type: "string", description: "fake engine delay per step (tests)" },
   "memory-mb": { type: "string", description: "report this memory in MB instead of the detected amount (tests)" },
 } as const satisfies ArgsDef;
+
+/** Flags that parse as usual but stay out of `--help` and usage screens: knobs for tests only. */
+export const HIDDEN_FLAGS: readonly string[] = ["engine", "fake-step-ms", "memory-mb"];

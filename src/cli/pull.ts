@@ -1,5 +1,6 @@
 // `exo pull MODEL`: download a model's files (all layers, or --layers a:b) into the cache, with progress bars.
 import { defineCommand } from "citty";
+import { assertRunnable } from "../models/spec/architectures.ts";
 import { NodeError } from "../errors.ts";
 import type { LayerRange } from "../topology/types.ts";
 import { createDownloadBars } from "./download-bars.ts";
@@ -22,6 +23,8 @@ export default defineCommand({
     const { formatBytes } = await import("../download/progress.ts");
     const store = await createDefaultModelStore({ nodeId: "local", modelsDir: args["models-dir"] });
     const model = await store.resolveModel(args.model, { allowLocal: true });
+    // Like POST /download: a model this build cannot run is refused before anything is fetched.
+    if (model.arch) assertRunnable(model.id, model.arch);
     const range = args.layers ? parseLayers(args.layers, model.layers) : { layerStart: 0, layerEnd: model.layers };
     const bars = createDownloadBars();
     let fetched = 0;

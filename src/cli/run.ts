@@ -1,7 +1,6 @@
 // `exo run [MODEL] [--prompt TEXT]`: start a node (API included), place and load MODEL on the cluster with
 // visible progress, then chat in the terminal, or answer --prompt once on stdout and exit. Thin: flags → node → session.
-import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import { rootLogger, setLogLevel } from "../log.ts";
 import { nodeArgs } from "./node-args.ts";
@@ -39,7 +38,13 @@ export default defineCommand({
     const flags = parseRunFlags(args, DEFAULT_MODEL_ID);
     const options = parseNodeOptions(args);
     // `exo run DIR` serves that directory, as --models DIR would: a local path is the operator's choice.
-    const isDir = existsSync(join(resolve(flags.modelId), "config.json"));
+    const { hasConfigFile } = await import("../models/spec/config-file.ts");
+    const isDir = await hasConfigFile(resolve(flags.modelId));
+    // A mistyped model id fails here, with suggestions, before the node binds any port or links to a peer.
+    if (!isDir) {
+      const { resolveModelRef } = await import("../catalog/resolve.ts");
+      await resolveModelRef(flags.modelId);
+    }
     const node = await createNode(isDir ? { ...options, models: [...options.models, flags.modelId] } : options);
     try {
       await waitForPeers(node.pool, flags.peerWaitMs, (t) => process.stderr.write(t));

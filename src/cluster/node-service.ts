@@ -1,11 +1,16 @@
 // The cluster service as a node runs it: the catalog resolves models, placement plans them over the
 // nodes linked right now, the download store fetches shard files and the model's tokenizer drives text.
+import { join } from "node:path";
 import { asModelId } from "../ids.ts";
 import type { ChatMessage, ModelInfo } from "./types.ts";
-import { assertRunnable } from "../catalog/architectures.ts";
 import { loadCatalog } from "../catalog/catalog.ts";
-import { bitsPerWeight, type Quantization } from "../catalog/quantization.ts";
 import { logger } from "../log.ts";
+import { assertRunnable, isSupportedModelType } from "../models/spec/architectures.ts";
+import { readConfigFileIfAny } from "../models/spec/config-file.ts";
+import { contextWindow } from "../models/spec/context-window.ts";
+import type { Quantization } from "../models/spec/quantization.ts";
+import { cpuBytesPerStoredByte } from "../models/spec/footprint.ts";
+import { kvHeadroomBytesPerLayer } from "../models/spec/kv-headroom.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
 import { toExoProgress, type DownloadProgress } from "../download/progress.ts";
 import type { ShardEngine } from "../engine/types.ts";
@@ -32,6 +37,8 @@ export interface NodeClusterOptions {
   /** Models to serve besides the catalog (local directories, Hugging Face repo ids). */
   models?: string[];
   tokenTimeoutMs?: number;
+  /** A stage with no prepare progress for this long fails the prepare (default 60 s). */
+  prepareStallMs?: number;
 }
 
 /** The cluster service of a node; resolves `models` (served besides the catalog) before it returns. */
@@ -45,8 +52,9 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
       if (status.progress && status.nodeId !== transport.selfId)
         store.recordPeerProgress(status.nodeId, status.progress);
     },
-    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir)),
+    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir), await readContextWindow(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,
+    prepareStallMs: opts.prepareStallMs,
   });
   for (const ref of opts.models ?? []) {
     await store
@@ -60,10 +68,11 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
 function storeResolver(opts: NodeClusterOptions): ModelResolver {
   const { transport, store } = opts;
 
-  // A CPU node upcasts every weight to float32 at load, so a 4-bit checkpoint takes ~7x its file size there:
-  // placement sees such a node's memory shrunk by that factor instead of the weights grown for every node.
-  function nodes(quantization: Quantization): PlacementNode[] {
-    const cpuExpansion = 32 / bitsPerWeight(quantization);
+  // A CPU node upcasts every weight to float32 at load (a 4-bit checkpoint takes ~7x its file size there)
+  // except 2/4/8-bit routed experts, which it keeps packed: placement sees such a node's memory shrunk by
+  // that factor instead of the weights grown for every node.
+  function nodes(quantization: Quantization, expertShare?: number): PlacementNode[] {
+    const cpuExpansion = cpuBytesPerStoredByte(quantization, expertShare);
     return [transport.selfId, ...transport.peersUp()].map((nodeId) => {
       const memory = opts.memoryOf(nodeId) ?? 0;
       return { nodeId, memory: opts.runsOnMetal?.(nodeId) ? memory : Math.floor(memory / cpuExpansion) };
@@ -71,18 +80,22 @@ function storeResolver(opts: NodeClusterOptions): ModelResolver {
   }
 
   return {
-    // The catalog, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer) that it lacks.
+    // The catalog's runnable models, then models resolved here (--models, `exo run DIR`, a PREPARE from a peer,
+    // POST /download) that it lacks; a model of an architecture this build cannot run is never listed.
     listModels() {
-      const catalog = loadCatalog().entries.map((e) => ({
-        id: asModelId(e.id),
-        name: e.name,
-        layers: e.layers,
-        repo: e.repo ?? "embedded",
-      }));
-      const known = new Set(catalog.map((m) => m.id));
+      const runnable = (arch: string | undefined) => arch === undefined || isSupportedModelType(arch);
+      const catalog = loadCatalog()
+        .entries.filter((e) => runnable(e.arch))
+        .map((e) => ({
+          id: asModelId(e.id),
+          name: e.name,
+          layers: e.layers,
+          repo: e.repo ?? "embedded",
+        }));
+      const known = new Set<string>(loadCatalog().entries.map((m) => m.id));
       const extra = store
         .resolvedModels()
-        .filter((m) => !known.has(m.id))
+        .filter((m) => !known.has(m.id) && runnable(m.arch))
         .map((m) => infoOf(m));
       return [...catalog, ...extra];
     },
@@ -91,9 +104,11 @@ function storeResolver(opts: NodeClusterOptions): ModelResolver {
       const resolved = store.resolved(model.id);
       if (resolved?.arch) assertRunnable(model.id, resolved.arch);
       // Unknown size (a hub repo outside the catalog): split by memory alone.
+      const kvBytesPerLayer = kvHeadroomBytesPerLayer(resolved?.arch);
       return planModel(
         { modelId: model.id, nLayers: model.layers, weightBytes: resolved?.sizeBytes ?? 0 },
-        nodes(resolved?.quantization ?? "fp32"),
+        nodes(resolved?.quantization ?? "fp32", resolved?.expertShare),
+        kvBytesPerLayer === undefined ? {} : { kvBytesPerLayer },
       );
     },
     async ensureShardFiles(model, range, onProgress) {
@@ -118,8 +133,17 @@ function infoOf(model: ShapedModel): ModelInfo {
   };
 }
 
-function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>): ClusterTokenizer {
+/** The model's context window from the config and tokenizer config beside its tokenizer. */
+async function readContextWindow(dir: string): Promise<number | undefined> {
+  const tokenizerConfig = (await Bun.file(join(dir, "tokenizer_config.json"))
+    .json()
+    .catch(() => ({}))) as Record<string, unknown>;
+  return contextWindow((await readConfigFileIfAny(dir)) ?? {}, tokenizerConfig);
+}
+
+function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>, window: number | undefined): ClusterTokenizer {
   return {
+    ...(window !== undefined ? { contextWindow: window } : {}),
     encodeChat: (messages: ChatMessage[], tools?: unknown[]) =>
       t.encodeChat(messages, { addGenerationPrompt: true, ...(tools ? { tools } : {}) }),
     encode: (text) => t.encode(text, { addSpecialTokens: true }),

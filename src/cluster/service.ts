@@ -6,6 +6,7 @@ import { logger } from "../log.ts";
 import type { ChatMessage, GenerateRequest, GenerationEvent, InferenceService, ModelInfo } from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
+import { fitToWindow } from "./context-fit.ts";
 import { createCoordinator } from "./coordinator.ts";
 import {
   parseError,
@@ -20,6 +21,7 @@ import {
   type StatusFields,
 } from "./messages.ts";
 import { createShardPreparer, type EnsureShardFiles } from "./prepare.ts";
+import { createStallWatch } from "./prepare-watch.ts";
 import { decodeTensor } from "../protocol/tensor.ts";
 import { createStageHost } from "./stage.ts";
 import { streamText, type Detokenizer } from "./text-stream.ts";
@@ -33,6 +35,8 @@ export interface ClusterTokenizer {
   encode(text: string): number[];
   eosIds: number[];
   createDetokenizer(): Detokenizer;
+  /** Longest prompt + answer in tokens (src/models/spec/context-window.ts); undefined when the model's files do not say. */
+  contextWindow?: number;
 }
 
 /** How the cluster service finds models, plans them and fetches a stage's files (the node's: node-service.ts). */
@@ -57,6 +61,8 @@ export interface ClusterServiceDeps {
   tokenTimeoutMs?: number;
   /** Longest wait for every stage to download and load its shard (default 6 h). */
   prepareTimeoutMs?: number;
+  /** Longest a stage may go without prepare progress (a STATUS with a new phase or fraction) before it fails (default 60 s). */
+  prepareStallMs?: number;
   /** A stage frees a request idle this long, as a last resort (default 10 min). */
   stageIdleMs?: number;
 }
@@ -137,10 +143,18 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     const ready = (nodeId: NodeId) => {
       for (const l of listeners) l({ nodeId, modelId: plan.modelId, phase: "ready", fraction: 1 });
     };
+    // A node that answers health checks but never reports progress fails its prepare after prepareStallMs.
+    const stall = createStallWatch(plan.modelId, deps.prepareStallMs ?? 60_000);
+    const watchProgress: PrepareProgress = (status) => stall.progress(status);
+    listeners.add(watchProgress);
     const ask = (node: NodeId) =>
-      transport
-        .request(node, "PREPARE", { modelId: plan.modelId, plan }, undefined, { timeoutMs })
-        .then(() => ready(node));
+      Promise.race([
+        transport.request(node, "PREPARE", { modelId: plan.modelId, plan }, undefined, { timeoutMs }),
+        stall.until(node),
+      ]).then(() => {
+        stall.done(node);
+        ready(node);
+      });
     const done = Promise.all(planNodes(plan).map(ask))
       .then(() =>
         log.info(
@@ -148,6 +162,8 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
         ),
       )
       .finally(() => {
+        stall.stop();
+        listeners.delete(watchProgress);
         if (onProgress) listeners.delete(onProgress);
       });
     prepared.set(plan.modelId, { key, done });
@@ -172,13 +188,22 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   async function* generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
     const model = await models.resolveModel(req.modelId);
     const plan = models.planFor(model);
-    const [tokenizer] = await Promise.all([tokenizerFor(model), ensurePrepared(plan)]);
+    // Tokenized and fitted to the context window before the stages prepare: a prompt too long costs nothing.
+    const tokenizer = await tokenizerFor(model);
     const tokens = req.messages ? tokenizer.encodeChat(req.messages, req.tools) : tokenizer.encode(req.prompt ?? "");
     if (tokens.length === 0) throw new NodeError("E_TOKENIZER", "the prompt encodes to no tokens");
+    const maxTokens = fitToWindow({
+      modelId: model.id,
+      promptTokens: tokens.length,
+      maxTokens: req.maxTokens,
+      window: tokenizer.contextWindow,
+      what: req.messages ? "messages" : "prompt",
+    });
+    await ensurePrepared(plan);
     const requestId = asRequestId(crypto.randomUUID());
     const eosIds = tokenizer.eosIds;
     const ids = coordinator.generateTokens(
-      { requestId, plan, tokens, sampling: req.sampling, maxTokens: req.maxTokens, eosIds },
+      { requestId, plan, tokens, sampling: req.sampling, maxTokens, eosIds },
       signal,
     );
     try {
@@ -186,7 +211,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
         detokenizer: tokenizer.createDetokenizer(),
         stop: req.stop,
         eosIds,
-        maxTokens: req.maxTokens,
+        maxTokens,
         promptTokens: tokens.length,
       });
     } catch (err) {

@@ -25,6 +25,8 @@ export interface NodeOptions {
   healthTimeoutMs: number;
   /** Default deadline of a request to a peer. */
   requestTimeoutMs: number;
+  /** A stage preparing a model (download, load) with no progress for this long fails the prepare. */
+  prepareStallMs: number;
   dialTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxFrameBytes: number;
@@ -56,6 +58,7 @@ export interface NodeFlags {
   "health-interval-ms"?: string;
   "health-timeout-ms"?: string;
   "request-timeout-ms"?: string;
+  "prepare-stall-ms"?: string;
   "max-frame-bytes"?: string;
   engine?: string;
   "fake-step-ms"?: string;
@@ -122,6 +125,7 @@ export function parseNodeOptions(
       600_000,
     ),
     requestTimeoutMs: integer("request-timeout-ms", flags["request-timeout-ms"], 30_000, 10, 3_600_000),
+    prepareStallMs: integer("prepare-stall-ms", flags["prepare-stall-ms"], 60_000, 100, 24 * 3_600_000),
     dialTimeoutMs: 5000,
     handshakeTimeoutMs: 5000,
     maxFrameBytes: integer("max-frame-bytes", flags["max-frame-bytes"], 256 * 1024 * 1024, 1024, 0xffffffff),

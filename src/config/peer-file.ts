@@ -1,6 +1,7 @@
 // The peer file (DESIGN §4): exo's manual-discovery JSON, or YAML with the same keys → a frozen PeerFile.
 // Validation names the file, the key path and the reason; every problem in the file is reported at once.
 import YAML from "yaml";
+import { duplicatePeerId } from "./duplicate-peers.ts";
 import { NodeError } from "../errors.ts";
 import type { DeviceCapabilities } from "../topology/types.ts";
 
@@ -125,6 +126,12 @@ function checkPeer(c: Checker, value: unknown, path: string): PeerEntry | undefi
 export function parsePeerFile(text: string, fileName: string): PeerFile {
   if (text.trim() === "")
     throw new NodeError("E_CONFIG_INVALID", `${fileName}: the file is empty (expected a "peers" map)`);
+  const twice = duplicatePeerId(text);
+  if (twice)
+    throw new NodeError(
+      "E_CONFIG_INVALID",
+      `${fileName}: peers.${twice.nodeId}: node id "${twice.nodeId}" is listed twice (again at line ${twice.line}); list each node once`,
+    );
   const root = decode(text, fileName);
   const c = new Checker();
   const peers = new Map<string, PeerEntry>();

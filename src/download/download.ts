@@ -9,6 +9,8 @@ import { fileSize, repoCache, withBlobLock, type RepoCache } from "./hf-cache.ts
 import { fetchCommit, isUnreachable, listCommitFiles, resolveUrl, type HubOptions, type RepoFile } from "./hub.ts";
 import { createProgressTracker, formatBytes, type ProgressListener } from "./progress.ts";
 import { DEFAULT_RETRY, backoffMs, isTransient, type RetryPolicy } from "./retry.ts";
+import { CONFIG_FILE, readConfigFile } from "../models/spec/config-file.ts";
+import { modelShape } from "../models/spec/describe.ts";
 import type { LayerRange } from "../topology/types.ts";
 import { filesForStage, isSupportFile, weightFilesForStage } from "./select-files.ts";
 
@@ -133,7 +135,7 @@ export async function cachedModelState(
 ): Promise<{ dir: string; commit: string; missing: string[]; presentBytes: number } | undefined> {
   const cache = repoCache(hubCacheDir, repo);
   const commit = await cache.readRef("main");
-  if (!commit || (await cache.snapshotFileSize(commit, "config.json")) === undefined) return undefined;
+  if (!commit || (await cache.snapshotFileSize(commit, CONFIG_FILE)) === undefined) return undefined;
   const weightMap = await readWeightMap(cache, commit).catch(() => undefined);
   const all = weightMap ? [...new Set(Object.values(weightMap))].sort() : ["model.safetensors"];
   let presentBytes = 0;
@@ -223,8 +225,7 @@ async function fromCache(req: RepoRequest, cache: RepoCache, revision: string, w
   const commit = /^[0-9a-f]{40}$/.test(revision) ? revision : await cache.readRef(revision);
   const offlineError = (detail: string) =>
     new NodeError("E_DOWNLOAD_OFFLINE", `${why}, and ${req.repo} ${detail} in ${cache.dir}; pull it once while online`);
-  if (!commit || (await cache.snapshotFileSize(commit, "config.json")) === undefined)
-    throw offlineError("is not cached");
+  if (!commit || (await cache.snapshotFileSize(commit, CONFIG_FILE)) === undefined) throw offlineError("is not cached");
   const { nLayers, tied } = await readModelShape(cache, commit, req.repo);
   if (req.supportOnly) return { dir: cache.snapshotDir(commit), commit, nLayers, files: [], offline: true };
   const range = req.range ?? { layerStart: 0, layerEnd: nLayers };
@@ -243,16 +244,11 @@ async function readModelShape(
   commit: string,
   repo: string,
 ): Promise<{ nLayers: number; tied: boolean }> {
-  const path = `${cache.snapshotDir(commit)}/config.json`;
-  const config = (await Bun.file(path)
-    .json()
-    .catch((cause: unknown) => {
-      throw new NodeError("E_WEIGHTS", `${repo} has no readable config.json (${path})`, { cause });
-    })) as Record<string, unknown>;
-  const text = config.text_config as Record<string, unknown> | undefined;
-  const nLayers = config.num_hidden_layers ?? text?.num_hidden_layers;
-  if (typeof nLayers !== "number") throw new NodeError("E_WEIGHTS", `${repo}'s config.json has no num_hidden_layers`);
-  return { nLayers, tied: config.tie_word_embeddings === true || text?.tie_word_embeddings === true };
+  const dir = cache.snapshotDir(commit);
+  const config = await readConfigFile(dir).catch((cause: unknown) => {
+    throw new NodeError("E_WEIGHTS", `${repo} has no readable ${CONFIG_FILE} (${dir}/${CONFIG_FILE})`, { cause });
+  });
+  return modelShape(config, repo);
 }
 
 async function readWeightMap(cache: RepoCache, commit: string): Promise<Record<string, string>> {

@@ -1,11 +1,15 @@
 // The node's models on disk: resolve a model (filling in the shape of repos outside the catalog, and keeping
 // every model resolved so far), fetch a stage's files (ensureShardFiles, used by the cluster during PREPARE), and exo's /modelpool, /download,
 // /v1/download/progress and DELETE /models shapes for the API (ModelStore, types.ts).
+import { assertRunnable, isSupportedModelType } from "../models/spec/architectures.ts";
 import { loadCatalog, type Catalog, type CatalogEntry } from "../catalog/catalog.ts";
-import { describeConfig, resolveModelRef, type ResolvedModel } from "../catalog/resolve.ts";
+import { resolveModelRef, type ResolvedModel } from "../catalog/resolve.ts";
 import { loadHfEnv } from "../config/hf-env.ts";
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
+import { readConfigFile } from "../models/spec/config-file.ts";
+import { describeConfig } from "../models/spec/describe.ts";
+import { assertLoadableQuantization } from "../models/spec/quantization.ts";
 import { cachedModelState, downloadRepo, type DownloadOptions } from "./download.ts";
 import { repoCache } from "./hf-cache.ts";
 import { toExoProgress, type DownloadProgress, type ProgressListener } from "./progress.ts";
@@ -50,7 +54,11 @@ export interface NodeModelStore extends ModelStore {
   resolved(modelId: string): ShapedModel | undefined;
   /** Every model resolved so far (the catalog's and the others: --models, `exo run DIR`, a peer's PREPARE). */
   resolvedModels(): ShapedModel[];
-  /** The directory holding config, tokenizer and the weight files of `range`, downloading what is missing. @throws E_MODEL_UNKNOWN, E_DOWNLOAD_* */
+  /**
+   * The directory holding config, tokenizer and the weight files of `range`, downloading what is missing;
+   * an empty range (layerStart = layerEnd) fetches config, tokenizer and chat template only.
+   * @throws E_MODEL_UNKNOWN, E_DOWNLOAD_*
+   */
   ensureShardFiles(model: string | ResolvedModel, range: LayerRange, onProgress?: ProgressListener): Promise<string>;
   localState(entry: CatalogEntry): Promise<LocalModelState>;
   /** Every progress event of this node's downloads (the cluster broadcasts them as STATUS). */
@@ -72,6 +80,26 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     for (const l of listeners) l(p);
   };
 
+  /** Resolved hub repos the catalog lacks, as catalog-shaped rows (their size is known once downloaded). */
+  const uncataloguedEntries = (): CatalogEntry[] =>
+    [...resolved.values()].flatMap((m) =>
+      m.source.kind === "hub" && !catalog.byId.has(m.id)
+        ? [
+            {
+              id: m.id,
+              name: m.name,
+              repo: m.source.repo,
+              layers: m.layers,
+              arch: m.arch ?? "unknown",
+              quantization: m.quantization,
+              sizeBytes: 0,
+              embedded: false,
+              runnable: m.arch !== undefined && isSupportedModelType(m.arch),
+            },
+          ]
+        : [],
+    );
+
   /** How the operator wrote a model it serves (e.g. a relative directory) → the model's id. */
   const servedAs = new Map<string, string>();
 
@@ -89,7 +117,8 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     if (model.layers !== undefined) return model as ShapedModel;
     if (model.source.kind !== "hub") throw new NodeError("E_WEIGHTS", `${ref}: config.json has no num_hidden_layers`);
     const res = await downloadRepo({ modelId: model.id, repo: model.source.repo, supportOnly: true }, opts);
-    const config = (await Bun.file(`${res.dir}/config.json`).json()) as Record<string, unknown>;
+    const config = await readConfigFile(res.dir);
+    assertLoadableQuantization(config);
     return { ...model, ...describeConfig(config), layers: res.nLayers };
   };
 
@@ -104,8 +133,11 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
       record(p);
       onProgress?.(p);
     };
+    // An empty range is the coordinator asking for the tokenizer and chat template only (no weights).
+    const supportOnly = range.layerStart === range.layerEnd;
+    const req = { modelId: model.id, repo: model.source.repo, ...(supportOnly ? { supportOnly } : { range }) };
     try {
-      return (await downloadRepo({ modelId: model.id, repo: model.source.repo, range }, opts, report)).dir;
+      return (await downloadRepo(req, opts, report)).dir;
     } catch (err) {
       // Failures before the file list is known have no tracker: report them in the same shape.
       const last = latest.get(`${model.id}:${range.layerStart}:${range.layerEnd}`);
@@ -156,7 +188,8 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
 
     async modelPool() {
       const pool: Record<string, unknown> = {};
-      for (const entry of catalog.entries) {
+      // The catalog, then the hub repos outside it that this node resolved (a request, --models, POST /download).
+      for (const entry of [...catalog.entries, ...uncataloguedEntries()]) {
         const s = await localState(entry);
         pool[entry.id] = {
           downloaded: s.downloaded,
@@ -178,11 +211,14 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     },
 
     async startDownload(modelId) {
-      const model = await resolveModelRef(modelId, catalog);
+      // Known, present on the hub (a repo outside the catalog has its config fetched) and runnable here, before
+      // the answer; only then do the weights follow in the background.
+      const model = await resolveModel(modelId);
+      if (model.arch) assertRunnable(model.id, model.arch);
       if (model.source.kind === "local") return;
-      void resolveModel(modelId)
-        .then((m) => ensureShardFiles(m, { layerStart: 0, layerEnd: m.layers }))
-        .catch((err: unknown) => log.error(`download of ${modelId} failed: ${(err as Error).message}`));
+      void ensureShardFiles(model, { layerStart: 0, layerEnd: model.layers }).catch((err: unknown) =>
+        log.error(`download of ${modelId} failed: ${(err as Error).message}`),
+      );
     },
 
     async deleteModel(modelId) {

@@ -1,19 +1,20 @@
 // ShardEngine in this process on MLX: loads one shard (config + only its weights), runs steps with a
 // per-request KV cache and sampler, frees them on end() or error, and refuses requests beyond the limit.
 import { core as mx } from "@frost-beta/mlx";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
-import { parseModelArgs, type ShardModel } from "../models/base.ts";
+import type { ShardModel } from "../models/base.ts";
 import { getArchitecture } from "../models/index.ts";
 import { createKVCache, type KVCache } from "../models/kv-cache.ts";
+import { stageTensorFilter, tiedHead } from "../models/spec/architectures.ts";
+import { readConfigFile } from "../models/spec/config-file.ts";
+import { parseModelArgs } from "../models/spec/model-args.ts";
 import { modelDirForMlx } from "./embedded-assets.ts";
 import { releaseMemory } from "./memory.ts";
 import { makeSampler, type Sampler } from "./sampler.ts";
 import { arrayToTensor, tensorToArray } from "./tensor-bytes.ts";
 import type { LoadProgress, SamplingParams, ShardEngine, ShardSpec, StageInput, StageOutput } from "./types.ts";
-import { checkpointIndex, loadShardWeights } from "./weights.ts";
+import { checkpointIndex, loadShardWeights, type CpuExperts } from "./weights.ts";
 
 const log = logger("engine");
 
@@ -26,6 +27,8 @@ export interface LocalEngineOptions {
   native?: boolean;
   /** Prompts longer than this are prefilled in chunks of this many positions. Default 512. */
   prefillChunkTokens?: number;
+  /** CPU: keep 2/4/8-bit routed experts packed (default) or dequantize them at load (src/models/README.md). */
+  cpuExperts?: CpuExperts;
 }
 
 /** What the last load did (tests and benchmarks read it). */
@@ -148,13 +151,7 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     }
     const started = performance.now();
     onProgress?.(0, "reading config");
-    let config: Record<string, unknown>;
-    try {
-      config = JSON.parse(readFileSync(join(spec.modelDir, "config.json"), "utf8")) as Record<string, unknown>;
-    } catch (err) {
-      throw new NodeError("E_WEIGHTS", `${spec.modelDir}/config.json: cannot read it`, { cause: err });
-    }
-    const args = parseModelArgs(config);
+    const args = parseModelArgs(await readConfigFile(spec.modelDir));
     if (args.numHiddenLayers !== spec.nLayers) {
       throw new NodeError(
         "E_WEIGHTS",
@@ -164,15 +161,17 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
     const arch = getArchitecture(args.modelType);
     const range = { layerStart: spec.layerStart, layerEnd: spec.layerEnd, nLayers: spec.nLayers };
     const dir = modelDirForMlx(spec.modelDir);
-    // A checkpoint without lm_head uses its embedding as the head, whatever config.json says (as HF loads it).
-    if (!args.tieWordEmbeddings && !checkpointIndex(dir).has("lm_head.weight")) args.tieWordEmbeddings = true;
+    // The head is tied when config.json, the architecture or the checkpoint (no lm_head) says so.
+    const names = [...checkpointIndex(dir).keys()];
+    args.tieWordEmbeddings = tiedHead(args, names);
     dropAll();
     model = undefined;
     shard = undefined;
     await releaseMemory();
-    const loaded = await loadShardWeights(dir, arch.wantsTensor(args, range), {
+    const loaded = await loadShardWeights(dir, stageTensorFilter(args, range, names), {
       native,
       quantization: args.quantization,
+      ...(opts.cpuExperts ? { cpuExperts: opts.cpuExperts } : {}),
       onProgress: (f) => onProgress?.(f * 0.99, "loading weights"),
     });
     model = arch.create(args, range, loaded.weights);

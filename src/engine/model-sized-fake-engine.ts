@@ -1,6 +1,7 @@
 // The fake engine as `--engine fake` runs it on a node: re-created on each load with the loaded model's
 // vocabulary (and its EOS id, which the fake never samples), so requests run to max_tokens and decode to text.
-import { join } from "node:path";
+import { readConfigFileIfAny } from "../models/spec/config-file.ts";
+import { configEosIds, configVocabSize } from "../models/spec/describe.ts";
 import { createFakeEngine } from "./fake-engine.ts";
 import type { ShardEngine } from "./types.ts";
 
@@ -12,12 +13,10 @@ export function createModelSizedFakeEngine(stepDelayMs: number): ShardEngine {
   let inner = createFakeEngine({ stepDelayMs });
   return {
     async load(spec, onProgress) {
-      const config = (await Bun.file(join(spec.modelDir, "config.json"))
-        .json()
-        .catch(() => ({}))) as Record<string, unknown>;
-      const eos = [config.eos_token_id].flat()[0];
+      const config = await readConfigFileIfAny(spec.modelDir);
+      const eos = configEosIds(config)[0];
       await inner.close();
-      const vocabSize = typeof config.vocab_size === "number" ? config.vocab_size : DEFAULT_VOCAB_SIZE;
+      const vocabSize = configVocabSize(config) ?? DEFAULT_VOCAB_SIZE;
       inner = createFakeEngine({ stepDelayMs, vocabSize, ...(typeof eos === "number" ? { eosToken: eos } : {}) });
       return inner.load(spec, onProgress);
     },

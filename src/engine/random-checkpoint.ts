@@ -3,10 +3,20 @@
 import { core as mx } from "@frost-beta/mlx";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseModelArgs } from "../models/base.ts";
-import { getArchitecture } from "../models/index.ts";
+import { architectureSpec } from "../models/spec/architectures.ts";
+import { CONFIG_FILE } from "../models/spec/config-file.ts";
+import { expertSlot } from "../models/spec/experts.ts";
+import { parseModelArgs } from "../models/spec/model-args.ts";
 import { releaseMemory } from "./memory.ts";
 import { quantizeRows } from "./quantize.ts";
+
+function quantSettings(
+  q: NonNullable<RandomCheckpointOptions["quantize"]>,
+  prefix: string,
+): { bits: number; groupSize: number } | false {
+  const o = q.override?.(prefix);
+  return o === undefined ? { bits: q.bits, groupSize: q.groupSize } : o;
+}
 
 export interface RandomCheckpointOptions {
   /** The HF config.json to write (model_type and sizes); a quantization block is added when quantizing. */
@@ -14,8 +24,18 @@ export interface RandomCheckpointOptions {
   seed?: number;
   /** Storage dtype of float tensors (and of scales/biases). Default float32. */
   dtype?: "float32" | "bfloat16" | "float16";
-  /** Quantize every 2-D weight (linears, embedding, head) like mlx-community does. */
-  quantize?: { bits: number; groupSize: number };
+  /**
+   * Quantize every matrix weight (linears, embedding, head, expert stacks) like mlx-community does;
+   * `override` gives one module path other settings (e.g. 8-bit routers), or false to keep it in floats,
+   * and is written into config.json's quantization block as mlx-community does.
+   */
+  quantize?: {
+    bits: number;
+    groupSize: number;
+    override?: (prefix: string) => { bits: number; groupSize: number } | false | undefined;
+  };
+  /** Store routed experts stacked (`….switch_mlp.*` [E, out, in], mlx-community's layout) instead of one tensor per expert. */
+  stackExperts?: boolean;
   /** Split into model-0000i-of-0000n.safetensors + index when a file would pass this size. Default 2 GiB. */
   maxFileBytes?: number;
 }
@@ -31,9 +51,12 @@ const DTYPES = { float32: mx.float32, bfloat16: mx.bfloat16, float16: mx.float16
 export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointOptions): Promise<RandomCheckpoint> {
   mkdirSync(dir, { recursive: true });
   const config: Record<string, unknown> = { ...opts.config };
-  if (opts.quantize) config.quantization = { group_size: opts.quantize.groupSize, bits: opts.quantize.bits };
+  const quantBlock: Record<string, unknown> | undefined = opts.quantize
+    ? { group_size: opts.quantize.groupSize, bits: opts.quantize.bits }
+    : undefined;
+  if (quantBlock) config.quantization = quantBlock;
   const args = parseModelArgs(config);
-  const shapes = getArchitecture(args.modelType).tensorShapes(args);
+  const shapes = architectureSpec(args.modelType).tensorShapes(args);
   const names = Object.keys(shapes).sort();
   const dtype = DTYPES[opts.dtype ?? "float32"];
   const maxFileBytes = opts.maxFileBytes ?? 2 * 1024 ** 3;
@@ -53,18 +76,50 @@ export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointO
     currentBytes = 0;
   };
 
-  for (const [i, name] of names.entries()) {
-    const shape = shapes[name]!;
+  // Per-expert tensors waiting for the rest of their stack (stackExperts).
+  const stacking = new Map<string, mx.array[]>();
+  const expertsOf = new Map<string, number>();
+  for (const n of names) {
+    const slot = opts.stackExperts ? expertSlot(n) : undefined;
+    if (slot) expertsOf.set(slot.stacked, Math.max(expertsOf.get(slot.stacked) ?? 0, slot.expert + 1));
+  }
+
+  for (const [i, hfName] of names.entries()) {
+    const shape = shapes[hfName]!;
     const key = keys.index(i);
     // Uniform noise with the wanted std: 5x faster than random.normal on this CPU (1.2B params in ~15 s).
     const std = shape.length === 1 ? 0.1 : 1 / Math.sqrt(shape[shape.length - 1]!);
     const noise = mx.random.uniform(-std * Math.sqrt(3), std * Math.sqrt(3), shape, mx.float32, key);
-    const t = shape.length === 1 && name.endsWith("norm.weight") && !gemmaNorm ? mx.add(noise, 1) : noise;
+    let t = shape.length === 1 && hfName.endsWith("norm.weight") && !gemmaNorm ? mx.add(noise, 1) : noise;
+    let name = hfName;
+    const slot = opts.stackExperts ? expertSlot(hfName) : undefined;
+    if (slot) {
+      // The same numbers as the per-expert layout (same keys), only stacked: both layouts give one model.
+      const parts = stacking.get(slot.stacked) ?? [];
+      parts[slot.expert] = t;
+      stacking.set(slot.stacked, parts);
+      mx.eval(t);
+      if (parts.filter(Boolean).length < expertsOf.get(slot.stacked)!) continue;
+      stacking.delete(slot.stacked);
+      t = mx.stack(parts, 0);
+      name = slot.stacked;
+    }
     const out: Record<string, mx.array> = {};
     const prefix = name.replace(/\.weight$/, "");
-    if (opts.quantize && shape.length === 2 && name.endsWith(".weight")) {
-      const [w, s, b] = await quantizeRows(t, opts.quantize.groupSize, opts.quantize.bits);
-      Object.assign(out, { [name]: w, [`${prefix}.scales`]: s.astype(dtype), [`${prefix}.biases`]: b.astype(dtype) });
+    const q = opts.quantize && t.ndim >= 2 && name.endsWith(".weight") ? quantSettings(opts.quantize, prefix) : false;
+    if (q && opts.quantize && quantBlock && (q.bits !== opts.quantize.bits || q.groupSize !== opts.quantize.groupSize))
+      quantBlock[prefix] = { group_size: q.groupSize, bits: q.bits };
+    if (opts.quantize && !q && t.ndim >= 2 && name.endsWith(".weight") && quantBlock) quantBlock[prefix] = false;
+    if (q) {
+      const lead = t.shape.slice(0, -1);
+      const rows = t.reshape([-1, t.shape[t.ndim - 1]!]);
+      const [w, s, b] = await quantizeRows(rows, q.groupSize, q.bits);
+      const back = (a: mx.array) => a.reshape([...lead, a.shape[1]!]);
+      Object.assign(out, {
+        [name]: back(w),
+        [`${prefix}.scales`]: back(s).astype(dtype),
+        [`${prefix}.biases`]: back(b).astype(dtype),
+      });
     } else {
       out[name] = t.astype(dtype);
     }
@@ -79,6 +134,8 @@ export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointO
   flush();
   await releaseMemory();
 
+  if (stacking.size > 0)
+    throw new Error(`random checkpoint: incomplete expert stacks ${[...stacking.keys()].join(", ")}`);
   const fileName = (g: number) =>
     groupCount === 1
       ? "model.safetensors"
@@ -94,6 +151,6 @@ export async function writeRandomCheckpoint(dir: string, opts: RandomCheckpointO
       join(dir, "model.safetensors.index.json"),
       JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 1),
     );
-  writeFileSync(join(dir, "config.json"), JSON.stringify(config, null, 2));
+  writeFileSync(join(dir, CONFIG_FILE), JSON.stringify(config, null, 2));
   return { files, tensorNames: Object.keys(weightMap).sort() };
 }

@@ -1,56 +1,11 @@
-// Shared pieces of every architecture: HF config.json → camelCase ModelArgs (where the MLX layers get their
-// settings; catalog, download and the fake engine still read a few keys themselves), the shard range and model
-// contract, linears (dense or quantized), RoPE, masks, attention.
+// The MLX pieces every architecture shares: the stage contract, linears (dense or quantized), RoPE, masks,
+// attention, the stage's embedding/norm/head. What a config means (ModelArgs, quantization, which tensors a
+// stage owns) is pure knowledge in ./spec/, which the download, catalog and placement code read as well.
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../errors.ts";
-import type { LayerRange } from "../topology/types.ts";
 import type { KVCache } from "./kv-cache.ts";
-
-/** Rotary scaling variants we implement; anything else is refused at parse time. */
-export type RopeScaling =
-  | { kind: "none" }
-  | { kind: "linear"; factor: number }
-  | { kind: "llama3"; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
-  /** Phi-3.5 "longrope"/"su": per-frequency long factors and an attention magnitude scale. */
-  | { kind: "longrope"; longFactor: number[]; originalMaxPositions: number; longMscale?: number };
-
-/** mlx-community affine quantization: per-tensor overrides keyed by module path (false = not quantized). */
-export interface QuantizationArgs {
-  groupSize: number;
-  bits: number;
-  overrides: Record<string, { groupSize: number; bits: number } | false>;
-}
-
-export interface ModelArgs {
-  modelType: string;
-  hiddenSize: number;
-  numHiddenLayers: number;
-  numAttentionHeads: number;
-  numKeyValueHeads: number;
-  headDim: number;
-  intermediateSize: number;
-  vocabSize: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  ropeTraditional: boolean;
-  ropeScaling: RopeScaling;
-  /** Fraction of head_dim that is rotated (phi-style partial rotary); 1 = all. */
-  partialRotaryFactor: number;
-  tieWordEmbeddings: boolean;
-  attentionBias: boolean;
-  maxPositionEmbeddings: number;
-  quantization?: QuantizationArgs;
-  /** Gemma2: attention scale is queryPreAttnScalar^-0.5; soft caps; sliding window on even layers. */
-  queryPreAttnScalar?: number;
-  attnLogitSoftcapping?: number;
-  finalLogitSoftcapping?: number;
-  slidingWindow?: number;
-}
-
-/** The layers [layerStart, layerEnd) a stage runs, of a model's nLayers. */
-export interface ShardRange extends LayerRange {
-  nLayers: number;
-}
+import type { ModelArgs, RopeScaling, ShardRange } from "./spec/model-args.ts";
+import { quantParamsOf, type QuantizationArgs } from "./spec/quantization.ts";
 
 /** One stage of a model: tokens [1,L] (first stage) or hidden [1,L,H] → hidden [1,L,H], or logits [1,V] (last stage). */
 export interface ShardModel {
@@ -58,111 +13,11 @@ export interface ShardModel {
   readonly range: ShardRange;
   forward(input: mx.array, cache: KVCache): mx.array;
   /** Per-layer KV geometry of this stage (for createKVCache). */
-  readonly cacheSpec: { nLayers: number; nKvHeads: number; headDim: number };
+  readonly cacheSpec: { nLayers: number; nKvHeads: number; headDim: number; valueDim?: number };
 }
 
 /** Weights of one stage by HF tensor name (already upcast/dequantized as the device needs). */
 export type Weights = Map<string, mx.array>;
-
-type Json = Record<string, unknown>;
-const num = (c: Json, key: string, fallback?: number): number => {
-  const v = c[key];
-  if (typeof v === "number" && Number.isFinite(v)) return v;
-  if (fallback !== undefined) return fallback;
-  throw new NodeError("E_WEIGHTS", `config.json: "${key}" is missing or not a number`);
-};
-
-/** Parses HF config.json once into ModelArgs. @throws E_WEIGHTS (missing key), E_MODEL_UNSUPPORTED (rope scaling kind). */
-export function parseModelArgs(config: Json): ModelArgs {
-  const modelType = typeof config.model_type === "string" ? config.model_type : "";
-  if (!modelType) throw new NodeError("E_WEIGHTS", `config.json: "model_type" is missing`);
-  const hiddenSize = num(config, "hidden_size");
-  const numAttentionHeads = num(config, "num_attention_heads");
-  const args: ModelArgs = {
-    modelType,
-    hiddenSize,
-    numHiddenLayers: num(config, "num_hidden_layers"),
-    numAttentionHeads,
-    numKeyValueHeads: num(config, "num_key_value_heads", numAttentionHeads),
-    headDim: num(config, "head_dim", hiddenSize / numAttentionHeads),
-    intermediateSize: num(config, "intermediate_size"),
-    vocabSize: num(config, "vocab_size"),
-    rmsNormEps: num(config, "rms_norm_eps", 1e-6),
-    ropeTheta: num(config, "rope_theta", 10000),
-    ropeTraditional: config.rope_traditional === true,
-    ropeScaling: parseRopeScaling(config.rope_scaling),
-    partialRotaryFactor: num(config, "partial_rotary_factor", 1),
-    tieWordEmbeddings: config.tie_word_embeddings === true,
-    attentionBias: config.attention_bias === true,
-    maxPositionEmbeddings: num(config, "max_position_embeddings", 131072),
-    quantization: parseQuantization(config.quantization ?? config.quantization_config),
-  };
-  if (typeof config.query_pre_attn_scalar === "number") args.queryPreAttnScalar = config.query_pre_attn_scalar;
-  if (typeof config.attn_logit_softcapping === "number") args.attnLogitSoftcapping = config.attn_logit_softcapping;
-  if (typeof config.final_logit_softcapping === "number") args.finalLogitSoftcapping = config.final_logit_softcapping;
-  if (typeof config.sliding_window === "number") args.slidingWindow = config.sliding_window;
-  return args;
-}
-
-function parseRopeScaling(raw: unknown): RopeScaling {
-  if (raw === null || raw === undefined || typeof raw !== "object") return { kind: "none" };
-  const r = raw as Json;
-  const kind = String(r.rope_type ?? r.type ?? "default");
-  if (kind === "default") return { kind: "none" };
-  if (kind === "linear") return { kind: "linear", factor: num(r, "factor") };
-  if (kind === "llama3") {
-    return {
-      kind: "llama3",
-      factor: num(r, "factor"),
-      lowFreqFactor: num(r, "low_freq_factor", 1),
-      highFreqFactor: num(r, "high_freq_factor", 4),
-      originalMaxPositions: num(r, "original_max_position_embeddings", 8192),
-    };
-  }
-  if ((kind === "longrope" || kind === "su") && Array.isArray(r.long_factor)) {
-    const scaling: RopeScaling = {
-      kind: "longrope",
-      longFactor: r.long_factor as number[],
-      originalMaxPositions: num(r, "original_max_position_embeddings", 4096),
-    };
-    if (typeof r.long_mscale === "number") scaling.longMscale = r.long_mscale;
-    return scaling;
-  }
-  throw new NodeError(
-    "E_MODEL_UNSUPPORTED",
-    `rope_scaling type "${kind}" is not supported (supported: default, linear, llama3, longrope)`,
-  );
-}
-
-function parseQuantization(raw: unknown): QuantizationArgs | undefined {
-  if (raw === null || raw === undefined || typeof raw !== "object") return undefined;
-  const q = raw as Json;
-  const overrides: QuantizationArgs["overrides"] = {};
-  for (const [key, v] of Object.entries(q)) {
-    if (v === false) overrides[key] = false;
-    else if (v && typeof v === "object")
-      overrides[key] = { groupSize: num(v as Json, "group_size", 64), bits: num(v as Json, "bits", 4) };
-  }
-  return { groupSize: num(q, "group_size", 64), bits: num(q, "bits", 4), overrides };
-}
-
-/** Which tensors a stage needs: its layers; embed on the first stage (and the last when tied); norm + head on the last. */
-export function stageWantsTensor(args: ModelArgs, range: ShardRange): (name: string) => boolean {
-  const isFirst = range.layerStart === 0;
-  const isLast = range.layerEnd === range.nLayers;
-  return (name) => {
-    if (name.includes("rotary_emb.inv_freq")) return false;
-    const m = /^model\.layers\.(\d+)\./.exec(name);
-    if (m) {
-      const i = Number(m[1]);
-      return i >= range.layerStart && i < range.layerEnd;
-    }
-    if (name.startsWith("model.embed_tokens.")) return isFirst || (isLast && args.tieWordEmbeddings);
-    if (name.startsWith("model.norm.")) return isLast;
-    if (name.startsWith("lm_head.")) return isLast && !args.tieWordEmbeddings;
-    return false;
-  };
-}
 
 /** A linear layer y = x·Wᵀ (+ b); quantized ones keep packed weights (Metal) and run quantizedMatmul. */
 export interface Linear {
@@ -180,16 +35,13 @@ export function need(w: Weights, name: string): mx.array {
 
 /** Builds the Linear stored under `prefix` (prefix.weight, optional .bias, .scales/.biases when quantized). */
 export function getLinear(w: Weights, prefix: string, q?: QuantizationArgs): Linear {
-  const override = q?.overrides[prefix];
-  const groupSize = override ? override.groupSize : (q?.groupSize ?? 64);
   const weight = need(w, `${prefix}.weight`);
   const bias = w.get(`${prefix}.bias`);
   const scales = w.get(`${prefix}.scales`);
   const lin: Linear = { weight };
   if (bias) lin.bias = bias;
   if (scales) {
-    const inFeatures = scales.shape[scales.ndim - 1]! * groupSize;
-    const bits = (weight.shape[weight.ndim - 1]! * 32) / inFeatures;
+    const { groupSize, bits } = quantParamsOf(q, prefix, weight.shape, scales.shape);
     lin.quant = { scales, biases: need(w, `${prefix}.biases`), groupSize, bits };
   }
   return lin;
@@ -231,6 +83,8 @@ export function makeRope(args: ModelArgs, headDim = args.headDim): (x: mx.array,
     const mscale = s.longMscale ?? (ratio <= 1 ? 1 : Math.sqrt(1 + Math.log(ratio) / Math.log(s.originalMaxPositions)));
     return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset, mscale);
   }
+  if (s.kind === "yarn")
+    throw new NodeError("E_MODEL_UNSUPPORTED", `yarn rope scaling is implemented for the DeepSeek models only`);
   const invFreq = llama3InvFreq(s, args.ropeTheta, dims);
   return (x, offset) => ropeWithFreqs(x, invFreq, dims, offset);
 }
@@ -356,11 +210,5 @@ export function cachedAttention(
   return mx.fast.scaledDotProductAttention(opts.rope(q, offset), keys, values, opts.scale, opts.mask);
 }
 
-/** What the registry knows about one model_type. */
-export interface Architecture {
-  create(args: ModelArgs, range: ShardRange, weights: Weights): ShardModel;
-  /** Full-model tensor names → shapes (unquantized), for random checkpoints and checks. */
-  tensorShapes(args: ModelArgs): Record<string, number[]>;
-  /** Which checkpoint tensors a stage reads. */
-  wantsTensor(args: ModelArgs, range: ShardRange): (name: string) => boolean;
-}
+/** Builds one stage of a model_type from its weights (the MLX half of an architecture; ./spec/ has the rest). */
+export type BuildStage = (args: ModelArgs, range: ShardRange, weights: Weights) => ShardModel;

@@ -11,14 +11,12 @@ import {
   mergeHeads,
   need,
   splitHeads,
-  stageWantsTensor,
   type Linear,
-  type ModelArgs,
   type ShardModel,
-  type ShardRange,
   type Weights,
 } from "./base.ts";
 import type { KVCache } from "./kv-cache.ts";
+import type { ModelArgs, ShardRange } from "./spec/model-args.ts";
 
 interface Layer {
   index: number;
@@ -124,42 +122,4 @@ export function createGemma2(rawArgs: ModelArgs, range: ShardRange, w: Weights):
       return logits.reshape(logits.shape[0]!, args.vocabSize);
     },
   };
-}
-
-export function gemma2TensorShapes(args: ModelArgs): Record<string, number[]> {
-  const {
-    hiddenSize: H,
-    headDim: D,
-    numAttentionHeads: nH,
-    numKeyValueHeads: nKv,
-    intermediateSize: I,
-    vocabSize: V,
-  } = args;
-  const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
-  for (let i = 0; i < args.numHiddenLayers; i++) {
-    const p = `model.layers.${i}`;
-    for (const n of [
-      "input_layernorm",
-      "post_attention_layernorm",
-      "pre_feedforward_layernorm",
-      "post_feedforward_layernorm",
-    ]) {
-      out[`${p}.${n}.weight`] = [H];
-    }
-    Object.assign(out, {
-      [`${p}.self_attn.q_proj.weight`]: [nH * D, H],
-      [`${p}.self_attn.k_proj.weight`]: [nKv * D, H],
-      [`${p}.self_attn.v_proj.weight`]: [nKv * D, H],
-      [`${p}.self_attn.o_proj.weight`]: [H, nH * D],
-      [`${p}.mlp.gate_proj.weight`]: [I, H],
-      [`${p}.mlp.up_proj.weight`]: [I, H],
-      [`${p}.mlp.down_proj.weight`]: [H, I],
-    });
-  }
-  return out;
-}
-
-/** The last stage reads the embedding too (tied head), whatever config.json says. */
-export function gemma2WantsTensor(args: ModelArgs, range: ShardRange): (name: string) => boolean {
-  return stageWantsTensor(tied(args), range);
 }

@@ -1,38 +1,37 @@
-// The model registry: HF `model_type` → architecture. The one barrel-like file allowed (STYLE §2).
-import { NodeError } from "../errors.ts";
-import { stageWantsTensor, type Architecture } from "./base.ts";
-import { createGemma2, gemma2TensorShapes, gemma2WantsTensor } from "./gemma2.ts";
-import { createLlama, llamaTensorShapes } from "./llama.ts";
-import { createPhi3, phi3TensorShapes } from "./phi3.ts";
-import { createQwen2, qwen2TensorShapes } from "./qwen2.ts";
-import { createQwen3, qwen3TensorShapes } from "./qwen3.ts";
+// The MLX half of the architecture registry: one builder per model_type of ./spec/architectures.ts (the
+// registry itself). `Record<ModelType, BuildStage>` makes a type without a builder a compile error.
+// The one barrel-like file allowed (STYLE §2).
+import type { BuildStage } from "./base.ts";
+import { createDeepseek } from "./deepseek.ts";
+import { createGemma2 } from "./gemma2.ts";
+import { createLlama } from "./llama.ts";
+import { createPhi3 } from "./phi3.ts";
+import { createQwen2 } from "./qwen2.ts";
+import { createQwen2Moe, createQwen3Moe } from "./qwen-moe.ts";
+import { createQwen3 } from "./qwen3.ts";
+import { architectureSpec, type ArchitectureSpec, type ModelType } from "./spec/architectures.ts";
 
-const llama: Architecture = {
-  create: (args, range, weights) => createLlama(args, range, weights),
-  tensorShapes: (args) => llamaTensorShapes(args),
-  wantsTensor: stageWantsTensor,
+const BUILDERS: Record<ModelType, BuildStage> = {
+  llama: (args, range, weights) => createLlama(args, range, weights),
+  mistral: (args, range, weights) => createLlama(args, range, weights),
+  qwen2: createQwen2,
+  qwen3: createQwen3,
+  phi3: createPhi3,
+  gemma2: createGemma2,
+  qwen3_moe: createQwen3Moe,
+  qwen2_moe: createQwen2Moe,
+  deepseek_v2: (args, range, weights) => createDeepseek(args, range, weights),
+  deepseek_v3: (args, range, weights) => createDeepseek(args, range, weights),
+  kimi_k2: (args, range, weights) => createDeepseek(args, range, weights),
 };
 
-const REGISTRY: Record<string, Architecture> = {
-  llama,
-  mistral: llama,
-  qwen2: { create: createQwen2, tensorShapes: qwen2TensorShapes, wantsTensor: stageWantsTensor },
-  qwen3: { create: createQwen3, tensorShapes: qwen3TensorShapes, wantsTensor: stageWantsTensor },
-  phi3: { create: createPhi3, tensorShapes: phi3TensorShapes, wantsTensor: stageWantsTensor },
-  gemma2: { create: createGemma2, tensorShapes: gemma2TensorShapes, wantsTensor: gemma2WantsTensor },
-};
-
-/** model_type values this build can run. */
-export const SUPPORTED_MODEL_TYPES: readonly string[] = Object.keys(REGISTRY);
+/** Everything known about one model_type: the pure spec and its MLX builder. */
+export interface Architecture extends ArchitectureSpec {
+  create: BuildStage;
+}
 
 /** The architecture for a model_type. @throws E_MODEL_UNSUPPORTED naming it and the supported ones. */
 export function getArchitecture(modelType: string): Architecture {
-  const arch = Object.hasOwn(REGISTRY, modelType) ? REGISTRY[modelType] : undefined;
-  if (!arch) {
-    throw new NodeError(
-      "E_MODEL_UNSUPPORTED",
-      `model_type "${modelType}" is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`,
-    );
-  }
-  return arch;
+  const spec = architectureSpec(modelType);
+  return { ...spec, create: BUILDERS[modelType as ModelType] };
 }

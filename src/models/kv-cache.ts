@@ -5,7 +5,8 @@ import { NodeError } from "../errors.ts";
 
 interface LayerBuffers {
   keys: mx.array;
-  values: mx.array;
+  /** Absent for a keys-only cache (latent attention reads its values out of the keys). */
+  values?: mx.array;
   /** Allocated positions (>= offset). */
   capacity: number;
 }
@@ -14,6 +15,8 @@ export interface KVCacheSpec {
   nLayers: number;
   nKvHeads: number;
   headDim: number;
+  /** Width of a cached value; 0 = keys only (latent attention). Default headDim. */
+  valueDim?: number;
   /** Growth step in positions; default 256. */
   stepTokens?: number;
 }
@@ -42,6 +45,17 @@ export class KVCache {
 
   /** Writes k/v [B, nKv, L, hd] at the current offset; returns views of everything stored so far. */
   update(layer: number, k: mx.array, v: mx.array): [mx.array, mx.array] {
+    const [keys, values] = this.write(layer, k, v);
+    return [keys, values!];
+  }
+
+  /** Keys-only caches (valueDim 0): writes k [B, nKv, L, hd] at the current offset; returns everything stored. */
+  appendKeys(layer: number, k: mx.array): mx.array {
+    if (this.spec.valueDim !== 0) throw new NodeError("E_INTERNAL", "appendKeys on a cache that also holds values");
+    return this.write(layer, k)[0];
+  }
+
+  private write(layer: number, k: mx.array, v?: mx.array): [mx.array, mx.array | undefined] {
     if (this.freed) throw new NodeError("E_INTERNAL", "KV cache used after free");
     const L = k.shape[2]!;
     const start = this.offsets[layer] ?? 0;
@@ -51,10 +65,10 @@ export class KVCache {
     const S = mx.Slice;
     const at = [S(), S(), S(start, end)];
     buf.keys.indexPut_(at, k);
-    buf.values.indexPut_(at, v);
+    if (v) buf.values?.indexPut_(at, v);
     this.offsets[layer] = end;
     const upto = [S(), S(), S(0, end)];
-    return [buf.keys.index(...upto), buf.values.index(...upto)];
+    return [buf.keys.index(...upto), buf.values?.index(...upto)];
   }
 
   /** Drops every buffer; the memory returns once the event loop turns (mlx-notes §4). Idempotent. */
@@ -66,13 +80,14 @@ export class KVCache {
 
   private grow(layer: number, old: LayerBuffers | undefined, needed: number, like: mx.array): LayerBuffers {
     const capacity = Math.ceil(needed / this.step) * this.step;
-    const shape = [like.shape[0]!, this.spec.nKvHeads, capacity, this.spec.headDim];
-    const keys = mx.zeros(shape, like.dtype);
-    const values = mx.zeros(shape, like.dtype);
+    const shape = (width: number) => [like.shape[0]!, this.spec.nKvHeads, capacity, width];
+    const valueDim = this.spec.valueDim ?? this.spec.headDim;
+    const keys = mx.zeros(shape(this.spec.headDim), like.dtype);
+    const values = valueDim > 0 ? mx.zeros(shape(valueDim), like.dtype) : undefined;
     if (old) {
       const used = [mx.Slice(), mx.Slice(), mx.Slice(0, this.offsets[layer] ?? 0)];
       keys.indexPut_(used, old.keys.index(...used));
-      values.indexPut_(used, old.values.index(...used));
+      if (values && old.values) values.indexPut_(used, old.values.index(...used));
     }
     const buf = { keys, values, capacity };
     this.layers[layer] = buf;

@@ -15,18 +15,31 @@ import {
   splitHeads,
   swiglu,
   type Linear,
-  type ModelArgs,
   type ShardModel,
-  type ShardRange,
   type Weights,
 } from "./base.ts";
 import type { KVCache } from "./kv-cache.ts";
+import type { ModelArgs, ShardRange } from "./spec/model-args.ts";
+import type { QuantizationArgs } from "./spec/quantization.ts";
+
+/** A layer's feed-forward: normed hidden [B, L, H] → [B, L, H]. */
+export type FeedForward = (x: mx.array) => mx.array;
 
 export interface LlamaOptions {
   /** Qwen3: RMSNorm over each head of q and k before RoPE. */
   qkNorm?: boolean;
   /** Qwen2: q/k/v projections carry a bias (checked at load so a wrong checkpoint fails early). */
   qkvBias?: boolean;
+  /** The feed-forward of layer `index` (weights under `${prefix}.mlp`); default the dense SwiGLU MLP. MoE families route here. */
+  feedForward?: (w: Weights, prefix: string, index: number) => FeedForward;
+}
+
+/** The dense SwiGLU MLP under `mlpPrefix` (`….mlp`, or a shared expert): down(silu(gate(x)) · up(x)). */
+export function denseMlp(w: Weights, mlpPrefix: string, quant?: QuantizationArgs): FeedForward {
+  const gate = getLinear(w, `${mlpPrefix}.gate_proj`, quant);
+  const up = getLinear(w, `${mlpPrefix}.up_proj`, quant);
+  const down = getLinear(w, `${mlpPrefix}.down_proj`, quant);
+  return (x) => linear(down, swiglu(linear(gate, x), linear(up, x)));
 }
 
 interface Layer {
@@ -38,9 +51,7 @@ interface Layer {
   o: Linear;
   qNorm?: mx.array;
   kNorm?: mx.array;
-  gate: Linear;
-  up: Linear;
-  down: Linear;
+  mlp: FeedForward;
 }
 
 /** Creates one stage of a Llama-family model from its weights. @throws E_WEIGHTS when a tensor is missing. */
@@ -57,9 +68,7 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
       k: getLinear(w, `${p}.self_attn.k_proj`, quant),
       v: getLinear(w, `${p}.self_attn.v_proj`, quant),
       o: getLinear(w, `${p}.self_attn.o_proj`, quant),
-      gate: getLinear(w, `${p}.mlp.gate_proj`, quant),
-      up: getLinear(w, `${p}.mlp.up_proj`, quant),
-      down: getLinear(w, `${p}.mlp.down_proj`, quant),
+      mlp: opts.feedForward ? opts.feedForward(w, p, i) : denseMlp(w, `${p}.mlp`, quant),
     };
     if (opts.qkNorm) {
       layer.qNorm = need(w, `${p}.self_attn.q_norm.weight`);
@@ -84,7 +93,7 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
     const attn = cachedAttention(q, k, v, { cache, layer: idx, rope, scale, mask });
     const h = mx.add(x, linear(layer.o, mergeHeads(attn)));
     const m = mx.fast.rmsNorm(h, layer.postNorm, eps);
-    return mx.add(h, linear(layer.down, swiglu(linear(layer.gate, m), linear(layer.up, m))));
+    return mx.add(h, layer.mlp(m));
   }
 
   return {
@@ -100,42 +109,4 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
       return ends.isLast ? headLogits(ends, h, args) : h;
     },
   };
-}
-
-/** Full-model tensor shapes of a Llama-family checkpoint (for random checkpoints and checks). */
-export function llamaTensorShapes(args: ModelArgs, opts: LlamaOptions = {}): Record<string, number[]> {
-  const {
-    hiddenSize: H,
-    headDim: D,
-    numAttentionHeads: nH,
-    numKeyValueHeads: nKv,
-    intermediateSize: I,
-    vocabSize: V,
-  } = args;
-  const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
-  if (!args.tieWordEmbeddings) out["lm_head.weight"] = [V, H];
-  for (let i = 0; i < args.numHiddenLayers; i++) {
-    const p = `model.layers.${i}`;
-    Object.assign(out, {
-      [`${p}.input_layernorm.weight`]: [H],
-      [`${p}.post_attention_layernorm.weight`]: [H],
-      [`${p}.self_attn.q_proj.weight`]: [nH * D, H],
-      [`${p}.self_attn.k_proj.weight`]: [nKv * D, H],
-      [`${p}.self_attn.v_proj.weight`]: [nKv * D, H],
-      [`${p}.self_attn.o_proj.weight`]: [H, nH * D],
-      [`${p}.mlp.gate_proj.weight`]: [I, H],
-      [`${p}.mlp.up_proj.weight`]: [I, H],
-      [`${p}.mlp.down_proj.weight`]: [H, I],
-    });
-    if (opts.qkvBias) {
-      out[`${p}.self_attn.q_proj.bias`] = [nH * D];
-      out[`${p}.self_attn.k_proj.bias`] = [nKv * D];
-      out[`${p}.self_attn.v_proj.bias`] = [nKv * D];
-    }
-    if (opts.qkNorm) {
-      out[`${p}.self_attn.q_norm.weight`] = [D];
-      out[`${p}.self_attn.k_norm.weight`] = [D];
-    }
-  }
-  return out;
 }

@@ -15,11 +15,10 @@ import {
   splitHeads,
   swiglu,
   type Linear,
-  type ModelArgs,
   type ShardModel,
-  type ShardRange,
   type Weights,
 } from "./base.ts";
+import type { ModelArgs, ShardRange } from "./spec/model-args.ts";
 
 interface Layer {
   inputNorm: mx.array;
@@ -71,29 +70,4 @@ export function createPhi3(args: ModelArgs, range: ShardRange, w: Weights): Shar
       return ends.isLast ? headLogits(ends, h, args) : h;
     },
   };
-}
-
-export function phi3TensorShapes(args: ModelArgs): Record<string, number[]> {
-  const {
-    hiddenSize: H,
-    headDim: D,
-    numAttentionHeads: nH,
-    numKeyValueHeads: nKv,
-    intermediateSize: I,
-    vocabSize: V,
-  } = args;
-  const out: Record<string, number[]> = { "model.embed_tokens.weight": [V, H], "model.norm.weight": [H] };
-  if (!args.tieWordEmbeddings) out["lm_head.weight"] = [V, H];
-  for (let i = 0; i < args.numHiddenLayers; i++) {
-    const p = `model.layers.${i}`;
-    Object.assign(out, {
-      [`${p}.input_layernorm.weight`]: [H],
-      [`${p}.post_attention_layernorm.weight`]: [H],
-      [`${p}.self_attn.qkv_proj.weight`]: [(nH + 2 * nKv) * D, H],
-      [`${p}.self_attn.o_proj.weight`]: [H, nH * D],
-      [`${p}.mlp.gate_up_proj.weight`]: [2 * I, H],
-      [`${p}.mlp.down_proj.weight`]: [H, I],
-    });
-  }
-  return out;
 }

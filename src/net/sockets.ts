@@ -3,6 +3,7 @@
 import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { NodeError } from "../errors.ts";
 import type { SocketData } from "./connection.ts";
+import { listenError } from "./listen-error.ts";
 
 type Opened = (socket: Socket<SocketData>) => void;
 
@@ -33,9 +34,7 @@ export function listenTcp(host: string, port: number, onOpen: Opened): TcpServer
   try {
     server = Bun.listen<SocketData>({ hostname: host, port, data: {}, socket: handlers(onOpen) });
   } catch (err) {
-    throw new NodeError("E_CONFIG_INVALID", `cannot listen on ${host}:${port}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw listenError(host, port, "--port", err);
   }
   return { host, port: server.port, stop: () => server.stop(true) };
 }

@@ -1,9 +1,11 @@
 // createNode: a running node — TCP server and peer pool, the peer file watched, health checks,
 // the topology service and the HTTP API. stop() closes links cleanly (peers see a disconnect).
+import { networkInterfaces } from "node:os";
 import { createApp } from "../api/app.ts";
 import { startApiServer, type ApiServer } from "../api/server.ts";
 import { loadClusterKey, type ClusterKey } from "../config/cluster-key.ts";
 import { loadPeerFile, peersOf, selfEntry, type PeerFile } from "../config/peer-file.ts";
+import { splitSelfAddressed } from "../config/self-address.ts";
 import { watchPeerFile } from "../config/watch-peer-file.ts";
 import { DEFAULT_PORT, type NodeOptions } from "../config/node-options.ts";
 import { logger } from "../log.ts";
@@ -21,6 +23,11 @@ import { createNodeServices } from "./services.ts";
 import type { CreateNodeHooks, ExoNode, ExoNodeCore, NodeServices } from "./types.ts";
 
 const log = logger("node");
+
+/** Every address of this machine's network interfaces (a peer entry may name any of them). */
+function machineAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+}
 
 /** Said once at start (and again if a reload drops the key): what running without a key means. */
 const KEYLESS_WARNING =
@@ -72,12 +79,25 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
   log.info(`node ${options.nodeId} listening for peers on ${options.host}:${boundPort}`);
 
   const configuredCapabilities = (id: string) => peerFile?.peers.get(id)?.deviceCapabilities;
+  const ownAddress = { port: boundPort, addresses: [options.host, ...machineAddresses()] };
+  const warnedSelf = new Set<string>();
   // Every entry (this node's too: a probe such as exo doctor may run here) says where links may come from.
   const applyPeerFile = async (file: PeerFile | undefined) => {
     const admitted = file ? await resolveAdmittedAddresses(peersOf(file, "")) : undefined;
     peerFile = file;
     pool.setAdmittedAddresses(admitted);
-    pool.setPeers(file ? peersOf(file, options.nodeId) : undefined);
+    if (!file) return pool.setPeers(undefined);
+    // An entry at this node's own address would only dial ourselves: said once per entry, never dialled.
+    const { peers, self } = splitSelfAddressed(peersOf(file, options.nodeId), ownAddress);
+    for (const p of self) {
+      const key = `${p.nodeId}@${p.address}:${p.port}`;
+      if (warnedSelf.has(key)) continue;
+      warnedSelf.add(key);
+      log.warn(
+        `${file.fileName}: peer ${p.nodeId} at ${p.address}:${p.port} is this node's own address (node ${options.nodeId}); not dialling it: fix its address or port`,
+      );
+    }
+    pool.setPeers(peers);
   };
   await applyPeerFile(peerFile);
   let reloads = Promise.resolve();

@@ -24,6 +24,7 @@ export async function createNodeServices(node: ExoNodeCore): Promise<NodeService
     runsOnMetal: (id) => /^apple/i.test(node.capabilitiesOf(id)?.chip ?? ""),
     store: models,
     models: node.options.models,
+    prepareStallMs: node.options.prepareStallMs,
   });
   return {
     inference,

@@ -3,6 +3,7 @@
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { join } from "node:path";
 import { NodeError } from "../errors.ts";
+import { hasConfigFile, readConfigFile } from "../models/spec/config-file.ts";
 import {
   compileChatTemplate,
   pickChatTemplate,
@@ -10,6 +11,7 @@ import {
   type RenderChat,
   type TemplateMessage,
 } from "./chat-template.ts";
+import { createKimiTokenizer } from "./tiktoken.ts";
 
 export interface Tokenizer {
   /** Text → ids. `addSpecialTokens` (default true, as in HF) lets the post-processor add BOS. */
@@ -42,11 +44,15 @@ export interface TokenizerFiles {
  * @throws NodeError E_TOKENIZER naming the file that is missing or broken.
  */
 export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
+  const ranks = Bun.file(join(modelDir, "tiktoken.model"));
+  if (!(await Bun.file(join(modelDir, "tokenizer.json")).exists()) && (await ranks.exists()))
+    return loadTiktokenTokenizer(modelDir, await ranks.text());
   const tokenizerJson = await readJson(join(modelDir, "tokenizer.json"), true);
   const files: TokenizerFiles = {
     tokenizerJson,
     tokenizerConfig: await readJson(join(modelDir, "tokenizer_config.json"), false),
-    config: await readJson(join(modelDir, "config.json"), false),
+    // config.json is read by the model-knowledge module (the only reader of that file).
+    config: (await hasConfigFile(modelDir)) ? await readConfigFile(modelDir) : undefined,
     generationConfig: await readJson(join(modelDir, "generation_config.json"), false),
   };
   const jinja = Bun.file(join(modelDir, "chat_template.jinja"));
@@ -108,6 +114,28 @@ export function createTokenizer(files: TokenizerFiles, source: string): Tokenize
 }
 
 // --- internal ---
+
+/** A tiktoken rank file without tokenizer.json: Kimi K2's layout; its split pattern is known, no other's. */
+async function loadTiktokenTokenizer(modelDir: string, ranks: string): Promise<Tokenizer> {
+  const config = (await hasConfigFile(modelDir)) ? await readConfigFile(modelDir) : undefined;
+  if (config?.model_type !== "kimi_k2")
+    throw new NodeError(
+      "E_TOKENIZER",
+      `${modelDir} has a tiktoken.model but no tokenizer.json; this build knows the split pattern of Kimi K2's ` +
+        `tiktoken tokenizer only (model_type "${String(config?.model_type)}")`,
+    );
+  const generationConfig = asRecord(await readJson(join(modelDir, "generation_config.json"), false));
+  const jinja = Bun.file(join(modelDir, "chat_template.jinja"));
+  return createKimiTokenizer(
+    {
+      ranks,
+      tokenizerConfig: asRecord(await readJson(join(modelDir, "tokenizer_config.json"), false)),
+      eosIds: [...idList(config.eos_token_id), ...idList(generationConfig.eos_token_id)],
+      ...((await jinja.exists()) ? { chatTemplate: await jinja.text() } : {}),
+    },
+    modelDir,
+  );
+}
 
 async function readJson(path: string, required: boolean): Promise<unknown> {
   const file = Bun.file(path);

@@ -12,6 +12,8 @@ export interface ClusterNodeSpec {
   /** Reported memory in MB (placement splits layers by it). */
   memoryMb?: number;
   args?: string[];
+  /** Extra environment of this node (e.g. its own HF_HOME). */
+  env?: Record<string, string>;
 }
 
 export interface LiveRequests {
@@ -55,7 +57,9 @@ export async function startCluster(specs: ClusterNodeSpec[], common: string[] = 
       config,
     ];
     if (spec.memoryMb !== undefined) args.push("--memory-mb", String(spec.memoryMb));
-    nodes.push(await spawnNode({ args: [...args, ...common, ...(spec.args ?? [])] }));
+    nodes.push(
+      await spawnNode({ args: [...args, ...common, ...(spec.args ?? [])], ...(spec.env ? { env: spec.env } : {}) }),
+    );
     writePeers();
   }
   const ids = specs.map((s) => s.id).sort();

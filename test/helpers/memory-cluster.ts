@@ -13,9 +13,10 @@ export const MODEL: ModelInfo = { id: asModelId("fake-6"), name: "Fake 6 layers"
 export const EOS = 255;
 
 /** Token id → one letter; EOS (255) decodes to nothing, like a special token. */
-export function letterTokenizer(): ClusterTokenizer {
+export function letterTokenizer(contextWindow?: number): ClusterTokenizer {
   const encode = (text: string) => [...text].map((c) => c.charCodeAt(0) % 200);
   return {
+    ...(contextWindow !== undefined ? { contextWindow } : {}),
     encode,
     encodeChat: (messages) => encode(messages.map((m) => `${m.role}:${m.content}`).join("\n")),
     eosIds: [EOS],
@@ -45,6 +46,8 @@ export function createMemoryCluster(
     engine?: FakeEngineOptions;
     wrapEngine?: (id: string, e: ShardEngine) => ShardEngine;
     tokenTimeoutMs?: number;
+    /** The tokenizer's context window (prompt + answer tokens); none by default. */
+    contextWindow?: number;
   } = {},
 ): MemoryCluster {
   const net = createMemoryNetwork();
@@ -83,7 +86,7 @@ export function createMemoryCluster(
           return `/fake/${id}`;
         },
       },
-      loadTokenizer: async () => letterTokenizer(),
+      loadTokenizer: async () => letterTokenizer(opts.contextWindow),
       onStatus: (status) => heard.push(status),
       tokenTimeoutMs: opts.tokenTimeoutMs,
     });

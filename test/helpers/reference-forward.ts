@@ -1,13 +1,16 @@
 // A plain-JS float64 forward pass of every supported architecture, written from the HF modelling code
 // (no MLX): the model tests compare the MLX models against it so a wrong RoPE, norm or mask cannot hide.
-// Tiny checkpoints only (float32 single-file safetensors); it returns last-position logits.
-import { readFileSync } from "node:fs";
+// Tiny checkpoints only (float32 safetensors, one file or several with an index); it returns last-position
+// logits. Mixture-of-Experts (qwen3_moe, qwen2_moe) follows Qwen3MoeSparseMoeBlock / Qwen2MoeSparseMoeBlock:
+// softmax router in float, top-k, renormalised when norm_topk_prob, per-expert SwiGLU, shared expert gated
+// by a sigmoid; dense layers from mlp_only_layers and decoder_sparse_step.
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 type Mat = { rows: number; cols: number; data: Float64Array };
 type Cfg = Record<string, any>;
 
-function loadTensors(path: string): Map<string, { shape: number[]; data: Float64Array }> {
+export function loadTensors(path: string): Map<string, { shape: number[]; data: Float64Array }> {
   const buf = readFileSync(path);
   const n = Number(buf.readBigUInt64LE(0));
   const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, any>;
@@ -19,6 +22,17 @@ function loadTensors(path: string): Map<string, { shape: number[]; data: Float64
     out.set(name, { shape: e.shape, data: Float64Array.from(new Float32Array(new Uint8Array(bytes).buffer)) });
   }
   return out;
+}
+
+/** Every tensor of the checkpoint in `dir`, from model.safetensors or the files its index names. */
+function loadCheckpoint(dir: string): Map<string, { shape: number[]; data: Float64Array }> {
+  const indexPath = join(dir, "model.safetensors.index.json");
+  if (!existsSync(indexPath)) return loadTensors(join(dir, "model.safetensors"));
+  const index = JSON.parse(readFileSync(indexPath, "utf8")) as { weight_map: Record<string, string> };
+  const all = new Map<string, { shape: number[]; data: Float64Array }>();
+  for (const file of new Set(Object.values(index.weight_map)))
+    for (const [n, t] of loadTensors(join(dir, file))) all.set(n, t);
+  return all;
 }
 
 const mat = (rows: number, cols: number, data = new Float64Array(rows * cols)): Mat => ({ rows, cols, data });
@@ -135,10 +149,64 @@ const slice = (x: Mat, from: number, to: number) => {
   return y;
 };
 
+type Tensor = { shape: number[]; data: Float64Array };
+const silu = (v: number) => v / (1 + Math.exp(-v));
+const swigluMlp = (x: Mat, gate: Tensor, up: Tensor, down: Tensor): Mat => {
+  const u = linear(x, up);
+  return linear(
+    map(linear(x, gate), (val, i) => silu(val) * u.data[i]!),
+    down,
+  );
+};
+
+/** The sparse MoE block for normed hidden states m [L, H]; `t(name)` reads `….mlp.${name}`. */
+function moeBlock(m: Mat, c: Cfg, t: (name: string) => Tensor): Mat {
+  const E: number = c.num_experts;
+  const k: number = c.num_experts_per_tok;
+  const logits = linear(m, t("gate.weight"));
+  const out = mat(m.rows, m.cols);
+  for (let i = 0; i < m.rows; i++) {
+    const z = Array.from(row(logits, i));
+    const top = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - top));
+    const sum = e.reduce((a, b) => a + b, 0);
+    const probs = e.map((v) => v / sum);
+    const chosen = probs
+      .map((p, j) => [p, j] as const)
+      .sort((a, b) => b[0] - a[0])
+      .slice(0, k);
+    const norm = c.norm_topk_prob ? chosen.reduce((a, [p]) => a + p, 0) : 1;
+    const xi = mat(1, m.cols, row(m, i).slice());
+    const yi = row(out, i);
+    for (const [p, j] of chosen) {
+      if (j >= E) throw new Error("reference: expert out of range");
+      const y = swigluMlp(
+        xi,
+        t(`experts.${j}.gate_proj.weight`),
+        t(`experts.${j}.up_proj.weight`),
+        t(`experts.${j}.down_proj.weight`),
+      );
+      for (let d = 0; d < m.cols; d++) yi[d]! += (p / norm) * y.data[d]!;
+    }
+    if ((c.shared_expert_intermediate_size ?? 0) > 0) {
+      const g = linear(xi, t("shared_expert_gate.weight")).data[0]!;
+      const y = swigluMlp(
+        xi,
+        t("shared_expert.gate_proj.weight"),
+        t("shared_expert.up_proj.weight"),
+        t("shared_expert.down_proj.weight"),
+      );
+      const s = 1 / (1 + Math.exp(-g));
+      for (let d = 0; d < m.cols; d++) yi[d]! += s * y.data[d]!;
+    }
+  }
+  return out;
+}
+
 /** Last-position logits of `tokens` for the float32 checkpoint in `dir`. */
 export function referenceLogits(dir: string, tokens: number[]): number[] {
   const c = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Cfg;
-  const W = loadTensors(join(dir, "model.safetensors"));
+  const W = loadCheckpoint(dir);
   const t = (n: string) => {
     const x = W.get(n);
     if (!x) throw new Error(`reference: no tensor ${n}`);
@@ -156,7 +224,6 @@ export function referenceLogits(dir: string, tokens: number[]): number[] {
   let x = mat(tokens.length, H);
   tokens.forEach((tok, i) => x.data.set(emb.data.subarray(tok * H, (tok + 1) * H), i * H));
   if (gemma) x = map(x, (v) => v * Math.sqrt(H));
-  const silu = (v: number) => v / (1 + Math.exp(-v));
   const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
   for (let l = 0; l < c.num_hidden_layers; l++) {
     const p = `model.layers.${l}.`;
@@ -177,7 +244,7 @@ export function referenceLogits(dir: string, tokens: number[]): number[] {
         Mat,
       ];
     }
-    if (type === "qwen3") {
+    if (type === "qwen3" || type === "qwen3_moe") {
       q = rmsNorm(q, t(`${p}self_attn.q_norm.weight`).data, eps, false, D);
       k = rmsNorm(k, t(`${p}self_attn.k_norm.weight`).data, eps, false, D);
     }
@@ -198,6 +265,15 @@ export function referenceLogits(dir: string, tokens: number[]): number[] {
     }
     x = add(x, o);
     const m = rmsNorm(x, t(`${p}post_attention_layernorm.weight`).data, eps);
+    const sparse =
+      c.num_experts > 0 && !(c.mlp_only_layers ?? []).includes(l) && (l + 1) % (c.decoder_sparse_step ?? 1) === 0;
+    if (type.endsWith("_moe") && sparse) {
+      x = add(
+        x,
+        moeBlock(m, c, (n) => t(`${p}mlp.${n}`)),
+      );
+      continue;
+    }
     let gate: Mat, up: Mat;
     if (type === "phi3") {
       const gu = linear(m, t(`${p}mlp.gate_up_proj.weight`));

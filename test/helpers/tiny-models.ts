@@ -1,10 +1,11 @@
 // Tiny configs for every supported architecture and a loader that builds one stage through the real
 // weight loader: the model tests share them (hidden 64, 4 layers, vocab 128).
 import { getArchitecture } from "../../src/models/index.ts";
-import { parseModelArgs, type ShardModel } from "../../src/models/base.ts";
-import { loadShardWeights } from "../../src/engine/weights.ts";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import type { ShardModel } from "../../src/models/base.ts";
+import { stageTensorFilter } from "../../src/models/spec/architectures.ts";
+import { readConfigFile } from "../../src/models/spec/config-file.ts";
+import { parseModelArgs } from "../../src/models/spec/model-args.ts";
+import { checkpointIndex, loadShardWeights } from "../../src/engine/weights.ts";
 
 const BASE = {
   hidden_size: 64,
@@ -67,6 +68,34 @@ export const TINY_CONFIGS: Record<string, Record<string, unknown>> = {
     sliding_window: 4,
     tie_word_embeddings: true,
   },
+  qwen3_moe: {
+    ...BASE,
+    model_type: "qwen3_moe",
+    head_dim: 16,
+    rope_theta: 1000000,
+    tie_word_embeddings: false,
+    num_experts: 8,
+    num_experts_per_tok: 3,
+    moe_intermediate_size: 32,
+    norm_topk_prob: true,
+    decoder_sparse_step: 1,
+    // Layer 1 keeps the dense MLP of intermediate_size: a dense layer among sparse ones.
+    mlp_only_layers: [1],
+  },
+  qwen2_moe: {
+    ...BASE,
+    model_type: "qwen2_moe",
+    rope_theta: 1000000,
+    tie_word_embeddings: false,
+    num_experts: 6,
+    num_experts_per_tok: 2,
+    moe_intermediate_size: 32,
+    shared_expert_intermediate_size: 64,
+    norm_topk_prob: false,
+    // Every second layer is sparse (layers 1 and 3).
+    decoder_sparse_step: 2,
+    mlp_only_layers: [],
+  },
 };
 
 /** Builds stage [layerStart, layerEnd) of the checkpoint in `dir` through loadShardWeights. */
@@ -75,10 +104,10 @@ export async function loadStage(
   layerStart: number,
   layerEnd: number,
 ): Promise<{ model: ShardModel; tensorsRead: string[]; files: string[] }> {
-  const args = parseModelArgs(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>);
+  const args = parseModelArgs(await readConfigFile(dir));
   const range = { layerStart, layerEnd, nLayers: args.numHiddenLayers };
   const arch = getArchitecture(args.modelType);
-  const loaded = await loadShardWeights(dir, arch.wantsTensor(args, range), {
+  const loaded = await loadShardWeights(dir, stageTensorFilter(args, range, checkpointIndex(dir).keys()), {
     native: false,
     quantization: args.quantization,
   });

@@ -69,9 +69,11 @@ describe("exo pull / models / rm", () => {
   test("`exo models` lists the catalog with layers, size and nothing downloaded yet", async () => {
     const { code, stdout } = await exo(["models"]);
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^ID\s+NAME\s+LAYERS\s+SIZE\s+ON THIS NODE$/m);
-    expect(stdout).toMatch(/^llama-3\.2-1b\s+Llama 3\.2 1B\s+16\s+~\S+ MiB\s+-$/m);
-    expect(stdout).toMatch(/^exo-tiny-chat\s.*embedded$/m);
+    expect(stdout).toMatch(/^ID\s+NAME\s+LAYERS\s+SIZE\s+ON THIS NODE\s+RUNS$/m);
+    expect(stdout).toMatch(/^llama-3\.2-1b\s+Llama 3\.2 1B\s+16\s+~\S+ MiB\s+-\s+yes$/m);
+    expect(stdout).toMatch(/^qwen-3-30b-a3b\s+Qwen 3 30B A3B\s+48\s+~\S+ GiB\s+-\s+yes$/m);
+    expect(stdout).toMatch(/^llava-1\.5-7b-hf\s.*no \(llava\)$/m);
+    expect(stdout).toMatch(/^exo-tiny-chat\s.*embedded\s+yes$/m);
   });
 
   test("`exo pull --layers` fetches one stage's files and `exo models` shows the model partly there", async () => {

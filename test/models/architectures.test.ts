@@ -132,10 +132,11 @@ for (const [name, config] of Object.entries(TINY_CONFIGS)) {
         expect(maxAbsDiff(chainLogits(split, PROMPT), logits)).toBeLessThan(1e-4);
         errors[bits] = relErr(logits, reference);
       }
-      // Unrelated logits sit near relErr 1.4; 4 more bits cut the weight error 16x.
+      // Unrelated logits sit near relErr 1.4; 4 more bits cut the weight error 16x. A routed model's error
+      // shrinks less: 4-bit noise flips some tokens' expert choice, a discrete jump 8 bits mostly avoid.
       expect(errors[8]!).toBeLessThan(0.1);
       expect(errors[4]!).toBeLessThan(1);
-      expect(errors[4]! / errors[8]!).toBeGreaterThan(4);
+      expect(errors[4]! / errors[8]!).toBeGreaterThan("num_experts" in config ? 1.5 : 4);
     });
 
     test("a bfloat16 checkpoint loads as float32 and runs on CPU", async () => {

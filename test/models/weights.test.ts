@@ -6,11 +6,13 @@ import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeRandomCheckpoint } from "../../src/engine/random-checkpoint.ts";
-import { guardCpuDtypes, loadShardWeights } from "../../src/engine/weights.ts";
+import { checkpointIndex, guardCpuDtypes, loadShardWeights } from "../../src/engine/weights.ts";
 import { dequantizeAffine, dequantizeRows, quantizeAffine } from "../../src/engine/quantize.ts";
 import { createLocalEngine } from "../../src/engine/local-engine.ts";
 import { getArchitecture } from "../../src/models/index.ts";
-import { parseModelArgs } from "../../src/models/base.ts";
+import { stageTensorFilter } from "../../src/models/spec/architectures.ts";
+import { readConfigFile } from "../../src/models/spec/config-file.ts";
+import { parseModelArgs } from "../../src/models/spec/model-args.ts";
 import { createKVCache } from "../../src/models/kv-cache.ts";
 import { isNodeError } from "../../src/errors.ts";
 import { loadStage, TINY_CONFIGS } from "../helpers/tiny-models.ts";
@@ -115,11 +117,11 @@ describe("loadShardWeights", () => {
     };
     const dir = join(root, "native-q4");
     await writeRandomCheckpoint(dir, { config, seed: 5, quantize: { bits: 4, groupSize: 64 } });
-    const args = parseModelArgs(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>);
+    const args = parseModelArgs(await readConfigFile(dir));
     const range = { layerStart: 0, layerEnd: 4, nLayers: 4 };
     const arch = getArchitecture("llama");
     const run = async (native: boolean) => {
-      const { weights } = await loadShardWeights(dir, arch.wantsTensor(args, range), {
+      const { weights } = await loadShardWeights(dir, stageTensorFilter(args, range, checkpointIndex(dir).keys()), {
         native,
         quantization: args.quantization,
       });

@@ -35,11 +35,18 @@ const PURE_AREAS: Record<string, readonly string[]> = {
   catalog: [],
 };
 
+/** MLX-free model knowledge (config.json → model arguments, tensor ownership) that pure areas may import. */
+const MODEL_KNOWLEDGE = "src/models/spec";
+
+/** The only files that may name config.json in code: everything else asks the model-knowledge module. */
+const CONFIG_READERS = [MODEL_KNOWLEDGE];
+
 /** Only these areas may import MLX directly. */
 const MLX_AREAS = ["src/models", "src/engine"];
 
 /** Code that must not load MLX even through a chain of static imports (dynamic import() is lazy and allowed). */
 const NO_MLX_REACH = [
+  MODEL_KNOWLEDGE,
   "src/protocol",
   "src/net",
   "src/topology",
@@ -147,6 +154,7 @@ const CHECKS: Record<string, (tree: Tree) => string[]> = {
         if (area === undefined || !(area in PURE_AREAS) || !i.target?.startsWith("src/")) return false;
         const targetArea = areaOf(i.target);
         if (SHARED_FILES.includes(i.target) || i.target.endsWith("/types.ts") || targetArea === area) return false;
+        if (under(i.target, [MODEL_KNOWLEDGE])) return false;
         return !(targetArea !== undefined && PURE_AREAS[area]?.includes(targetArea));
       })
       .map(where),
@@ -177,6 +185,17 @@ const CHECKS: Record<string, (tree: Tree) => string[]> = {
 
   "there are no barrel index files besides the model registry": (tree) =>
     srcOf(tree).filter((f) => f.endsWith("/index.ts") && !ALLOWED_INDEX_FILES.includes(f)),
+
+  [`no module outside ${MODEL_KNOWLEDGE} reads or parses config.json`]: (tree) =>
+    srcOf(tree)
+      .filter((f) => !under(f, CONFIG_READERS))
+      .flatMap((f) =>
+        withoutComments(tree.read(f))
+          .split("\n")
+          .map((line, n) => [f, n + 1, line] as const),
+      )
+      .filter(([, , line]) => /["'`/]config\.json["'`]/.test(line))
+      .map(([f, n]) => `${f}:${n}`),
 
   "only src/config and src/log.ts read the environment": (tree) =>
     srcOf(tree)
@@ -250,6 +269,9 @@ const badSources: Record<string, string> = {
   "src/cluster/service.ts": `import { run } from "../engine/local.ts";\nconst lazy = () => import("../engine/local.ts");\n`,
   "src/engine/local.ts": `import { core as mx } from "@frost-beta/mlx";\nexport const run = 1;\n`,
   "src/engine/types.ts": `export interface Y { a: number }\n`,
+  "src/download/shape.ts": `import { describeConfig } from "../models/spec/describe.ts";\n// reads config.json\nconst c = await Bun.file(\`\${dir}/config.json\`).json();\nconst d = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));\n`,
+  "src/models/spec/describe.ts": `import { need } from "../base.ts";\nexport const CONFIG_FILE = "config.json";\n`,
+  "src/models/base.ts": `import { core as mx } from "@frost-beta/mlx";\n`,
   "src/cluster/stage.ts": `import { x } from "../api/app.ts";\nexport const enum Phase { Prefill, Decode }\n`,
   "src/download/store.ts": `import type { ModelStore } from "../api/deps.ts";\nexport interface LayerRange {\n  layerStart: number;\n  layerEnd: number;\n}\n`,
   "src/download/progress.ts": `export function f(layerStart: number, layerEnd: number) {}\n`,
@@ -265,6 +287,8 @@ const expectedInBadTree: Record<string, string[]> = {
   "the node process and unit tests never load MLX through a chain of static imports": [
     "src/cluster/index.ts → src/cluster/service.ts → src/engine/local.ts → @frost-beta/mlx",
     "src/cluster/service.ts → src/engine/local.ts → @frost-beta/mlx",
+    "src/download/shape.ts → src/models/spec/describe.ts → src/models/base.ts → @frost-beta/mlx",
+    "src/models/spec/describe.ts → src/models/base.ts → @frost-beta/mlx",
     "src/net/link.ts → @frost-beta/mlx",
     "src/protocol/frame.ts → src/net/link.ts → @frost-beta/mlx",
   ],
@@ -272,6 +296,10 @@ const expectedInBadTree: Record<string, string[]> = {
   "relative imports name the file with its extension": ['src/api/app.ts:1 imports "./util"'],
   "there are no barrel index files besides the model registry": ["src/cluster/index.ts"],
   "only src/config and src/log.ts read the environment": ["src/api/app.ts:3"],
+  [`no module outside ${MODEL_KNOWLEDGE} reads or parses config.json`]: [
+    "src/download/shape.ts:3",
+    "src/download/shape.ts:4",
+  ],
   "cluster and download import nothing from api": [
     'src/cluster/stage.ts:1 imports "../api/app.ts"',
     'src/download/store.ts:1 imports "../api/deps.ts"',

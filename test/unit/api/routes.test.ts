@@ -23,6 +23,11 @@ describe("models", () => {
     expect(json.data.map((m: { id: string }) => m.id)).toEqual(FAKE_MODELS.map((m) => m.id));
     expect(json.data[0]).toMatchObject({ object: "model", owned_by: "exo", layers: 4 });
     expect(typeof json.data[0].created).toBe("number");
+    // Beside OpenAI's fields: whether this node holds the model's files (the store's /modelpool says).
+    const downloaded = Object.fromEntries(
+      json.data.map((m: { id: string; downloaded: boolean }) => [m.id, m.downloaded]),
+    );
+    expect(downloaded).toEqual({ "tiny-chat": true, "llama-3.2-1b": false });
   });
 
   test("GET /v1/models/{id} returns one model, and an unknown id is a 404 model_not_found", async () => {
@@ -83,6 +88,17 @@ describe("exo routes", () => {
     expect(again.status).toBe(404);
     expect((await body(again)).error.code).toBe("not_found");
     expect((await body(await del("nope"))).error.code).toBe("model_not_found");
+  });
+
+  test("a broken percent-encoding in DELETE /models/{id} is a 400 naming the segment, and the app keeps serving", async () => {
+    const { app } = setup();
+    const res = await app(new Request(`${BASE}/models/%E0%A4%A`, { method: "DELETE" }));
+    expect(res.status).toBe(400);
+    expect((await body(res)).error).toMatchObject({ type: "invalid_request_error", code: "invalid_value" });
+    expect((await body(await app(get("/v1/models/%zz")))).error.message).toContain(
+      '"%zz" is not valid percent-encoding',
+    );
+    expect((await app(get("/healthcheck"))).status).toBe(200);
   });
 
   test("GET /debug/state serves the node's debug state only when the node provides one", async () => {

@@ -5,39 +5,74 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findModel, loadCatalog, parseCatalog, DEFAULT_MODEL_ID } from "../../../src/catalog/catalog.ts";
 import { embeddedModelDir } from "../../../src/catalog/embedded.ts";
-import { parseQuantization, bitsPerWeight } from "../../../src/catalog/quantization.ts";
+import { parseQuantization } from "../../../src/catalog/quantization.ts";
+import { bitsPerWeight } from "../../../src/models/spec/quantization.ts";
 import { resolveModelRef } from "../../../src/catalog/resolve.ts";
 
 describe("the embedded catalog", () => {
   const catalog = loadCatalog();
   const hubEntries = catalog.entries.filter((e) => !e.embedded);
 
-  test("holds exo's 73 MLX model ids plus the embedded default model", () => {
-    expect(hubEntries.length).toBe(73);
+  test("holds exo's 73 MLX model ids, the Qwen3 family, DeepSeek V3.1, Kimi K2 and the embedded default model", () => {
+    expect(hubEntries.length).toBe(87);
     expect(findModel(catalog, DEFAULT_MODEL_ID)?.embedded).toBe(true);
   });
 
-  test("has exo's layer counts by value (exo-legacy §1, without the dummy engine's 8)", () => {
+  test("has exo's layer counts by value (exo-legacy §1, without the dummy engine's 8), and the Qwen3 family's", () => {
     const histogram: Record<number, number> = {};
     for (const e of hubEntries) histogram[e.layers] = (histogram[e.layers] ?? 0) + 1;
     expect(histogram).toEqual({
       16: 2,
       27: 1,
-      28: 19,
+      28: 21,
       31: 1,
       32: 9,
-      36: 2,
-      40: 2,
+      36: 4,
+      40: 3,
       42: 1,
       46: 1,
-      48: 8,
+      48: 11,
       60: 1,
-      61: 4,
-      64: 7,
+      61: 7,
+      64: 8,
       80: 12,
       88: 1,
+      94: 2,
       126: 2,
     });
+  });
+
+  test("lists DeepSeek V3.1 and Kimi K2 Instruct as mlx-community ships them (61 layers in their config.json)", () => {
+    expect(findModel(catalog, "deepseek-v3.1")).toMatchObject({
+      repo: "mlx-community/DeepSeek-V3.1-4bit",
+      layers: 61,
+      arch: "deepseek_v3",
+    });
+    expect(findModel(catalog, "deepseek-v3.1-8bit")).toMatchObject({ layers: 61, quantization: "8bit" });
+    expect(findModel(catalog, "kimi-k2-instruct")).toMatchObject({
+      repo: "mlx-community/Kimi-K2-Instruct-4bit",
+      layers: 61,
+      arch: "kimi_k2",
+    });
+    for (const id of [
+      "deepseek-v3",
+      "deepseek-r1",
+      "deepseek-coder-v2-lite",
+      "deepseek-coder-v2.5",
+      "kimi-k2-instruct",
+    ])
+      expect(`${id}:${findModel(catalog, id)?.runnable}`).toBe(`${id}:true`);
+  });
+
+  test("states for every row whether this build runs it: the Qwen3 family dense and MoE does, LLaVA does not", () => {
+    for (const id of ["qwen-3-0.6b", "qwen-3-32b", "qwen-3-30b-a3b", "qwen-3-235b-a22b-2507", "qwen-3-coder-30b"])
+      expect(`${id}:${findModel(catalog, id)?.runnable}`).toBe(`${id}:true`);
+    expect(findModel(catalog, "qwen-3-30b-a3b")).toMatchObject({ arch: "qwen3_moe", layers: 48 });
+    expect(findModel(catalog, "qwen-3-235b-a22b-2507")).toMatchObject({
+      repo: "mlx-community/Qwen3-235B-A22B-Instruct-2507-4bit",
+      layers: 94,
+    });
+    expect(findModel(catalog, "llava-1.5-7b-hf")).toMatchObject({ arch: "llava", runnable: false });
   });
 
   test("maps well-known ids to their MLX repos and architectures", () => {

@@ -12,13 +12,18 @@ const dir = mkdtempSync(join(tmpdir(), "exo-node-service-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A local model directory (4 layers) whose weights take `mb` MB, of architecture `arch`, stored with `bits` if given. */
-function localModel(name: string, mb: number, opts: { bits?: number; arch?: string } = {}): string {
+function localModel(
+  name: string,
+  mb: number,
+  opts: { bits?: number; arch?: string; extra?: Record<string, unknown> } = {},
+): string {
   const modelDir = join(dir, name);
   mkdirSync(modelDir, { recursive: true });
   const config = {
     model_type: opts.arch ?? "llama",
     num_hidden_layers: 4,
     ...(opts.bits ? { quantization: { bits: opts.bits, group_size: 64 } } : {}),
+    ...opts.extra,
   };
   writeFileSync(join(modelDir, "config.json"), JSON.stringify(config));
   writeFileSync(join(modelDir, "model.safetensors"), new Uint8Array(mb * 1024 * 1024));
@@ -67,6 +72,17 @@ describe("the node's cluster service", () => {
     expect(ids.filter((id) => id === small)).toHaveLength(1);
   });
 
+  test("lists only models this build can run: no catalog row or served model of another architecture", async () => {
+    const vision = localModel("vision-listed", 1, { arch: "llava" });
+    const { made } = service(1000, [vision]);
+    const svc = await made;
+    const ids: string[] = svc.listModels().map((m) => m.id);
+    svc.close();
+    expect(ids).toContain("llama-3.2-1b");
+    for (const unrunnable of ["llava-1.5-7b-hf", "stable-diffusion-2-1-base", vision])
+      expect(ids).not.toContain(unrunnable);
+  });
+
   /** The error code (or "ok") of planning `modelId` by asking for one token. */
   async function planOutcome(svc: Awaited<ReturnType<typeof service>["made"]>, modelId: string): Promise<string> {
     try {
@@ -104,11 +120,38 @@ describe("the node's cluster service", () => {
     metalSvc.close();
   });
 
+  test("a 4-bit Mixture-of-Experts model fits a CPU node that keeps its experts packed, where a dense one does not", async () => {
+    // Same 8 MB of 4-bit weights; the MoE config's experts are 93% of its parameters.
+    const moeConfig = {
+      hidden_size: 64,
+      num_attention_heads: 4,
+      intermediate_size: 128,
+      vocab_size: 100,
+      num_experts: 16,
+      num_experts_per_tok: 2,
+      moe_intermediate_size: 64,
+    };
+    const dense = localModel("dense-q4", 8, { bits: 4, arch: "qwen3" });
+    const denseSvc = await service(40, [dense]).made;
+    expect(await planOutcome(denseSvc, dense)).toBe("E_MODEL_TOO_BIG");
+    denseSvc.close();
+    const moe = localModel("moe-q4", 8, { bits: 4, arch: "qwen3_moe", extra: moeConfig });
+    const sparseSvc = await service(40, [moe]).made;
+    expect(await planOutcome(sparseSvc, moe)).not.toBe("E_MODEL_TOO_BIG");
+    sparseSvc.close();
+    // Every expert counts: on a node smaller than the packed experts it does not fit, and nothing is fetched.
+    const small = service(8, [moe]);
+    const smallSvc = await small.made;
+    expect(await planOutcome(smallSvc, moe)).toBe("E_MODEL_TOO_BIG");
+    expect(small.fetched).toEqual([]);
+    smallSvc.close();
+  });
+
   test("a model of an architecture this build cannot run fails with E_MODEL_UNSUPPORTED before any file is fetched", async () => {
-    const moe = localModel("moe", 1, { arch: "deepseek_v3" });
-    const { made, fetched } = service(1000, [moe]);
+    const ssm = localModel("ssm", 1, { arch: "mamba" });
+    const { made, fetched } = service(1000, [ssm]);
     const svc = await made;
-    expect(await planOutcome(svc, moe)).toBe("E_MODEL_UNSUPPORTED");
+    expect(await planOutcome(svc, ssm)).toBe("E_MODEL_UNSUPPORTED");
     expect(fetched).toEqual([]);
     svc.close();
   });

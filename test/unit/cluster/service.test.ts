@@ -77,6 +77,33 @@ describe("cluster service", () => {
     expect(c.fetched).toEqual([]);
   });
 
+  test("a prompt that fills the context window is refused with E_CONTEXT_LENGTH before any stage prepares", async () => {
+    const c = cluster({ a: 3, b: 3 }, { contextWindow: 16 });
+    const signal = new AbortController().signal;
+    const err = await caught(collect(c.services.get("a")!.generate(request({ prompt: "x".repeat(16) }), signal)));
+    expect(errorCode(err)).toBe("E_CONTEXT_LENGTH");
+    expect((err as Error).message).toBe(
+      "fake-6's context window is 16 tokens (prompt and answer), but the request needs 16 for its prompt, leaving no room for an answer; shorten the prompt",
+    );
+    // Only the coordinator's tokenizer files (the empty range) were fetched; no stage downloaded or loaded.
+    expect(c.fetched).toEqual(["a:0-0"]);
+    expect([c.engines.get("a")!.loaded(), c.engines.get("b")!.loaded()]).toEqual([undefined, undefined]);
+  });
+
+  test("max_tokens beyond the context window is clamped: generation stops with length at the window", async () => {
+    const c = cluster({ a: 3, b: 3 }, { contextWindow: 16 });
+    const signal = new AbortController().signal;
+    const long = await collect(c.services.get("b")!.generate(request({ prompt: "count", maxTokens: 100 }), signal));
+    expect(long.done).toEqual({
+      kind: "done",
+      finishReason: "length",
+      usage: { promptTokens: 5, completionTokens: 11 },
+    });
+    const short = await collect(c.services.get("b")!.generate(request({ prompt: "count", maxTokens: 4 }), signal));
+    expect(short.done.usage.completionTokens).toBe(4);
+    await waitAllFree(c);
+  });
+
   test("each way a request can end frees its state on every stage", async () => {
     const c = cluster({ a: 2, b: 2, c: 2 }, { engine: { stepDelayMs: 2 } });
     const svc = c.services.get("a")!;

@@ -25,7 +25,7 @@ describe("cluster key", () => {
 
   test("refuses short keys and keys with spaces, naming the source but never the key", () => {
     expect(() => parseClusterKey("short-secret", "EXO_CLUSTER_KEY")).toThrow(/EXO_CLUSTER_KEY: .*at least 32/);
-    expect(() => parseClusterKey("x".repeat(20) + " " + "y".repeat(20), "f")).toThrow("no spaces");
+    expect(() => parseClusterKey(`${"x".repeat(20)} ${"y".repeat(20)}`, "f")).toThrow("no spaces");
     try {
       parseClusterKey("short-secret", "EXO_CLUSTER_KEY");
     } catch (err) {

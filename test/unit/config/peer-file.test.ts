@@ -101,9 +101,18 @@ describe("parsePeerFile", () => {
     expect(() => parsePeerFile("  \n", "empty.json")).toThrow("empty.json: the file is empty");
   });
 
-  test("rejects duplicate YAML keys", () => {
-    const text = "peers:\n  a: {address: h, port: 1}\n  a: {address: h, port: 2}\n";
-    expect(() => parsePeerFile(text, "dup.yaml")).toThrow("dup.yaml: invalid YAML");
+  test("rejects a node id listed twice, in YAML and in exo's JSON alike, naming the id and the line", () => {
+    const yaml = "peers:\n  a: {address: h, port: 1}\n  b: {address: h, port: 3}\n  a: {address: h, port: 2}\n";
+    expect(() => parsePeerFile(yaml, "dup.yaml")).toThrow(
+      'dup.yaml: peers.a: node id "a" is listed twice (again at line 4); list each node once',
+    );
+    const json = '{"peers": {\n "a": {"address": "h", "port": 1},\n "a": {"address": "h", "port": 2}\n}}';
+    expect(() => parsePeerFile(json, "dup.json")).toThrow(
+      'dup.json: peers.a: node id "a" is listed twice (again at line 3); list each node once',
+    );
+    // The same key at another level (a peer's own fields) is no duplicate.
+    const fine = '{"peers": {"a": {"address": "a", "port": 1}, "port": {"address": "h", "port": 2}}}';
+    expect(parsePeerFile(fine, "fine.json").peers.size).toBe(2);
   });
 });
 

@@ -88,6 +88,14 @@ describe("watchPeerFile", () => {
     expect(changes).toEqual([]);
   });
 
+  test("keeps the last good config when an exo JSON edit lists a node id twice, naming the id", async () => {
+    await startWatching();
+    writeFileSync(path, '{"peers": {"a": {"address": "h", "port": 1}, "a": {"address": "h", "port": 2}}}');
+    await until(() => errors.length === 1, "the duplicate-id error");
+    expect(errors[0]?.message).toContain('node id "a" is listed twice');
+    expect(changes).toEqual([]);
+  });
+
   test("follows an atomic rename over the file", async () => {
     await startWatching();
     const tmp = join(dir, ".peers.yaml.tmp");

@@ -1,9 +1,10 @@
 // The node's model store: stage files for the cluster, exo's /modelpool, /download, progress and delete shapes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseCatalog } from "../../../src/catalog/catalog.ts";
+import { errorCode } from "../../../src/errors.ts";
 import { createModelStore, type NodeModelStore } from "../../../src/download/model-store.ts";
 import type { DownloadProgress } from "../../../src/download/progress.ts";
 import { startFakeHub, type FakeHub } from "../../helpers/fake-hub.ts";
@@ -11,6 +12,7 @@ import { SHARDED_DIMS, SHARDED_FILES, SINGLE_DIMS, shardedRepo, singleFileRepo }
 
 const SHARDED = "test-org/tiny-sharded";
 const SINGLE = "test-org/tiny-single";
+const FP8 = "other-org/fp8-original";
 const entry = (id: string, repo: string, layers: number) => ({
   id,
   name: id,
@@ -25,6 +27,7 @@ const catalog = parseCatalog({
     entry("tiny-sharded", SHARDED, 6),
     entry("tiny-single", SINGLE, 4),
     entry("gated", "test-org/gated", 4),
+    { ...entry("vision", "test-org/vision", 4), arch: "llava" },
     { id: "embedded", name: "E", embedded: true, layers: 2, arch: "llama", quantization: "fp32", size_bytes: 10 },
   ],
 });
@@ -44,12 +47,23 @@ function nextEvent(match: (p: DownloadProgress) => boolean): Promise<DownloadPro
   });
 }
 
+/** A repo whose config.json is an original FP8 checkpoint's (DeepSeek-V3 as deepseek-ai ships it). */
+function fp8Repo() {
+  const repo = singleFileRepo(FP8, SINGLE_DIMS);
+  const config = repo.files.find((f) => f.path === "config.json")!;
+  const parsed = JSON.parse(new TextDecoder().decode(config.bytes));
+  parsed.quantization_config = { quant_method: "fp8", fmt: "e4m3", weight_block_size: [128, 128] };
+  config.bytes = new TextEncoder().encode(JSON.stringify(parsed));
+  return repo;
+}
+
 beforeAll(async () => {
   hub = await startFakeHub([
     shardedRepo(SHARDED, SHARDED_DIMS, SHARDED_FILES),
     singleFileRepo(SINGLE, SINGLE_DIMS),
     singleFileRepo("test-org/gated", SINGLE_DIMS),
     singleFileRepo("other-org/uncatalogued", { ...SINGLE_DIMS, layers: 3 }),
+    fp8Repo(),
   ]);
   cacheDir = await mkdtemp(join(tmpdir(), "exo-store-"));
   store = createModelStore({
@@ -80,6 +94,33 @@ describe("the model store", () => {
       status: "in_progress",
     });
     expect(store.downloadProgress()).toEqual({});
+  });
+
+  test("an empty range (the coordinator's tokenizer) fetches config, tokenizer and chat template, no weights", async () => {
+    const fresh = await mkdtemp(join(tmpdir(), "exo-store-support-"));
+    try {
+      const own = createModelStore({
+        nodeId: "coordinator",
+        catalog,
+        hub: { endpoint: hub.url },
+        hubCacheDir: fresh,
+        offline: false,
+      });
+      const before = hub.cdnRequests.length;
+      const dir = await own.ensureShardFiles("tiny-sharded", { layerStart: 0, layerEnd: 0 });
+      const files = (await readdir(dir)).sort();
+      expect(files).toEqual([
+        "config.json",
+        "generation_config.json",
+        "model.safetensors.index.json",
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+      ]);
+      expect(hub.cdnRequests.slice(before).filter((r) => r.path.endsWith(".safetensors"))).toEqual([]);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
   });
 
   test("the pool shows a partly fetched model with its percentage, and a missing one at 0", async () => {
@@ -130,6 +171,21 @@ describe("the model store", () => {
     );
   });
 
+  test("POST /download's startDownload refuses, before anything starts, what cannot be fetched or run", async () => {
+    const refused = async (id: string) => {
+      try {
+        await store.startDownload(id);
+      } catch (err) {
+        return `${errorCode(err)}: ${(err as Error).message}`;
+      }
+      return "started";
+    };
+    expect(await refused("llama-9000")).toStartWith('E_MODEL_UNKNOWN: unknown model "llama-9000"');
+    expect(await refused("vision")).toStartWith('E_MODEL_UNSUPPORTED: vision is a "llava" model');
+    expect(await refused("nobody/absent")).toStartWith("E_DOWNLOAD_NOT_FOUND:");
+    expect(hub.cdnRequests.filter((r) => r.path.endsWith(".safetensors") && r.path.includes("vision"))).toEqual([]);
+  });
+
   test("a repo outside the catalog gets its layer count from its config.json", async () => {
     const m = await store.resolveModel("other-org/uncatalogued");
     expect(m).toMatchObject({
@@ -138,6 +194,19 @@ describe("the model store", () => {
       arch: "llama",
       source: { kind: "hub", repo: "other-org/uncatalogued" },
     });
+    // Resolved here, so the pool reports it beside the catalog (config fetched, no weights yet).
+    const pool = (await store.modelPool()) as Record<string, { downloaded: boolean }>;
+    expect(pool["other-org/uncatalogued"]).toMatchObject({ downloaded: false });
+  });
+
+  test("an original FP8 checkpoint is refused from its config.json, before any weight is downloaded", async () => {
+    const err = await store.resolveModel(FP8).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe("E_MODEL_UNSUPPORTED");
+    expect((err as Error).message).toContain('quant_method "fp8" is not supported');
+    // Weights are resolved through the hub (then redirected to the CDN): config.json was, the weights not.
+    const resolved = hub.hubRequests.filter((p) => p.startsWith(`/${FP8}/resolve/`));
+    expect(resolved.some((p) => p.endsWith("/config.json"))).toBe(true);
+    expect(resolved.some((p) => p.endsWith(".safetensors"))).toBe(false);
   });
 
   test("a local directory the operator serves resolves once, with the bytes of its weight files, and is remembered by id", async () => {

@@ -1,6 +1,7 @@
 // Which files a stage needs: pure choice from a repo listing and the index's weight map.
 import { describe, expect, test } from "bun:test";
-import { filesForStage, isSupportFile, tensorLayer, weightFilesForStage } from "../../../src/download/select-files.ts";
+import { filesForStage, isSupportFile, weightFilesForStage } from "../../../src/download/select-files.ts";
+import { tensorLayer } from "../../../src/models/spec/ownership.ts";
 
 /** A weight map of `n` layers spread `perFile` layers per file; embed in the first file, norm + head in the last. */
 function weightMap(n: number, perFile: number, tied = false): Record<string, string> {

@@ -1,8 +1,9 @@
 // config.json parsing and the stage tensor filter: defaults, quantization blocks, rope scaling kinds, and
 // errors that name the offending key.
 import { describe, expect, test } from "bun:test";
-import { isNodeError } from "../../src/errors.ts";
-import { parseModelArgs, stageWantsTensor } from "../../src/models/base.ts";
+import { isNodeError } from "../../../src/errors.ts";
+import { stageTensorFilter } from "../../../src/models/spec/architectures.ts";
+import { parseModelArgs } from "../../../src/models/spec/model-args.ts";
 
 const LLAMA = {
   model_type: "llama",
@@ -78,9 +79,9 @@ describe("parseModelArgs", () => {
       parseModelArgs({ ...LLAMA, rope_scaling: { type: "su", long_factor: [1, 2], short_factor: [1, 1] } }).ropeScaling
         .kind,
     ).toBe("longrope");
-    const [code, message] = codeOf(() => parseModelArgs({ ...LLAMA, rope_scaling: { type: "yarn", factor: 4 } }));
+    const [code, message] = codeOf(() => parseModelArgs({ ...LLAMA, rope_scaling: { type: "dynamic", factor: 4 } }));
     expect(code).toBe("E_MODEL_UNSUPPORTED");
-    expect(message).toContain('"yarn"');
+    expect(message).toContain('"dynamic"');
   });
 
   test("a missing size names the key", () => {
@@ -91,7 +92,7 @@ describe("parseModelArgs", () => {
   });
 });
 
-describe("stageWantsTensor", () => {
+describe("stageTensorFilter", () => {
   const names = [
     "model.embed_tokens.weight",
     "model.layers.0.self_attn.q_proj.weight",
@@ -103,7 +104,11 @@ describe("stageWantsTensor", () => {
   ];
   const pick = (tie: boolean, layerStart: number, layerEnd: number) =>
     names.filter(
-      stageWantsTensor(parseModelArgs({ ...LLAMA, tie_word_embeddings: tie }), { layerStart, layerEnd, nLayers: 4 }),
+      stageTensorFilter(
+        parseModelArgs({ ...LLAMA, tie_word_embeddings: tie }),
+        { layerStart, layerEnd, nLayers: 4 },
+        names,
+      ),
     );
 
   test("first, middle and last stages of an untied model read disjoint sets", () => {
