@@ -28,6 +28,7 @@ async function withTakenPort(fn: (port: number) => Promise<void>): Promise<void>
 
 describe("newcomer messages", () => {
   test("an API port or node port in use is one line naming the flag to change, never a stack trace", async () => {
+    // The whole of stderr is that line: the node's start-up warnings (e.g. no cluster key) come only once it is up.
     await withTakenPort(async (port) => {
       const api = await runCli(["start", "--node-id", "x", "--port", "0", "--api-port", String(port), ...local], {
         env,
