@@ -181,8 +181,12 @@ const sinkPorts = JSON.parse(new TextDecoder().decode((await reader.read()).valu
 a!.pool.setPeers([b!.addr, { nodeId: "sink", address: "127.0.0.1", port: sinkPorts.port }]);
 const sealedSender = makeNode("sender", KEY);
 sealedSender.pool.setPeers([{ nodeId: "sink", address: "127.0.0.1", port: sinkPorts.sealed }]);
+const linkedBy = Date.now() + 10_000;
 for (const n of [a!, sealedSender])
-  while (!n.pool.stats().peers.find((p) => p.nodeId === "sink")?.outbound) await Bun.sleep(10);
+  while (!n.pool.stats().peers.find((p) => p.nodeId === "sink")?.outbound) {
+    if (Date.now() > linkedBy) throw new Error(`${n.pool.selfId} did not link to the sink within 10 s`);
+    await Bun.sleep(10);
+  }
 const tensor = new Uint8Array(16 * MiB).fill(7);
 const linkRuns: number[] = [];
 const sealedRuns: number[] = [];
@@ -201,6 +205,7 @@ async function linkRun(from: N): Promise<number> {
 await linkRun(sealedSender); // warm up the ciphers (their first calls are several times slower)
 await linkRun(a!);
 for (let run = 0; run < 5; run++) {
+  process.stderr.write(`throughput round ${run + 1}/5\n`);
   linkRuns.push(await linkRun(a!));
   sealedRuns.push(await linkRun(sealedSender));
 
@@ -224,7 +229,9 @@ for (let run = 0; run < 5; run++) {
   new DataView(head.buffer).setBigUint64(0, BigInt(total));
   await writeAll(head);
   for (let i = 0; i < tensorFrames; i++) await writeAll(tensor);
+  const rawDeadline = setTimeout(() => ack.reject(new Error("the raw sink did not acknowledge within 60 s")), 60_000);
   await ack.promise;
+  clearTimeout(rawDeadline);
   rawRuns.push(performance.now() - t1);
   sock.end();
 }

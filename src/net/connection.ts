@@ -234,12 +234,22 @@ export class Connection {
       this.queued -= n;
       if (n < left) {
         this.queueOffset += n;
+        this.sealAhead();
         return; // the kernel buffer is full: `drain` calls flush again
       }
       this.queue.shift();
       this.queueOffset = 0;
     }
     this.releaseFlushWaiters();
+  }
+
+  /** While the kernel drains, encrypt the next piece of a big sealed body (one ahead), so it is ready on drain. */
+  private sealAhead(): void {
+    const next = this.queue[1];
+    if (next === undefined || next instanceof Uint8Array) return;
+    const piece = next.next();
+    if (piece) this.queue.splice(1, 0, piece);
+    else this.queue.splice(1, 1);
   }
 
   private releaseFlushWaiters(): void {
