@@ -21,6 +21,12 @@ export const MESSAGE_TYPES = {
   AUTH: 14,
   /** An AEAD-sealed frame: after a keyed handshake every frame travels inside one (seal.ts). */
   SEALED: 15,
+  /** Which verified blob of a repo's HF cache this peer holds: request `repo`, `etag` → `size` (src/download/peer-files.ts). */
+  BLOB_HAVE: 16,
+  /** A byte range of a verified blob: request `repo`, `etag`, `offset`, `length` → the bytes as body. */
+  BLOB_READ: 17,
+  /** The files of a repo's cached snapshot: request `repo` → `commit`, `files` [{path, etag, size}]. */
+  REPO_FILES: 18,
 } as const;
 
 export type MessageTypeName = keyof typeof MESSAGE_TYPES;
