@@ -8,7 +8,7 @@ import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { fileSize } from "./hf-cache.ts";
 import { createHasher, type Hasher } from "./hasher.ts";
-import type { PeerFiles } from "./peer-files.ts";
+import { fetchingBlobs, type PeerFiles } from "./peer-files.ts";
 import { authFetch, statusError, type HubOptions } from "./hub.ts";
 import { backoffMs, isTransient, TransientError, type RetryPolicy } from "./retry.ts";
 
@@ -51,6 +51,16 @@ export interface FetchFileDeps {
  * @throws E_DOWNLOAD_AUTH, E_DOWNLOAD_NOT_FOUND, E_DOWNLOAD_DISK_FULL, E_DOWNLOAD_VERIFY (corrupt every time), E_DOWNLOAD (gave up), E_CANCELLED.
  */
 export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void> {
+  // Marked before peers are asked, so two nodes starting at once see each other (peer-files.ts).
+  fetchingBlobs.set(job.blobPath, "deciding");
+  try {
+    await fetchFileOnce(job, deps);
+  } finally {
+    fetchingBlobs.delete(job.blobPath);
+  }
+}
+
+async function fetchFileOnce(job: FileJob, deps: FetchFileDeps): Promise<void> {
   const openWriter = deps.openWriter ?? openAppendWriter;
   let failures = 0;
   let hasher: Hasher | undefined;
@@ -75,6 +85,7 @@ export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void
       failure = new TransientError(`${job.path}: peers stopped at ${hasher.bytes} of ${job.size} bytes`);
     } else if (hasher.bytes < job.size) {
       try {
+        fetchingBlobs.set(job.blobPath, "hub");
         const before = hasher.bytes;
         await transfer(job, hasher.bytes, hasher, openWriter, deps).finally(() =>
           deps.onSource?.("hub", hasher!.bytes - before),
@@ -134,6 +145,7 @@ async function fromPeers(
   dropped: Set<string>,
 ): Promise<string[]> {
   const peers = deps.peers as PeerFiles;
+  fetchingBlobs.set(job.blobPath, "deciding");
   const holders = (await peers.holders(job.repo, job.etag, job.size)).filter((p) => !dropped.has(p));
   const served: string[] = [];
   for (const peer of holders) {
@@ -145,6 +157,7 @@ async function fromPeers(
         if (deps.signal?.aborted) throw new NodeError("E_CANCELLED", `download of ${job.repo}/${job.path} cancelled`);
         const length = Math.min(peers.chunkBytes, job.size - hasher.bytes);
         const chunk = await peers.read(peer, job.repo, job.etag, hasher.bytes, length);
+        fetchingBlobs.set(job.blobPath, "peer");
         try {
           writer ??= await openWriter(job.incompletePath);
           await writer.write(chunk);

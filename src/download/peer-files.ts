@@ -13,6 +13,19 @@ export const PEER_CHUNK_BYTES = 4 * 1024 * 1024;
 /** BLOB_READs in flight per peer (bounds file bytes in flight on one link to 2 chunks). */
 const READS_PER_PEER = 2;
 const ASK_TIMEOUT_MS = 5_000;
+/** How long a BLOB_READ of a blob still arriving waits for its bytes before answering "not yet". */
+const STREAM_WAIT_MS = 20_000;
+const STREAM_POLL_MS = 20;
+
+/** Where a blob this process is fetching comes from: not chosen yet, the hub, or a peer. */
+export type ArrivingFrom = "deciding" | "hub" | "peer";
+/**
+ * Blob paths this process is fetching right now (fetch-file.ts marks them before asking peers). A peer may stream
+ * such a blob while it arrives, so a cluster starting cold asks the hub for each file about once. A copy coming
+ * from the hub is taken from any node; one still deciding or coming from a peer only from a lower node id, so
+ * the graph of who streams from whom has no cycle (every edge to a higher id ends at a hub download).
+ */
+export const fetchingBlobs = new Map<string, ArrivingFrom>();
 
 const REPO = /^[A-Za-z0-9][A-Za-z0-9_.-]*\/[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
@@ -36,6 +49,9 @@ export interface PeerFiles {
 export function servePeerFiles(transport: PeerTransport, hubCacheDir: string): void {
   transport.handle("BLOB_HAVE", async (msg) => {
     const { repo, etag } = blobRef(msg.fields);
+    const cache = repoCache(hubCacheDir, repo);
+    const arriving = fetchingBlobs.get(cache.blobPath(etag));
+    if (arriving && isCount(msg.fields.size)) return { type: "OK", fields: { size: msg.fields.size, arriving } };
     const size = await blobSize(hubCacheDir, repo, etag);
     return { type: "OK", fields: { size } };
   });
@@ -45,13 +61,7 @@ export function servePeerFiles(transport: PeerTransport, hubCacheDir: string): v
     const length = msg.fields.length;
     if (!isCount(offset) || !isCount(length) || length > PEER_CHUNK_BYTES)
       throw new NodeError("E_INVALID_REQUEST", `BLOB_READ needs offset >= 0 and 0 <= length <= ${PEER_CHUNK_BYTES}`);
-    const size = await blobSize(hubCacheDir, repo, etag);
-    if (offset + length > size)
-      throw new NodeError("E_INVALID_REQUEST", `BLOB_READ past the end of ${repo} blob ${etag} (${size} bytes)`);
-    const path = repoCache(hubCacheDir, repo).blobPath(etag);
-    const body = await Bun.file(path)
-      .slice(offset, offset + length)
-      .bytes();
+    const body = await readRange(repoCache(hubCacheDir, repo), repo, etag, offset, length);
     return { type: "OK", fields: { offset }, body };
   });
   transport.handle("REPO_FILES", async (msg) => {
@@ -73,22 +83,31 @@ export function peerFilesOver(transport: PeerTransport): PeerFiles {
       const answers = await Promise.all(
         transport.peersUp().map(async (peer) => {
           try {
-            const res = await transport.request(peer, "BLOB_HAVE", { repo, etag }, undefined, {
+            const res = await transport.request(peer, "BLOB_HAVE", { repo, etag, size }, undefined, {
               timeoutMs: ASK_TIMEOUT_MS,
             });
-            return res.fields.size === size ? peer : undefined;
+            if (res.fields.size !== size) return undefined;
+            // A blob still arriving is taken only from a lower node id: two fetchers never wait on each other.
+            const arriving = res.fields.arriving;
+            if (arriving === undefined) return { peer, rank: 0 };
+            if (arriving === "hub") return { peer, rank: 1 };
+            return peer < transport.selfId ? { peer, rank: 2 } : undefined;
           } catch {
             return undefined; // "not here", an old build, or a peer that went down: ask the others
           }
         }),
       );
-      return answers.flatMap((p) => (p === undefined ? [] : [p as string]));
+      // Verified copies first, then copies arriving from the hub, then the rest.
+      const found = answers.flatMap((a) => (a === undefined ? [] : [a]));
+      return found.sort((x, y) => x.rank - y.rank).map((a) => a.peer as string);
     },
     async read(peer, repo, etag, offset, length) {
       const slot = slots.get(peer) ?? new Semaphore(READS_PER_PEER);
       slots.set(peer, slot);
       return slot.run(async () => {
-        const res = await transport.request(peer, "BLOB_READ", { repo, etag, offset, length });
+        const res = await transport.request(peer, "BLOB_READ", { repo, etag, offset, length }, undefined, {
+          timeoutMs: STREAM_WAIT_MS + ASK_TIMEOUT_MS,
+        });
         if (res.body.length !== length)
           throw new NodeError("E_DOWNLOAD", `${peer} sent ${res.body.length} bytes of ${repo} blob, not ${length}`);
         return res.body;
@@ -141,6 +160,50 @@ async function blobSize(hubCacheDir: string, repo: string, etag: string): Promis
   const s = await stat(repoCache(hubCacheDir, repo).blobPath(etag)).catch(() => undefined);
   if (!s?.isFile()) throw notHere(`no verified blob ${etag} of ${repo}`);
   return s.size;
+}
+
+/**
+ * Bytes of a verified blob, or of one this process is still fetching once they are on disk (waiting for them up
+ * to STREAM_WAIT_MS); the reader verifies the whole file, so unverified bytes served early are safe.
+ */
+async function readRange(
+  cache: ReturnType<typeof repoCache>,
+  repo: string,
+  etag: string,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
+  const blobPath = cache.blobPath(etag);
+  const deadline = performance.now() + STREAM_WAIT_MS;
+  for (;;) {
+    const size = await stat(blobPath).then(
+      (s) => (s.isFile() ? s.size : undefined),
+      () => undefined,
+    );
+    if (size !== undefined) {
+      if (offset + length > size)
+        throw new NodeError("E_INVALID_REQUEST", `BLOB_READ past the end of ${repo} blob ${etag} (${size} bytes)`);
+      return Bun.file(blobPath)
+        .slice(offset, offset + length)
+        .bytes();
+    }
+    if (!fetchingBlobs.has(blobPath)) throw notHere(`no verified blob ${etag} of ${repo}`);
+    const incomplete = cache.incompletePath(etag);
+    const arrived = await stat(incomplete).then(
+      (s) => s.size,
+      () => 0,
+    );
+    if (arrived >= offset + length) {
+      const bytes = await Bun.file(incomplete)
+        .slice(offset, offset + length)
+        .bytes()
+        .catch(() => undefined); // renamed to the blob meanwhile: read it from there
+      if (bytes?.length === length) return bytes;
+    }
+    if (performance.now() > deadline)
+      throw new NodeError("E_PEER_TIMEOUT", `${repo} blob ${etag}: byte ${offset + length} not here yet`);
+    await Bun.sleep(STREAM_POLL_MS);
+  }
 }
 
 /** The top-level files of the snapshot refs/main points to, each with the blob its link points at. */

@@ -88,6 +88,27 @@ describe("peer file fetching", () => {
     await sameFiles(repoCache(c.node("a").cache, REPO).snapshotDir(res.commit), res.dir);
   });
 
+  test("three nodes starting cold at once: the hub serves each file once, the others stream it as it arrives", async () => {
+    const c = await cluster(["a", "b", "c"], []);
+    const before = hub.cdnRequests.length;
+    const beforeApi = hub.hubRequests.filter((p) => p.includes("/resolve/")).length;
+    const results = await Promise.all(
+      ["a", "b", "c"].map((id) => {
+        const node = c.node(id);
+        return downloadRepo(whole, opts(node.cache, { peers: peerFilesOver(node.transport) }));
+      }),
+    );
+    const served = new Map<string, number>();
+    for (const r of hub.cdnRequests.slice(before)) served.set(r.path, (served.get(r.path) ?? 0) + r.bytesSent);
+    // LFS weight files: exactly their size in CDN bytes, once for the cluster.
+    for (const f of results[0]!.files.filter((p) => p.endsWith(".safetensors")))
+      expect(served.get(f)).toBe(hub.file(REPO, f).size);
+    // Support files (served by resolve, not the CDN) are fetched once for the cluster too.
+    const resolves = hub.hubRequests.filter((p) => p.includes("/resolve/")).length - beforeApi;
+    expect(resolves).toBe(results[0]!.files.length);
+    for (const r of results.slice(1)) await sameFiles(results[0]!.dir, r.dir);
+  });
+
   test("HF_HUB_OFFLINE with an empty cache: the stage comes from peers, in the HF cache layout", async () => {
     const c = await cluster(["a", "b"], ["a"]);
     const b = c.node("b");
