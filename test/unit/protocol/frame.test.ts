@@ -70,6 +70,13 @@ describe("encodeFrame", () => {
 });
 
 describe("FrameDecoder", () => {
+  test("the peer file types keep their codes (16-18)", () => {
+    expect([MESSAGE_TYPES.BLOB_HAVE, MESSAGE_TYPES.BLOB_READ, MESSAGE_TYPES.REPO_FILES]).toEqual([16, 17, 18]);
+    const frame = encodeFrame({ type: "BLOB_READ", fields: { id: 1 }, body: Uint8Array.of(7) });
+    expect(frame[4]).toBe(17);
+    expect(new FrameDecoder().push(frame)[0]?.type).toBe("BLOB_READ");
+  });
+
   test("round-trips every message type", () => {
     const names = Object.keys(MESSAGE_TYPES) as MessageTypeName[];
     const dec = new FrameDecoder();
