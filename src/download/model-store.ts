@@ -1,7 +1,6 @@
 // The node's models on disk: resolve a model (filling in the shape of repos outside the catalog, and keeping
 // every model resolved so far), fetch a stage's files (ensureShardFiles, used by the cluster during PREPARE), and exo's /modelpool, /download,
 // /v1/download/progress and DELETE /models shapes for the API (ModelStore, types.ts).
-import { assertRunnable, isSupportedModelType } from "../models/spec/architectures.ts";
 import { loadCatalog, type Catalog, type CatalogEntry } from "../catalog/catalog.ts";
 import { resolveModelRef, type ResolvedModel } from "../catalog/resolve.ts";
 import { loadHfEnv } from "../config/hf-env.ts";
@@ -9,6 +8,7 @@ import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { readConfigFile } from "../models/spec/config-file.ts";
 import { describeConfig } from "../models/spec/describe.ts";
+import { assertRunnable, isSupportedModelType } from "../models/spec/architectures.ts";
 import { assertLoadableQuantization } from "../models/spec/quantization.ts";
 import { cachedModelState, downloadRepo, type DownloadOptions } from "./download.ts";
 import { repoCache } from "./hf-cache.ts";

@@ -52,8 +52,6 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
   let peerFile: PeerFile | undefined = options.configPath ? await loadPeerFile(options.configPath) : undefined;
   const port = options.port ?? (peerFile && selfEntry(peerFile, options.nodeId)?.port) ?? DEFAULT_PORT;
   const clusterKey = await clusterKeyOf(options, peerFile);
-  if (clusterKey) log.info(`links are authenticated and sealed with the cluster key from ${clusterKey.source}`);
-  else log.warn(KEYLESS_WARNING);
 
   let boundPort = 0;
   const pool = new PeerPool({
@@ -179,6 +177,9 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
     throw err;
   }
   log.info(`node ${options.nodeId} serving the API on ${options.apiHost}:${api.port}`);
+  // Said once the node is up (a node that cannot bind its ports says only why).
+  if (clusterKey) log.info(`links are authenticated and sealed with the cluster key from ${clusterKey.source}`);
+  else log.warn(KEYLESS_WARNING);
 
   let stopping: Promise<void> | undefined;
   const finalApi = api;
