@@ -153,10 +153,18 @@ async function fromPeers(
     let writer: BlobWriter | undefined;
     const start = hasher.bytes;
     try {
+      // One chunk asked ahead while the current one is written and hashed (the link stays busy).
+      const ask = (offset: number) =>
+        offset < job.size
+          ? peers.read(peer, job.repo, job.etag, offset, Math.min(peers.chunkBytes, job.size - offset))
+          : undefined;
+      let next = ask(hasher.bytes);
+      next?.catch(() => {}); // a failure is seen when awaited below
       while (hasher.bytes < job.size) {
         if (deps.signal?.aborted) throw new NodeError("E_CANCELLED", `download of ${job.repo}/${job.path} cancelled`);
-        const length = Math.min(peers.chunkBytes, job.size - hasher.bytes);
-        const chunk = await peers.read(peer, job.repo, job.etag, hasher.bytes, length);
+        const chunk = await (next as Promise<Uint8Array>);
+        next = ask(hasher.bytes + chunk.length);
+        next?.catch(() => {});
         fetchingBlobs.set(job.blobPath, "peer");
         try {
           writer ??= await openWriter(job.incompletePath);
