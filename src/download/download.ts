@@ -6,6 +6,7 @@ import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { fetchFile, type OpenWriter } from "./fetch-file.ts";
 import { fileSize, repoCache, withBlobLock, type RepoCache } from "./hf-cache.ts";
+import type { PeerFiles } from "./peer-files.ts";
 import { fetchCommit, isUnreachable, listCommitFiles, resolveUrl, type HubOptions, type RepoFile } from "./hub.ts";
 import { createProgressTracker, formatBytes, type ProgressListener } from "./progress.ts";
 import { DEFAULT_RETRY, backoffMs, isTransient, type RetryPolicy } from "./retry.ts";
@@ -28,6 +29,8 @@ export interface DownloadOptions {
   /** Free bytes where the cache lives; injected in tests. */
   freeBytes?: (dir: string) => Promise<number>;
   signal?: AbortSignal;
+  /** The cluster's peers: asked for each file before the hub, and the source when the hub cannot be used. */
+  peers?: PeerFiles;
 }
 
 export interface RepoRequest {
@@ -61,24 +64,39 @@ export async function downloadRepo(
 ): Promise<DownloadResult> {
   const cache = repoCache(opts.hubCacheDir, req.repo);
   const revision = req.revision ?? "main";
-  if (opts.offline) return fromCache(req, cache, revision, "HF_HUB_OFFLINE is set");
+  if (opts.offline) return fromCacheOrPeers(req, cache, revision, "HF_HUB_OFFLINE is set", opts, onProgress);
   let commit: string;
   try {
     commit = await withRetries(opts, () => fetchCommit(opts.hub, req.repo, revision));
   } catch (err) {
     if (!isUnreachable(err)) throw err;
     log.warn(`${(err as Error).message}; using the cache`);
-    return fromCache(req, cache, revision, (err as Error).message);
+    return fromCacheOrPeers(req, cache, revision, (err as Error).message, opts, onProgress);
   }
   const listing = await withRetries(opts, () => listCommitFiles(opts.hub, req.repo, commit));
+  return fetchListed(req, opts, cache, revision, commit, listing, onProgress);
+}
+
+/** The stage's files of a known listing (from the hub, or from peers when `hubless` says why not the hub). */
+async function fetchListed(
+  req: RepoRequest,
+  opts: DownloadOptions,
+  cache: RepoCache,
+  revision: string,
+  commit: string,
+  listing: RepoFile[],
+  onProgress: ProgressListener,
+  hubless?: string,
+): Promise<DownloadResult> {
+  const offline = hubless !== undefined;
   const byPath = new Map(listing.map((f) => [f.path, f]));
   await cache.writeRef(revision, commit);
 
   const support = listing.filter((f) => isSupportFile(f.path));
-  await fetchAll(support, req, commit, cache, opts, () => {});
+  await fetchAll(support, req, commit, cache, opts, () => {}, hubless);
   const { nLayers, tied } = await readModelShape(cache, commit, req.repo);
   if (req.supportOnly)
-    return { dir: cache.snapshotDir(commit), commit, nLayers, files: support.map((f) => f.path), offline: false };
+    return { dir: cache.snapshotDir(commit), commit, nLayers, files: support.map((f) => f.path), offline };
   const range = req.range ?? { layerStart: 0, layerEnd: nLayers };
   checkRange(range, nLayers, req.modelId);
   const weightMap = byPath.has(INDEX) ? await readWeightMap(cache, commit) : undefined;
@@ -119,13 +137,14 @@ export async function downloadRepo(
       cache,
       opts,
       (path, bytes, done) => (done ? tracker.complete(path) : tracker.update(path, bytes)),
+      hubless,
     );
   } catch (err) {
     tracker.fail((err as Error).message);
     throw err;
   }
   tracker.finish();
-  return { dir: cache.snapshotDir(commit), commit, nLayers, files: selected, offline: false };
+  return { dir: cache.snapshotDir(commit), commit, nLayers, files: selected, offline };
 }
 
 /** Weight files of the whole model that a cached snapshot lacks (empty when complete); undefined when nothing is cached. */
@@ -164,6 +183,7 @@ async function fetchAll(
   cache: RepoCache,
   opts: DownloadOptions,
   report: FileReport,
+  hubless?: string,
 ): Promise<void> {
   if (files.length === 0) return;
   await mkdir(`${cache.dir}/blobs`, { recursive: true });
@@ -192,6 +212,8 @@ async function fetchAll(
             policy: opts.policy ?? DEFAULT_RETRY,
             openWriter: opts.openWriter,
             signal: abort.signal,
+            ...(opts.peers ? { peers: opts.peers } : {}),
+            ...(hubless !== undefined ? { hubless } : {}),
             onBytes: (b: number) => report(file.path, b, false),
           };
           // Another process may have finished this blob while we waited for its lock.
@@ -219,6 +241,27 @@ async function fetchAll(
     .map((r) => (r.status === "rejected" ? (r.reason as NodeError) : undefined))
     .find((e) => e && e.code !== "E_CANCELLED");
   if (failed) throw root ?? failed.reason;
+}
+
+/** The cache when it holds the stage; else, with peers, the snapshot they hold (fetched from them only). */
+async function fromCacheOrPeers(
+  req: RepoRequest,
+  cache: RepoCache,
+  revision: string,
+  why: string,
+  opts: DownloadOptions,
+  onProgress: ProgressListener,
+): Promise<DownloadResult> {
+  try {
+    return await fromCache(req, cache, revision, why);
+  } catch (err) {
+    if ((err as NodeError).code !== "E_DOWNLOAD_OFFLINE" || !opts.peers) throw err;
+    const listed = await opts.peers.listing(req.repo);
+    if (!listed) throw err;
+    log.info(`${why}: fetching ${req.repo}@${listed.commit.slice(0, 8)} from peers ${listed.from.join(", ")}`);
+    await cache.writeRef(revision, listed.commit);
+    return fetchListed(req, opts, cache, revision, listed.commit, listed.files, onProgress, why);
+  }
 }
 
 async function fromCache(req: RepoRequest, cache: RepoCache, revision: string, why: string): Promise<DownloadResult> {

@@ -8,6 +8,7 @@ import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { fileSize } from "./hf-cache.ts";
 import { createHasher, type Hasher } from "./hasher.ts";
+import { fetchingBlobs, type PeerFiles } from "./peer-files.ts";
 import { authFetch, statusError, type HubOptions } from "./hub.ts";
 import { backoffMs, isTransient, TransientError, type RetryPolicy } from "./retry.ts";
 
@@ -37,6 +38,12 @@ export interface FetchFileDeps {
   /** Bytes of this file on disk or in hand so far (called often; throttle downstream). */
   onBytes(bytes: number): void;
   signal?: AbortSignal;
+  /** Peers asked for the blob before the hub (peer-files.ts). */
+  peers?: PeerFiles;
+  /** Why the hub must not be used (offline, unreachable): peers only. */
+  hubless?: string;
+  /** Bytes of this file that came from each source ("hub" or a peer's node id), for progress and tests. */
+  onSource?(source: string, bytes: number): void;
 }
 
 /**
@@ -44,9 +51,22 @@ export interface FetchFileDeps {
  * @throws E_DOWNLOAD_AUTH, E_DOWNLOAD_NOT_FOUND, E_DOWNLOAD_DISK_FULL, E_DOWNLOAD_VERIFY (corrupt every time), E_DOWNLOAD (gave up), E_CANCELLED.
  */
 export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void> {
+  // Marked before peers are asked, so two nodes starting at once see each other (peer-files.ts).
+  fetchingBlobs.set(job.blobPath, "deciding");
+  try {
+    await fetchFileOnce(job, deps);
+  } finally {
+    fetchingBlobs.delete(job.blobPath);
+  }
+}
+
+async function fetchFileOnce(job: FileJob, deps: FetchFileDeps): Promise<void> {
   const openWriter = deps.openWriter ?? openAppendWriter;
   let failures = 0;
   let hasher: Hasher | undefined;
+  // Peers that served bytes failing verification are not asked for this file again.
+  const dropped = new Set<string>();
+  let servedBy = new Set<string>();
   for (;;) {
     if (deps.signal?.aborted) throw new NodeError("E_CANCELLED", `download of ${job.repo}/${job.path} cancelled`);
     let have = await fileSize(job.incompletePath);
@@ -54,9 +74,22 @@ export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void
     if (!hasher || hasher.bytes !== have) hasher = await hashPrefix(job, have);
     deps.onBytes(have);
     let failure: unknown;
-    if (have < job.size) {
+    if (have < job.size && deps.peers) {
+      const from = await fromPeers(job, hasher, openWriter, deps, dropped);
+      for (const p of from) servedBy.add(p);
+    }
+    if (hasher.bytes < job.size && deps.hubless) {
+      const peerNote = deps.peers ? "no peer holds it" : "no peer to ask";
+      if (hasher.bytes === have)
+        throw new NodeError("E_DOWNLOAD_OFFLINE", `${deps.hubless}, and ${peerNote}: ${job.repo}/${job.path}`);
+      failure = new TransientError(`${job.path}: peers stopped at ${hasher.bytes} of ${job.size} bytes`);
+    } else if (hasher.bytes < job.size) {
       try {
-        await transfer(job, have, hasher, openWriter, deps);
+        fetchingBlobs.set(job.blobPath, "hub");
+        const before = hasher.bytes;
+        await transfer(job, hasher.bytes, hasher, openWriter, deps).finally(() =>
+          deps.onSource?.("hub", hasher!.bytes - before),
+        );
       } catch (err) {
         if (!isTransient(err)) throw err;
         failure = err;
@@ -64,6 +97,9 @@ export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void
     }
     if (failure === undefined && hasher.bytes === job.size) {
       const digest = hasher.digest();
+      const suspects = [...servedBy];
+      servedBy = new Set();
+      if (digest !== job.etag) for (const p of suspects) dropped.add(p);
       if (digest === job.etag) {
         await rename(job.incompletePath, job.blobPath);
         deps.onBytes(job.size);
@@ -75,7 +111,8 @@ export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void
         "E_DOWNLOAD_VERIFY",
         `${job.repo}/${job.path} failed verification: hash ${digest} instead of ${job.etag}`,
       );
-      log.warn(`${(failure as Error).message}; deleted, fetching again`);
+      const from = suspects.length > 0 ? ` (bytes from peer ${suspects.join(", ")}, not asked again for it)` : "";
+      log.warn(`${(failure as Error).message}${from}; deleted, fetching again`);
     }
     const progressed = (await fileSize(job.incompletePath)) > have;
     failures = progressed ? 0 : failures + 1;
@@ -94,6 +131,62 @@ export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void
 }
 
 // --- internal ---
+
+/**
+ * Appends the rest of the blob from peers that hold it, one chunk at a time (at most 4 MiB per frame,
+ * so inference frames on the link never wait behind a whole file). A peer that fails is left for the next one,
+ * which continues at the same offset: no byte is fetched twice. Returns the peers that sent bytes.
+ */
+async function fromPeers(
+  job: FileJob,
+  hasher: Hasher,
+  openWriter: OpenWriter,
+  deps: FetchFileDeps,
+  dropped: Set<string>,
+): Promise<string[]> {
+  const peers = deps.peers as PeerFiles;
+  fetchingBlobs.set(job.blobPath, "deciding");
+  const holders = (await peers.holders(job.repo, job.etag, job.size)).filter((p) => !dropped.has(p));
+  const served: string[] = [];
+  for (const peer of holders) {
+    if (hasher.bytes >= job.size) break;
+    let writer: BlobWriter | undefined;
+    const start = hasher.bytes;
+    try {
+      // One chunk asked ahead while the current one is written and hashed (the link stays busy).
+      const ask = (offset: number) =>
+        offset < job.size
+          ? peers.read(peer, job.repo, job.etag, offset, Math.min(peers.chunkBytes, job.size - offset))
+          : undefined;
+      let next = ask(hasher.bytes);
+      next?.catch(() => {}); // a failure is seen when awaited below
+      while (hasher.bytes < job.size) {
+        if (deps.signal?.aborted) throw new NodeError("E_CANCELLED", `download of ${job.repo}/${job.path} cancelled`);
+        const chunk = await (next as Promise<Uint8Array>);
+        next = ask(hasher.bytes + chunk.length);
+        next?.catch(() => {});
+        fetchingBlobs.set(job.blobPath, "peer");
+        try {
+          writer ??= await openWriter(job.incompletePath);
+          await writer.write(chunk);
+        } catch (err) {
+          throw diskError(err, job);
+        }
+        hasher.update(chunk);
+        if (served.at(-1) !== peer) served.push(peer);
+        deps.onBytes(hasher.bytes);
+      }
+    } catch (err) {
+      const code = (err as NodeError).code;
+      if (code === "E_CANCELLED" || code === "E_DOWNLOAD_DISK_FULL") throw err;
+      log.warn(`${job.path}: peer ${peer} stopped at ${hasher.bytes} of ${job.size} bytes: ${(err as Error).message}`);
+    } finally {
+      await writer?.close();
+      deps.onSource?.(peer, hasher.bytes - start);
+    }
+  }
+  return served;
+}
 
 async function restart(job: FileJob): Promise<number> {
   await rm(job.incompletePath, { force: true });

@@ -12,6 +12,8 @@ import { assertRunnable, isSupportedModelType } from "../models/spec/architectur
 import { assertLoadableQuantization } from "../models/spec/quantization.ts";
 import { cachedModelState, downloadRepo, type DownloadOptions } from "./download.ts";
 import { repoCache } from "./hf-cache.ts";
+import { peerFilesOver, servePeerFiles } from "./peer-files.ts";
+import type { PeerTransport } from "../net/transport.ts";
 import { toExoProgress, type DownloadProgress, type ProgressListener } from "./progress.ts";
 import type { LayerRange } from "../topology/types.ts";
 import type { ModelStore } from "./types.ts";
@@ -272,12 +274,20 @@ function failedProgress(
 }
 
 /** A store configured from the environment (HF_*), with `modelsDir` (--models-dir) overriding the hub cache. */
-export async function createDefaultModelStore(opts: { nodeId: string; modelsDir?: string }): Promise<NodeModelStore> {
+export async function createDefaultModelStore(opts: {
+  nodeId: string;
+  modelsDir?: string;
+  /** The cluster's links: this node serves its cached blobs to peers and asks them before the hub. */
+  transport?: PeerTransport;
+}): Promise<NodeModelStore> {
   const env = await loadHfEnv();
+  const hubCacheDir = opts.modelsDir ?? env.hubCacheDir;
+  if (opts.transport) servePeerFiles(opts.transport, hubCacheDir);
   return createModelStore({
+    ...(opts.transport ? { peers: peerFilesOver(opts.transport) } : {}),
     nodeId: opts.nodeId,
     hub: { endpoint: env.endpoint, ...(env.token ? { token: env.token } : {}) },
-    hubCacheDir: opts.modelsDir ?? env.hubCacheDir,
+    hubCacheDir,
     offline: env.offline,
   });
 }

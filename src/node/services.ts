@@ -15,7 +15,11 @@ async function createEngine(node: ExoNodeCore): Promise<ShardEngine> {
 
 /** Build the services for a node whose links and topology are up. */
 export async function createNodeServices(node: ExoNodeCore): Promise<NodeServices> {
-  const models = await createDefaultModelStore({ nodeId: node.nodeId, modelsDir: node.options.modelsDir });
+  const models = await createDefaultModelStore({
+    nodeId: node.nodeId,
+    modelsDir: node.options.modelsDir,
+    transport: node.transport,
+  });
   const engine = await createEngine(node);
   const inference = await createNodeClusterService({
     transport: node.transport,

@@ -23,6 +23,12 @@ export const MESSAGE_TYPES = {
   SEALED: 15,
   /** Free a model's shard on the receiving node (`exo stop`); answered with OK `{unloaded}`. */
   UNLOAD: 16,
+  /** Which verified blob of a repo's HF cache this peer holds: request `repo`, `etag` → `size` (src/download/peer-files.ts). */
+  BLOB_HAVE: 17,
+  /** A byte range of a verified blob: request `repo`, `etag`, `offset`, `length` → the bytes as body. */
+  BLOB_READ: 18,
+  /** The files of a repo's cached snapshot: request `repo` → `commit`, `files` [{path, etag, size}]. */
+  REPO_FILES: 19,
 } as const;
 
 export type MessageTypeName = keyof typeof MESSAGE_TYPES;

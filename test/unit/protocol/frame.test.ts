@@ -70,6 +70,15 @@ describe("encodeFrame", () => {
 });
 
 describe("FrameDecoder", () => {
+  test("UNLOAD and the peer file types keep their codes (16-19)", () => {
+    expect([MESSAGE_TYPES.UNLOAD, MESSAGE_TYPES.BLOB_HAVE, MESSAGE_TYPES.BLOB_READ, MESSAGE_TYPES.REPO_FILES]).toEqual([
+      16, 17, 18, 19,
+    ]);
+    const frame = encodeFrame({ type: "BLOB_READ", fields: { id: 1 }, body: Uint8Array.of(7) });
+    expect(frame[4]).toBe(18);
+    expect(new FrameDecoder().push(frame)[0]?.type).toBe("BLOB_READ");
+  });
+
   test("round-trips every message type", () => {
     const names = Object.keys(MESSAGE_TYPES) as MessageTypeName[];
     const dec = new FrameDecoder();
