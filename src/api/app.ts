@@ -17,7 +17,7 @@ import {
   ollamaTags,
   ollamaVersion,
 } from "./ollama.ts";
-import { listPlacements, unloadPlacement } from "./placements.ts";
+import { clusterState, listPlacements, unloadPlacement } from "./placements.ts";
 import { DASHBOARD_HTML } from "./dashboard/assets.ts";
 
 export type App = (req: Request) => Promise<Response>;
@@ -107,6 +107,7 @@ function routeTable(deps: ApiDeps, opts: GenerateRouteOptions): Map<string, Reco
     "/v1/download/progress": { GET: progress },
     "/v1/placements": { GET: () => listPlacements(deps) },
     "/v1/placements/*": { DELETE: (_req, id) => unloadPlacement(deps, id) },
+    "/v1/cluster": { GET: () => clusterState(deps) },
     "/download/progress": { GET: progress },
   };
   Object.assign(table, ollamaRoutes(deps, opts), debugRoutes(deps));

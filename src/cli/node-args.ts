@@ -24,6 +24,18 @@ export const nodeArgs = {
     type: "string",
     description: "fail a prepare when a node shows no download or load progress for this long (default 60000)",
   },
+  "max-failovers": {
+    type: "string",
+    description: "failovers one request may take onto the nodes still up when a stage goes down (default 3, 0: none)",
+  },
+  "recovery-ms": {
+    type: "string",
+    description: "longest one failover may take, from the failure to the next token (default 120000)",
+  },
+  "drain-ms": {
+    type: "string",
+    description: "on SIGTERM, longest to wait for running requests before exiting; the rest fail over (default 30000)",
+  },
   "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
   "cluster-key-file": {
     type: "string",

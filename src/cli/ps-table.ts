@@ -5,6 +5,9 @@ export interface PlacementsJson {
   placements: {
     model: string;
     n_layers: number;
+    /** ready, degraded or re-placing (absent from nodes before issue 17). */
+    state?: string;
+    reason?: string | null;
     requests_in_flight: number;
     stages: {
       node_id: string;
@@ -19,13 +22,16 @@ export interface PlacementsJson {
 
 export function renderPlacements(json: PlacementsJson): string {
   if (json.placements.length === 0) return "no models placed on the cluster (a request or `exo run MODEL` places one)";
-  const rows: string[][] = [["MODEL", "NODE", "LAYERS", "MEMORY", "STATUS", "REQUESTS"]];
+  const rows: string[][] = [["MODEL", "STATE", "NODE", "LAYERS", "MEMORY", "STATUS", "REQUESTS"]];
+  const notes: string[] = [];
   for (const p of json.placements) {
+    if (p.reason && p.state !== "ready") notes.push(`${p.model} is ${p.state}: ${p.reason}`);
     p.stages.forEach((s, i) => {
       const layers = `[${s.layer_start}, ${s.layer_end}) of ${p.n_layers}`;
       const memory = s.memory_mb === null ? "?" : `${(s.memory_mb / 1024).toFixed(1)} GB`;
       rows.push([
         i === 0 ? p.model : "",
+        i === 0 ? (p.state ?? "") : "",
         s.node_id,
         layers,
         memory,
@@ -42,6 +48,7 @@ export function renderPlacements(json: PlacementsJson): string {
         .join("  ")
         .trimEnd(),
     )
+    .concat(notes)
     .join("\n");
 }
 

@@ -20,6 +20,8 @@ export default defineCommand({
       `${JSON.stringify({ event: "ready", node_id: node.nodeId, port: node.port, api_port: node.apiPort })}\n`,
     );
     await stopped.promise;
+    // Running requests finish (or, past --drain-ms, fail over onto the other nodes when the links close).
+    await node.drain();
     await node.stop();
     process.off("SIGINT", handlers.SIGINT);
     process.off("SIGTERM", handlers.SIGTERM);

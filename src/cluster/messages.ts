@@ -83,6 +83,7 @@ export function parseSampling(v: unknown): SamplingParams {
     topK: int(o.topK, "sampling.topK"),
   };
   if (o.seed !== undefined && o.seed !== null) s.seed = num(o.seed, "sampling.seed");
+  if (o.startIndex !== undefined && o.startIndex !== null) s.startIndex = int(o.startIndex, "sampling.startIndex");
   return s;
 }
 

@@ -39,6 +39,8 @@ export interface NodeClusterOptions {
   tokenTimeoutMs?: number;
   /** A stage with no prepare progress for this long fails the prepare (default 60 s). */
   prepareStallMs?: number;
+  failover?: { maxFailovers?: number; recoveryMs?: number };
+  drainMs?: number;
 }
 
 /** The cluster service of a node; resolves `models` (served besides the catalog) before it returns. */
@@ -56,6 +58,8 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     tokenTimeoutMs: opts.tokenTimeoutMs,
     memoryOf: opts.memoryOf,
     prepareStallMs: opts.prepareStallMs,
+    ...(opts.failover ? { failover: opts.failover } : {}),
+    ...(opts.drainMs === undefined ? {} : { drainMs: opts.drainMs }),
   });
   for (const ref of opts.models ?? []) {
     await store

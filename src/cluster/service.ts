@@ -16,6 +16,9 @@ import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import { fitToWindow } from "./context-fit.ts";
 import { createCoordinator } from "./coordinator.ts";
+import { DEFAULT_FAILOVER_LIMITS, failoverTokens, type FailoverLimits } from "./failover.ts";
+import { createModelStates, describePlan, type ModelState } from "./model-states.ts";
+import { createReplacement } from "./replacement.ts";
 import {
   parseError,
   parsePlan,
@@ -75,6 +78,10 @@ export interface ClusterServiceDeps {
   stageIdleMs?: number;
   /** Memory (MB) of a node, reported with placements. */
   memoryOf?(nodeId: string): number | undefined;
+  /** Failover of running requests (issue 17): how many per request and how long one recovery may take. */
+  failover?: Partial<FailoverLimits>;
+  /** Longest a background re-placement waits for running requests to finish on their plan (default 30 s). */
+  drainMs?: number;
 }
 
 export type PrepareProgress = (status: StatusFields) => void;
@@ -90,6 +97,8 @@ export interface ClusterService extends InferenceService, PlacementService {
   /** Place `modelId` on the cluster and have every stage download and load its shard. @throws E_MODEL_UNKNOWN, E_MODEL_TOO_BIG */
   prepare(modelId: string, onProgress?: PrepareProgress): Promise<Plan>;
   liveRequests(): Promise<LiveRequests>;
+  /** Each model's state (ready, degraded, re-placing), for GET /v1/cluster and /debug/state. */
+  modelStates(): ModelState[];
   close(): void;
 }
 
@@ -116,6 +125,34 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   };
   const progressListeners = new Map<string, Set<PrepareProgress>>();
   const tokenizers = new Map<string, Promise<ClusterTokenizer>>();
+  // --- issue 17: model states, failover and re-placement ---
+  const limits: FailoverLimits = { ...DEFAULT_FAILOVER_LIMITS, ...deps.failover };
+  const states = createModelStates((line) => log.info(line));
+  const idleWaiters = new Map<string, Set<() => void>>();
+  const idle = (modelId: string, timeoutMs: number) =>
+    new Promise<void>((resolve) => {
+      if (!inFlight.get(modelId)) return resolve();
+      const set = idleWaiters.get(modelId) ?? new Set();
+      idleWaiters.set(modelId, set);
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      set.add(done);
+    });
+  const replacement = createReplacement({
+    states,
+    resolveModel: (id) => models.resolveModel(id),
+    planFor: (model) => models.planFor(model),
+    prepare: (plan, reason) => ensurePrepared(plan, undefined, reason),
+    idle,
+    peersUp: () => transport.peersUp(),
+    selfId: transport.selfId,
+    drainMs: deps.drainMs ?? 30_000,
+  });
+  // --- end issue 17 ---
 
   transport.handle("PREPARE", async (msg) => {
     await preparer.prepare(parsePlan(msg.fields.plan));
@@ -144,6 +181,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     if (holds) await engine.unload();
     prepared.delete(modelId);
     statuses.delete(modelId);
+    states.forget(modelId);
     if (holds) log.info(`${modelId} unloaded from this node`);
     return { type: "OK", fields: { unloaded: holds } };
   });
@@ -151,21 +189,26 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   const unsubscribe = transport.onPeerChange((peer, up) => {
     // Any membership change may move the plan, and a node that came back has lost its shard.
     prepared.clear();
-    if (up) return;
-    coordinator.onPeerDown(peer);
-    stages.onPeerDown(peer);
+    if (!up) {
+      coordinator.onPeerDown(peer);
+      stages.onPeerDown(peer);
+    }
+    replacement.onPeerChange(peer, up);
   });
   const idleMs = deps.stageIdleMs ?? 600_000;
   const sweeper = setInterval(() => stages.sweep(idleMs), Math.min(idleMs, 30_000));
   sweeper.unref?.();
 
-  function ensurePrepared(plan: Plan, onProgress?: PrepareProgress): Promise<void> {
+  function ensurePrepared(plan: Plan, onProgress?: PrepareProgress, reason?: string): Promise<void> {
     const key = JSON.stringify(plan);
     const listeners = progressListeners.get(plan.modelId) ?? new Set();
     progressListeners.set(plan.modelId, listeners);
     if (onProgress) listeners.add(onProgress);
     const known = prepared.get(plan.modelId);
     if (known?.key === key) return known.done.finally(() => onProgress && listeners.delete(onProgress));
+    const was = states.get(plan.modelId);
+    if (was?.state !== "ready" || JSON.stringify(was.plan) !== key)
+      states.set(plan.modelId, "re-placing", plan, reason);
     const timeoutMs = deps.prepareTimeoutMs ?? 6 * 3600_000;
     // Each node's answer is its "ready", whether or not its own STATUS frames arrived first.
     const ready = (nodeId: NodeId) => {
@@ -185,20 +228,21 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
         stall.done(node);
         ready(node);
       });
-    const done = Promise.all(planNodes(plan).map(ask))
-      .then(() =>
-        log.info(
-          `${plan.modelId} ready on ${plan.stages.map((s) => `${s.nodeId}[${s.layerStart},${s.layerEnd})`).join(" → ")}`,
-        ),
-      )
+    const done: Promise<void> = Promise.all(planNodes(plan).map(ask))
+      .then(() => {
+        log.info(`${plan.modelId} ready on ${describePlan(plan)}`);
+        if (prepared.get(plan.modelId)?.done === done) states.set(plan.modelId, "ready", plan);
+      })
       .finally(() => {
         stall.stop();
         listeners.delete(watchProgress);
         if (onProgress) listeners.delete(onProgress);
       });
     prepared.set(plan.modelId, { key, plan, done });
-    done.catch(() => {
-      if (prepared.get(plan.modelId)?.done === done) prepared.delete(plan.modelId);
+    done.catch((err: unknown) => {
+      if (prepared.get(plan.modelId)?.done !== done) return;
+      prepared.delete(plan.modelId);
+      states.set(plan.modelId, "degraded", plan, err instanceof Error ? err.message : String(err));
     });
     return done;
   }
@@ -230,11 +274,29 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
       what: req.messages ? "messages" : "prompt",
     });
     await ensurePrepared(plan);
-    const requestId = asRequestId(crypto.randomUUID());
     const eosIds = tokenizer.eosIds;
     inFlight.set(plan.modelId, (inFlight.get(plan.modelId) ?? 0) + 1);
-    const ids = coordinator.generateTokens(
-      { requestId, plan, tokens, sampling: req.sampling, maxTokens, eosIds },
+    // Each attempt is a request of its own on its plan; a failover replays prompt + streamed tokens (failover.ts).
+    const ids = failoverTokens(
+      { plan, prompt: tokens, maxTokens },
+      {
+        run: (a, attemptSignal) => {
+          const sampling = a.startIndex > 0 ? { ...req.sampling, startIndex: a.startIndex } : req.sampling;
+          const requestId = asRequestId(crypto.randomUUID());
+          return coordinator.generateTokens({ ...a, requestId, sampling, eosIds }, attemptSignal);
+        },
+        replan: (broken, err, deadline) => replacement.replan(model, broken, err, deadline),
+        prepare: (p) => ensurePrepared(p, undefined, "failover"),
+        onBroken: (broken, err) => {
+          if (JSON.stringify(states.get(broken.modelId)?.plan) === JSON.stringify(broken))
+            states.set(broken.modelId, "degraded", broken, err.message);
+        },
+        onRecovered: (r) =>
+          log.info(
+            `${model.id}: request recovered on ${describePlan(r.to)} (failover ${r.failovers}, ${r.replayed} tokens replayed): re-plan ${r.replanMs.toFixed(0)} ms, load ${r.loadMs.toFixed(0)} ms, replay ${r.replayMs.toFixed(0)} ms`,
+          ),
+      },
+      limits,
       signal,
     );
     try {
@@ -251,13 +313,17 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
       throw err;
     } finally {
       inFlight.set(plan.modelId, (inFlight.get(plan.modelId) ?? 1) - 1);
+      if (!inFlight.get(plan.modelId)) for (const w of [...(idleWaiters.get(plan.modelId) ?? [])]) w();
     }
   }
 
   function placements(): Placement[] {
-    return [...prepared.values()].map(({ plan }) => ({
+    const placed = states.list().filter((s): s is ModelState & { plan: Plan } => s.plan !== undefined);
+    return placed.map(({ plan, state, reason }) => ({
       modelId: plan.modelId,
       nLayers: plan.nLayers,
+      state,
+      ...(reason && state !== "ready" ? { reason } : {}),
       requestsInFlight: inFlight.get(plan.modelId) ?? 0,
       stages: plan.stages.map((s) => {
         const status = statuses.get(plan.modelId)?.get(s.nodeId);
@@ -303,8 +369,10 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
     async liveRequests() {
       return { coordinating: coordinator.size(), stages: stages.size(), engine: await engine.liveRequests() };
     },
+    modelStates: () => states.list(),
     close() {
       clearInterval(sweeper);
+      replacement.stop();
       unsubscribe();
     },
   };

@@ -71,6 +71,10 @@ export interface PlacedStage extends LayerRange {
 export interface Placement {
   modelId: string;
   nLayers: number;
+  /** ready, degraded (a node of its plan is down, or no plan fits) or re-placing (a new plan is loading). */
+  state: "ready" | "degraded" | "re-placing";
+  /** Why it is degraded or re-placing. */
+  reason?: string;
   stages: PlacedStage[];
   requestsInFlight: number;
 }

@@ -27,6 +27,12 @@ export interface NodeOptions {
   requestTimeoutMs: number;
   /** A stage preparing a model (download, load) with no progress for this long fails the prepare. */
   prepareStallMs: number;
+  /** Failovers one request may take when a stage of its plan goes down (0: none). */
+  maxFailovers: number;
+  /** Longest one failover may take, from the failure to the next token. */
+  recoveryMs: number;
+  /** On SIGTERM, longest the node waits for its running requests before it exits (and they fail over). */
+  drainMs: number;
   dialTimeoutMs: number;
   handshakeTimeoutMs: number;
   maxFrameBytes: number;
@@ -58,6 +64,9 @@ export interface NodeFlags {
   "health-interval-ms"?: string;
   "health-timeout-ms"?: string;
   "request-timeout-ms"?: string;
+  "max-failovers"?: string;
+  "recovery-ms"?: string;
+  "drain-ms"?: string;
   "prepare-stall-ms"?: string;
   "max-frame-bytes"?: string;
   engine?: string;
@@ -126,6 +135,9 @@ export function parseNodeOptions(
     ),
     requestTimeoutMs: integer("request-timeout-ms", flags["request-timeout-ms"], 30_000, 10, 3_600_000),
     prepareStallMs: integer("prepare-stall-ms", flags["prepare-stall-ms"], 60_000, 100, 24 * 3_600_000),
+    maxFailovers: integer("max-failovers", flags["max-failovers"], 3, 0, 100),
+    recoveryMs: integer("recovery-ms", flags["recovery-ms"], 120_000, 100, 24 * 3_600_000),
+    drainMs: integer("drain-ms", flags["drain-ms"], 30_000, 0, 3_600_000),
     dialTimeoutMs: 5000,
     handshakeTimeoutMs: 5000,
     maxFrameBytes: integer("max-frame-bytes", flags["max-frame-bytes"], 256 * 1024 * 1024, 1024, 0xffffffff),

@@ -174,5 +174,6 @@ function samplingOf(v: unknown): SamplingParams {
     topK: int(s.topK, "sampling.topK"),
   };
   if (s.seed !== undefined) sampling.seed = int(s.seed, "sampling.seed");
+  if (s.startIndex !== undefined) sampling.startIndex = int(s.startIndex, "sampling.startIndex");
   return sampling;
 }

@@ -10,11 +10,17 @@ export type Sampler = (logits: mx.array) => number;
 /** Candidates tried for top_p alone: argpartition of 1024 costs ~5 ms on 128k logits, a full argsort ~28 ms. */
 const NUCLEUS_CANDIDATES = 1024;
 
-/** mulberry32: tiny, fast, good enough for sampling, and identical for identical seeds. */
-export function makeRng(seed: number): () => number {
-  let s = seed >>> 0;
+/** mulberry32's state advances by this constant per draw. */
+const RNG_STEP = 0x6d2b79f5;
+
+/**
+ * mulberry32: tiny, fast, good enough for sampling, and identical for identical seeds. Its state after n draws is
+ * seed + n·RNG_STEP, so `skip` draws are skipped in O(1): draw k is a function of the seed and k alone.
+ */
+export function makeRng(seed: number, skip = 0): () => number {
+  let s = ((seed >>> 0) + Math.imul(skip >>> 0, RNG_STEP)) >>> 0;
   return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
+    s = (s + RNG_STEP) >>> 0;
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
@@ -26,7 +32,8 @@ export function makeRng(seed: number): () => number {
 export function makeSampler(params: SamplingParams): Sampler {
   const { temperature, topP, topK } = params;
   if (!(temperature > 0)) return (logits) => Number(mx.argmax(logits.reshape([-1])).item());
-  const rand = makeRng(params.seed ?? Math.floor(Math.random() * 2 ** 32));
+  // One draw per sampled token: a request replayed after a failover starts at its token index.
+  const rand = makeRng(params.seed ?? Math.floor(Math.random() * 2 ** 32), params.startIndex ?? 0);
   return (logits) => {
     const logp = logSoftmax(mx.divide(logits.reshape([-1]).astype(mx.float32), temperature));
     const V = logp.size;

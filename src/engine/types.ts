@@ -22,6 +22,11 @@ export interface SamplingParams {
   topK: number;
   /** Same seed + same prompt → same tokens. */
   seed?: number;
+  /**
+   * Index of the first token this request samples (default 0). A failover replays the prompt plus the tokens
+   * already streamed and starts here, so a seeded sampler takes the same draw it would have taken (issue 17).
+   */
+  startIndex?: number;
 }
 
 /** What a stage consumes: token ids on the first stage, hidden states elsewhere. */

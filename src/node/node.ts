@@ -8,6 +8,8 @@ import { loadPeerFile, peersOf, selfEntry, type PeerFile } from "../config/peer-
 import { splitSelfAddressed } from "../config/self-address.ts";
 import { watchPeerFile } from "../config/watch-peer-file.ts";
 import { DEFAULT_PORT, type NodeOptions } from "../config/node-options.ts";
+import type { InferenceService } from "../cluster/types.ts";
+import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { resolveAdmittedAddresses } from "../net/admission.ts";
 import { startHealthChecks } from "../net/health.ts";
@@ -27,6 +29,21 @@ const log = logger("node");
 /** Every address of this machine's network interfaces (a peer entry may name any of them). */
 function machineAddresses(): string[] {
   return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+}
+
+/** The inference service, except that a draining node refuses new generations (503, the client tries another node). */
+function refuseWhileDraining(inference: InferenceService, nodeId: string, draining: () => boolean): InferenceService {
+  return {
+    listModels: () => inference.listModels(),
+    async *generate(req, signal) {
+      if (draining())
+        throw new NodeError(
+          "E_PEER_DOWN",
+          `node ${nodeId} is draining before it exits: send the request to another node`,
+        );
+      yield* inference.generate(req, signal);
+    },
+  };
 }
 
 /** Said once at start (and again if a reload drops the key): what running without a key means. */
@@ -153,6 +170,8 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
 
   let api: ApiServer | undefined;
   let services: NodeServices | undefined;
+  // Set by drain() (SIGTERM): new generations are refused with 503 so clients go to another node.
+  let draining = false;
   const stopNetwork = () => {
     stopWatching();
     health.stop();
@@ -165,7 +184,7 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
     const app = createApp({
       nodeId: options.nodeId,
       topology: () => topologyToJson(topology.current()),
-      inference: services.inference,
+      inference: refuseWhileDraining(services.inference, options.nodeId, () => draining),
       cluster: services.inference,
       models: services.models,
       apiKey: options.apiKey,
@@ -189,6 +208,29 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
     ...core,
     apiPort: api.port,
     services,
+    async drain() {
+      draining = true;
+      const running = async () => {
+        const live = await finalServices.inference.liveRequests();
+        return live.coordinating + live.stages;
+      };
+      let n = await running();
+      if (n === 0) return;
+      log.info(
+        `node ${options.nodeId} draining: ${n} request(s) running, new ones refused, waiting up to ${options.drainMs} ms`,
+      );
+      const deadline = Date.now() + options.drainMs;
+      // Request counts live in the cluster service and the stages; a short poll keeps this file out of them.
+      while (n > 0 && Date.now() < deadline) {
+        await Bun.sleep(50);
+        n = await running();
+      }
+      log.info(
+        n === 0
+          ? `node ${options.nodeId} drained: every running request finished`
+          : `node ${options.nodeId} drain bound reached: ${n} request(s) still running fail over onto the other nodes`,
+      );
+    },
     stop: () =>
       (stopping ??= (async () => {
         log.info(`node ${options.nodeId} shutting down`);

@@ -29,11 +29,17 @@ export async function createNodeServices(node: ExoNodeCore): Promise<NodeService
     store: models,
     models: node.options.models,
     prepareStallMs: node.options.prepareStallMs,
+    failover: { maxFailovers: node.options.maxFailovers, recoveryMs: node.options.recoveryMs },
+    drainMs: node.options.drainMs,
   });
   return {
     inference,
     models,
-    debugState: async () => ({ node_id: node.nodeId, live_requests: await inference.liveRequests() }),
+    debugState: async () => ({
+      node_id: node.nodeId,
+      live_requests: await inference.liveRequests(),
+      models: inference.modelStates(),
+    }),
     stop: async () => {
       inference.close();
       await engine.close();

@@ -38,6 +38,8 @@ export interface NodeServices {
 export interface ExoNode extends ExoNodeCore {
   readonly apiPort: number;
   readonly services: NodeServices;
+  /** Refuse new generations and wait (up to --drain-ms) for the running requests to finish; SIGTERM does it before stop(). */
+  drain(): Promise<void>;
   /** Close the API, the links (peers see a clean disconnect) and the server. Idempotent. */
   stop(): Promise<void>;
 }

@@ -72,6 +72,7 @@ describe("exo ps / exo stop", () => {
       expect(json.placements).toHaveLength(1);
       const p = json.placements[0]!;
       expect(p.model).toBe(MODEL);
+      expect((p as { state?: string }).state).toBe("ready");
       expect(p.stages.map((s) => s.node_id)).toEqual(["a", "b"]);
       expect(p.stages[0]!.layer_start).toBe(0);
       expect(p.stages[0]!.layer_end).toBe(p.stages[1]!.layer_start);
@@ -81,9 +82,9 @@ describe("exo ps / exo stop", () => {
       const table = await exo("ps");
       expect(table.code).toBe(0);
       const lines = table.stdout.trimEnd().split("\n");
-      expect(lines[0]).toMatch(/^MODEL\s+NODE\s+LAYERS\s+MEMORY\s+STATUS\s+REQUESTS$/);
+      expect(lines[0]).toMatch(/^MODEL\s+STATE\s+NODE\s+LAYERS\s+MEMORY\s+STATUS\s+REQUESTS$/);
       expect(lines[1]).toMatch(
-        new RegExp(`^${MODEL}\\s+a\\s+\\[0, ${p.stages[0]!.layer_end}\\) of 4\\s+5\\.9 GB\\s+ready\\s+0$`),
+        new RegExp(`^${MODEL}\\s+ready\\s+a\\s+\\[0, ${p.stages[0]!.layer_end}\\) of 4\\s+5\\.9 GB\\s+ready\\s+0$`),
       );
       expect(lines[2]).toMatch(new RegExp(`^\\s+b\\s+\\[${p.stages[1]!.layer_start}, 4\\) of 4\\s+2\\.0 GB\\s+ready$`));
 

@@ -34,6 +34,15 @@ describe("makeSampler", () => {
     expect(new Set(a).size).toBeGreaterThan(5);
   });
 
+  test("a sampler started at token index k takes the draws a fresh one takes from its k-th token on (failover replay)", () => {
+    const { logits } = logitsFor(2);
+    const params = { temperature: 1, topP: 0.9, topK: 0, seed: 7 };
+    const whole = draw(makeSampler(params), logits, 40);
+    for (const k of [1, 17, 39])
+      expect(draw(makeSampler({ ...params, startIndex: k }), logits, 40 - k)).toEqual(whole.slice(k));
+    expect(new Set(whole).size).toBeGreaterThan(5);
+  });
+
   test("top_k 1 and a tiny top_p are greedy even at a high temperature", () => {
     const { logits, order } = logitsFor(3);
     expect(new Set(draw(makeSampler({ temperature: 2, topP: 1, topK: 1, seed: 1 }), logits, 20))).toEqual(

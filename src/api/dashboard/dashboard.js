@@ -95,7 +95,18 @@
           return el("div", { class: "stage", "data-node": s.node_id }, `${s.node_id}: ${layers} · ${state}`);
         });
         const busy = p.requests_in_flight ? ` · ${p.requests_in_flight} request(s) in flight` : "";
-        return el("div", { class: "placement", "data-model": p.model }, el("b", {}, p.model), busy, split, ...rows);
+        // ready, degraded or re-placing (issue 17), with why when it is not ready.
+        const why = p.reason ? ` (${p.reason})` : "";
+        const state = el("span", { class: `model-state ${p.state}`, "data-state": p.state }, ` · ${p.state}${why}`);
+        return el(
+          "div",
+          { class: "placement", "data-model": p.model },
+          el("b", {}, p.model),
+          state,
+          busy,
+          split,
+          ...rows,
+        );
       }),
     );
   }

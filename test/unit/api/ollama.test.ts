@@ -14,6 +14,7 @@ const says =
 const PLACED: Placement = {
   modelId: "tiny-chat",
   nLayers: 4,
+  state: "ready",
   requestsInFlight: 0,
   stages: [
     { nodeId: "a", layerStart: 0, layerEnd: 3, memoryMb: 6000, phase: "ready", fraction: 1 },

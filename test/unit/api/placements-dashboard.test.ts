@@ -7,6 +7,7 @@ import { fakeDeps } from "../../helpers/fake-inference.ts";
 const PLACED: Placement = {
   modelId: "tiny-chat",
   nLayers: 4,
+  state: "ready",
   requestsInFlight: 2,
   stages: [
     { nodeId: "a", layerStart: 0, layerEnd: 3, memoryMb: 6000, phase: "ready", fraction: 1 },
@@ -40,6 +41,8 @@ describe("placements", () => {
         {
           model: "tiny-chat",
           n_layers: 4,
+          state: "ready",
+          reason: null,
           requests_in_flight: 2,
           stages: [
             { node_id: "a", layer_start: 0, layer_end: 3, memory_mb: 6000, phase: "ready", fraction: 1 },
@@ -48,6 +51,15 @@ describe("placements", () => {
         },
       ],
     });
+  });
+
+  test("GET /v1/cluster: the node's id and each model's state, the same shape as a placement", async () => {
+    const { app } = setup();
+    const body = (await (await app(req("/v1/cluster"))).json()) as { node_id: string; models: { state: string }[] };
+    const placed = (await (await app(req("/v1/placements"))).json()) as { placements: unknown[] };
+    expect(body.models).toEqual(placed.placements as { state: string }[]);
+    expect(body.models[0]!.state).toBe("ready");
+    expect(typeof body.node_id).toBe("string");
   });
 
   test("DELETE /v1/placements/{model} unloads it (ids percent-encoded); 404 when no node held it", async () => {
