@@ -285,7 +285,11 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
           const requestId = asRequestId(crypto.randomUUID());
           return coordinator.generateTokens({ ...a, requestId, sampling, eosIds }, attemptSignal);
         },
-        replan: (broken, err, deadline) => replacement.replan(model, broken, err, deadline),
+        replan: (broken, err, deadline) =>
+          replacement.replan(model, broken, err, deadline).catch((e: unknown) => {
+            states.set(model.id, "degraded", undefined, e instanceof Error ? e.message : String(e));
+            throw e;
+          }),
         prepare: (p) => ensurePrepared(p, undefined, "failover"),
         onBroken: (broken, err) => {
           if (JSON.stringify(states.get(broken.modelId)?.plan) === JSON.stringify(broken))

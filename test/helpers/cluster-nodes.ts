@@ -26,6 +26,8 @@ export interface TestCluster {
   nodes: SpawnedNode[];
   node(id: string): SpawnedNode;
   client(id: string): OpenAI;
+  /** Start one more node on the same peer file (every other node links to it once the file reloads). */
+  add(spec: ClusterNodeSpec): Promise<SpawnedNode>;
   stop(): Promise<void>;
 }
 
@@ -50,7 +52,7 @@ export async function startCluster(
     renameSync(`${config}.tmp`, config);
   };
   writePeers();
-  for (const spec of specs) {
+  const spawnOne = async (spec: ClusterNodeSpec) => {
     const args = [
       "--node-id",
       spec.id,
@@ -67,14 +69,17 @@ export async function startCluster(
     ];
     if (spec.memoryMb !== undefined) args.push("--memory-mb", String(spec.memoryMb));
     const nodeEnv = { ...env, ...spec.env };
-    nodes.push(
-      await spawnNode({
-        args: [...args, ...common, ...(spec.args ?? [])],
-        ...(Object.keys(nodeEnv).length > 0 ? { env: nodeEnv } : {}),
-      }),
-    );
+    const node = await spawnNode({
+      args: [...args, ...common, ...(spec.args ?? [])],
+      ...(Object.keys(nodeEnv).length > 0 ? { env: nodeEnv } : {}),
+    });
+    nodes.push(node);
+    byId.set(node.nodeId, node);
     writePeers();
-  }
+    return node;
+  };
+  const byId = new Map<string, SpawnedNode>();
+  for (const spec of specs) await spawnOne(spec);
   const ids = specs.map((s) => s.id).sort();
   for (const n of nodes) {
     let seen = "";
@@ -93,9 +98,9 @@ export async function startCluster(
       );
     });
   }
-  const byId = new Map(nodes.map((n) => [n.nodeId, n]));
   return {
     nodes,
+    add: spawnOne,
     node: (id) => byId.get(id)!,
     client: (id) =>
       new OpenAI({
