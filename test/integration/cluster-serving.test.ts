@@ -17,7 +17,8 @@ beforeAll(async () => {
       { id: "b", memoryMb: 3000 },
       { id: "c", memoryMb: 3000 },
     ],
-    ["--engine", "fake", "--fake-step-ms", "1", "--health-interval-ms", "500"],
+    // No failover here: these tests check what a client sees when a stage dies and nothing recovers.
+    ["--engine", "fake", "--fake-step-ms", "1", "--health-interval-ms", "500", "--max-failovers", "0"],
   );
 }, 60_000);
 
@@ -97,7 +98,7 @@ describe("a 3-node cluster on the fake engine", () => {
   );
 
   test(
-    "a stage killed mid-request gives the client an error within 10 s and the survivors hold no state of it",
+    "with --max-failovers 0, a stage killed mid-request gives the client an error within 10 s and the survivors hold no state of it",
     withNodeLogs(async () => {
       const stream = await cluster.client("a").chat.completions.create({
         model: MODEL,
