@@ -51,7 +51,7 @@ describe("failoverTokens", () => {
       [[1, 2, 3, 100, 101, 102, 103], 6, 4],
       [[1, 2, 3, 100, 101, 102, 103, 104, 105, 106], 3, 7],
     ]);
-    expect(attempts[1]!.plan.stages.map((s) => s.nodeId)).toEqual(["a", "c"]);
+    expect(attempts[1]!.plan.stages.map((s) => String(s.nodeId))).toEqual(["a", "c"]);
   });
 
   test("past --max-failovers the error reaches the consumer", async () => {
