@@ -292,6 +292,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
           }),
         prepare: (p) => ensurePrepared(p, undefined, "failover"),
         onBroken: (broken, err) => {
+          log.info(`${model.id}: a request failing over from ${describePlan(broken)}: ${err.message}`);
           if (JSON.stringify(states.get(broken.modelId)?.plan) === JSON.stringify(broken))
             states.set(broken.modelId, "degraded", broken, err.message);
         },
