@@ -85,6 +85,8 @@ describe("the dashboard at GET /", () => {
         await stage.filter({ hasText: "ready" }).waitFor({ timeout: 10_000 });
       }
       expect(await model.locator(".split div").allInnerTexts()).toEqual(placed.stages.map((s) => s.node_id));
+      // The model's state (issue 17): ready once every stage is loaded and up.
+      await model.locator('.model-state[data-state="ready"]').waitFor({ timeout: 10_000 });
 
       mkdirSync(SHOT_DIR, { recursive: true });
       const shot = join(SHOT_DIR, "dashboard.png");
