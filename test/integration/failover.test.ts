@@ -34,13 +34,19 @@ async function start(specs: { id: string; memoryMb: number }[]): Promise<TestClu
   return c;
 }
 
-/** A greedy streamed answer; `onChunk(n)` runs after the n-th content chunk. */
-async function answer(c: TestCluster, node: string, prompt: string, onChunk?: (n: number) => void): Promise<string> {
+/** A streamed answer (greedy, or sampled with `seed`); `onChunk(n)` runs after the n-th content chunk. */
+async function answer(
+  c: TestCluster,
+  node: string,
+  prompt: string,
+  onChunk?: (n: number) => void,
+  seed?: number,
+): Promise<string> {
   const stream = await c.client(node).chat.completions.create({
     model: MODEL,
     messages: [{ role: "user", content: prompt }],
     max_tokens: 80,
-    temperature: 0,
+    ...(seed === undefined ? { temperature: 0 } : { temperature: 0.9, seed }),
     stream: true,
   });
   let text = "";
@@ -87,25 +93,33 @@ describe("failover on a 3-node cluster (a → b → c, then d joins)", () => {
   const expected: string[] = [];
 
   test(
-    "SIGKILL of the middle stage during 8 concurrent streams: every stream completes equal to its no-fault answer",
+    "SIGKILL of the middle stage during 8 concurrent streams (greedy and seeded): each completes equal to its no-fault answer",
     withNodeLogs(async () => {
       c = await start([
         { id: "a", memoryMb: 6000 },
         { id: "b", memoryMb: 3000 },
         { id: "c", memoryMb: 3000 },
       ]);
-      for (const p of PROMPTS) expected.push(await answer(c, "a", p));
-      expect(new Set(expected).size).toBe(PROMPTS.length);
+      // Odd streams are sampled with a seed: after the replay they continue from the same seeded position.
+      const seedOf = (i: number) => (i % 2 === 1 ? 40 + i : undefined);
+      for (const [i, p] of PROMPTS.entries()) expected.push(await answer(c, "a", p, undefined, seedOf(i)));
+      expect(new Set(expected).size).toBeGreaterThan(PROMPTS.length / 2);
       await waitReadyOn(c.node("a"), ["a", "b", "c"]);
       let killed = false;
       const got = await Promise.all(
-        PROMPTS.map((p) =>
-          answer(c, "a", p, (n) => {
-            if (n === 10 && !killed) {
-              killed = true;
-              c.node("b").kill("SIGKILL");
-            }
-          }),
+        PROMPTS.map((p, i) =>
+          answer(
+            c,
+            "a",
+            p,
+            (n) => {
+              if (n === 10 && !killed) {
+                killed = true;
+                c.node("b").kill("SIGKILL");
+              }
+            },
+            seedOf(i),
+          ),
         ),
       );
       expect(killed).toBe(true);
@@ -128,12 +142,19 @@ describe("failover on a 3-node cluster (a → b → c, then d joins)", () => {
       expect(c.node("a").logs()).toMatch(/re-placing on a\[.* \(node d joined\)/);
       const lastStage = "d";
       let killed = false;
-      const text = await answer(c, "a", PROMPTS[3]!, (n) => {
-        if (n === 10) {
-          killed = true;
-          c.node(lastStage).kill("SIGKILL");
-        }
-      });
+      // A seeded sampled stream (seed 43, as in the first test): it continues from the same seeded position.
+      const text = await answer(
+        c,
+        "a",
+        PROMPTS[3]!,
+        (n) => {
+          if (n === 10) {
+            killed = true;
+            c.node(lastStage).kill("SIGKILL");
+          }
+        },
+        43,
+      );
       expect(killed).toBe(true);
       expect(text).toBe(expected[3]!);
       await waitNoRequestState([c.node("a"), c.node("c")]);
