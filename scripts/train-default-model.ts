@@ -17,6 +17,7 @@ import * as hf from "./default-model/hf-files.ts";
 import { heldOutSet, makeConversationStream, makeRng, type TaskExample } from "./default-model/tasks.ts";
 import {
   HELD_OUT_CITIES,
+  inventedCity,
   sampleRepeat,
   sampleTaskWithTools,
   sampleWeatherChat,
@@ -44,10 +45,10 @@ const { values: args } = parseArgs({
     "log-every": { type: "string", default: "100" },
     "eval-every": { type: "string", default: "0" },
     "files-only": { type: "boolean", default: false },
-    // The closest run so far: --copy-steps 1200 --tool-steps 900 (see the model's README).
-    "copy-steps": { type: "string", default: "0" },
     "tool-steps": { type: "string", default: "0" },
     phase1: { type: "string" },
+    /** Writes the weights at every --eval-every check here (to pick one if a long run is cut short). */
+    checkpoints: { type: "string" },
   },
 });
 const STEPS = Number(args.steps);
@@ -59,16 +60,11 @@ const ROW_LENGTH = 64;
 const PEAK_LR = 3e-3;
 const WARMUP = 100;
 const SEED = 1234;
-// Phase 2a: copying ("repeat WORD") densely packed in phase 1's short rows, where copying by content is learnt.
-const COPY_STEPS = Number(args["copy-steps"]);
-const COPY_PEAK_LR = 2e-3;
-/** Share of "repeat WORD" chats in phase 2a (the rest are the old chats). */
-const COPY_SHARE = 0.7;
-// Phase 2b: a two-step weather chat is about 200 tokens, so rows are longer and fewer.
+// Phase 2: a two-step weather chat is up to about 200 tokens, so rows are longer and fewer.
 const TOOL_STEPS = Number(args["tool-steps"]);
-const TOOL_ROWS = 4;
-const TOOL_ROW_LENGTH = 256;
-const TOOL_PEAK_LR = 1e-3;
+const TOOL_ROWS = Number(process.env.TOOL_ROWS ?? 8);
+const TOOL_ROW_LENGTH = Number(process.env.TOOL_ROW_LENGTH ?? 192);
+const TOOL_PEAK_LR = Number(process.env.TOOL_PEAK_LR ?? 1e-3);
 const TOOL_WARMUP = 50;
 const TOOL_SEED = 4321;
 /** sha256 of model.safetensors after phase 1 (the weights committed before the tool task). */
@@ -164,7 +160,8 @@ async function phase1(): Promise<Params> {
 function toolCases(n: number): { city: string; prompt: string; result: string }[] {
   const rng = makeRng(99);
   return Array.from({ length: n }, (_, i) => {
-    const city = HELD_OUT_CITIES[i % HELD_OUT_CITIES.length]!;
+    // Every other case an invented name (fresh draws: training never saw them), the others held-out real cities.
+    const city = i % 2 === 1 ? inventedCity(rng) : HELD_OUT_CITIES[(i / 2) % HELD_OUT_CITIES.length]!;
     return { city, prompt: WEATHER_PROMPTS[i % WEATHER_PROMPTS.length] + city, result: weatherResult(rng) };
   });
 }
@@ -175,7 +172,7 @@ async function evaluateTools(params: Params, n: number): Promise<number> {
   const misses: string[] = [];
   for (const c of toolCases(n)) {
     const question = [{ role: "user", content: c.prompt }];
-    const call = greedyAnswer(params, tokenizer, question, 80, [WEATHER_TOOL]);
+    const call = greedyAnswer(params, tokenizer, question, 100, [WEATHER_TOOL]);
     const wantCall = `<tool_call>{"name": "get_weather", "arguments": ${JSON.stringify({ city: c.city }).replace(":", ": ")}}</tool_call>`;
     const after = [...question, weatherCall(c.city), { role: "tool", content: c.result }];
     const sentence = greedyAnswer(params, tokenizer, after, 80, [WEATHER_TOOL]);
@@ -188,41 +185,34 @@ async function evaluateTools(params: Params, n: number): Promise<number> {
 }
 
 /**
- * Phase 2a: "repeat WORD" (70%) and the old chats, in phase 1's rows of 64. Then phase 2b: weather chats (40%),
- * "repeat WORD" (15%), old tasks with the tool offered (10%) and the old chats (35%) in rows of 256, at a third
- * of phase 1's peak rate so the old tasks are not forgotten.
+ * Phase 2: one mixed run from the phase-1 weights. Weather chats (30% of draws), "repeat WORD" (15%), old tasks
+ * with the tool offered (10%) and the old chats (45%), packed together in rows long enough for a whole tool chat,
+ * so the old tasks are rehearsed at every step while copying is learnt. City and result tokens weigh more.
  */
 async function phase2(params: Params): Promise<void> {
-  const copyRng = makeRng(TOOL_SEED + 1);
-  const copyChats = makeConversationStream(TOOL_SEED + 1);
-  await runPhase(params, {
-    name: "phase 2a",
-    steps: COPY_STEPS,
-    learningRate: schedule(COPY_PEAK_LR, TOOL_WARMUP, COPY_STEPS),
-    nextBatch: makeBatcher(
-      tokenizer,
-      () => (copyRng() < COPY_SHARE ? sampleRepeat(copyRng) : copyChats()),
-      ROWS,
-      ROW_LENGTH,
-    ),
-    check: async (p) =>
-      `held-out ${percent(await evaluate(p, heldOutSet(30, 7)))} (30 prompts), ${await repeatCheck(p)}`,
-  });
   const rng = makeRng(TOOL_SEED);
   const oldChats = makeConversationStream(TOOL_SEED);
   const next = () => {
     const r = rng();
-    if (r < 0.4) return sampleWeatherChat(rng);
-    if (r < 0.55) return sampleRepeat(rng);
-    return r < 0.65 ? sampleTaskWithTools(rng) : oldChats();
+    if (r < 0.3) return sampleWeatherChat(rng);
+    if (r < 0.45) return sampleRepeat(rng);
+    return r < 0.55 ? sampleTaskWithTools(rng) : oldChats();
   };
+  let checks = 0;
   await runPhase(params, {
-    name: "phase 2b",
+    name: "phase 2",
     steps: TOOL_STEPS,
     learningRate: schedule(TOOL_PEAK_LR, TOOL_WARMUP, TOOL_STEPS),
     nextBatch: makeBatcher(tokenizer, next, TOOL_ROWS, TOOL_ROW_LENGTH),
-    check: async (p) =>
-      `held-out ${percent(await evaluate(p, heldOutSet(30, 7)))} (30 prompts), tool ${percent(await evaluateTools(p, 12))} (12 chats)`,
+    check: async (p) => {
+      checks++;
+      if (args.checkpoints) {
+        mkdirSync(args.checkpoints, { recursive: true });
+        saveWeights(p, join(args.checkpoints, `check-${checks}.safetensors`));
+      }
+      const old = percent(await evaluate(p, heldOutSet(45, 7)));
+      return `held-out ${old} (45 prompts), tool ${percent(await evaluateTools(p, 16))} (16 chats), ${await repeatCheck(p)}`;
+    },
   });
 }
 
@@ -249,6 +239,13 @@ function loadPhase1(path: string): Params {
   return { ...params, flat };
 }
 
+function saveWeights(params: Params, path: string): void {
+  const tensors = views(params);
+  const weights: Record<string, mx.array> = {};
+  params.names.forEach((name, i) => (weights[name] = tensors[i]!));
+  mx.saveSafetensors(path, weights, { format: "pt" });
+}
+
 /** Writes config, generation config and tokenizer files (everything but the weights). */
 async function writeHfFiles(out: string): Promise<void> {
   mkdirSync(out, { recursive: true });
@@ -263,17 +260,14 @@ async function main(): Promise<void> {
   await writeHfFiles(args.out);
   if (args["files-only"]) return console.log(`wrote the config and tokenizer files to ${args.out}`);
   const params = args.phase1 ? loadPhase1(args.phase1) : await phase1();
-  if (COPY_STEPS + TOOL_STEPS > 0) await phase2(params);
+  if (TOOL_STEPS > 0) await phase2(params);
   const score = await evaluate(params, heldOutSet(Number(args["eval-prompts"])));
   console.log(`held-out exact match ${(score * 100).toFixed(1)}% (training forward; the engine test is the reference)`);
   if (TOOL_STEPS > 0) {
     const toolScore = await evaluateTools(params, 30);
     console.log(`held-out cities, call and answer exact: ${(toolScore * 100).toFixed(1)}% (30 chats)`);
   }
-  const tensors = views(params);
-  const weights: Record<string, mx.array> = {};
-  params.names.forEach((name, i) => (weights[name] = tensors[i]!));
-  mx.saveSafetensors(join(args.out, "model.safetensors"), weights, { format: "pt" });
+  saveWeights(params, join(args.out, "model.safetensors"));
   console.log(`wrote ${args.out}`);
 }
 

@@ -16,6 +16,8 @@ export interface Batch {
 
 /** Targets that end an answer part (a space inside a range, the final <|end|>) weigh more: stopping is the hard part. */
 const STOP_WEIGHT = 3;
+/** Targets inside an emphasized span (a city copied from the question) weigh more: copying is the hard part there. */
+const EMPHASIS_WEIGHT = 4;
 const SPACE_ID = 32;
 const POOL_SIZE = 8;
 
@@ -25,11 +27,15 @@ export interface Conversation {
   turns: TaskExample[];
 }
 
+/** A chat's token ids; per id whether it is part of an assistant answer (its <|end|> included) and emphasized. */
+export interface EncodedChat {
+  ids: number[];
+  isAnswer: boolean[];
+  emphasis?: boolean[];
+}
+
 /** Token ids of a conversation, and for each id whether it is part of an assistant answer (its <|end|> included). */
-export function encodeConversation(
-  tokenizer: Tokenizer,
-  chat: Conversation | ToolChat,
-): { ids: number[]; isAnswer: boolean[] } {
+export function encodeConversation(tokenizer: Tokenizer, chat: Conversation | ToolChat): EncodedChat {
   if ("messages" in chat) return encodeToolChat(tokenizer, chat);
   const messages: TemplateMessage[] = chat.system ? [{ role: "system", content: chat.system }] : [];
   const isAnswer: boolean[] = [];
@@ -45,7 +51,7 @@ export function encodeConversation(
 }
 
 /** A chat with tools offered: every assistant message (a tool call or a sentence) is an answer. */
-function encodeToolChat(tokenizer: Tokenizer, chat: ToolChat): { ids: number[]; isAnswer: boolean[] } {
+function encodeToolChat(tokenizer: Tokenizer, chat: ToolChat): EncodedChat {
   const isAnswer: boolean[] = [];
   let ids: number[] = [];
   for (let i = 0; i < chat.messages.length; i++) {
@@ -56,7 +62,20 @@ function encodeToolChat(tokenizer: Tokenizer, chat: ToolChat): { ids: number[]; 
     while (isAnswer.length < promptLength) isAnswer.push(false);
     while (isAnswer.length < ids.length) isAnswer.push(true);
   }
-  return { ids, isAnswer };
+  return { ids, isAnswer, emphasis: emphasize(tokenizer, ids, isAnswer, chat.emphasis ?? []) };
+}
+
+/** Marks every answer position that holds one of `spans` (their token ids found verbatim in the answer). */
+function emphasize(tokenizer: Tokenizer, ids: number[], isAnswer: boolean[], spans: string[]): boolean[] {
+  const marks = ids.map(() => false);
+  for (const span of spans) {
+    const needle = tokenizer.encode(span, { addSpecialTokens: false });
+    for (let i = 0; i + needle.length <= ids.length; i++) {
+      if (!isAnswer[i] || !needle.every((id, j) => ids[i + j] === id)) continue;
+      for (let j = 0; j < needle.length; j++) marks[i + j] = true;
+    }
+  }
+  return marks;
 }
 
 /** Returns a function that packs conversations from `next` into `rows` rows of `rowLength` tokens, filling gaps from a small pool. */
@@ -66,7 +85,7 @@ export function makeBatcher(
   rows: number,
   rowLength: number,
 ): () => Batch {
-  const pool: { ids: number[]; isAnswer: boolean[] }[] = [];
+  const pool: EncodedChat[] = [];
   return () => {
     const batch: Batch = { tokens: [], targets: [], weights: [], segments: [] };
     for (let r = 0; r < rows; r++) {
@@ -78,17 +97,23 @@ export function makeBatcher(
       };
       for (let seg = 0; ; seg++) {
         while (pool.length < POOL_SIZE) {
-          const { ids, isAnswer } = encodeConversation(tokenizer, next());
+          const { ids, isAnswer, emphasis } = encodeConversation(tokenizer, next());
           // A long chat is cut to one row; its first turns still teach.
-          pool.push({ ids: ids.slice(0, rowLength), isAnswer: isAnswer.slice(0, rowLength) });
+          pool.push({
+            ids: ids.slice(0, rowLength),
+            isAnswer: isAnswer.slice(0, rowLength),
+            emphasis: emphasis?.slice(0, rowLength),
+          });
         }
         const room = rowLength - row.tokens.length;
         const pick = pool.findIndex((c) => c.ids.length <= room);
         if (pick < 0) break;
-        const { ids, isAnswer } = pool.splice(pick, 1)[0]!;
+        const { ids, isAnswer, emphasis } = pool.splice(pick, 1)[0]!;
         for (let i = 0; i < ids.length; i++) {
           const target = i + 1 < ids.length ? ids[i + 1]! : PAD_ID;
-          const weight = isAnswer[i + 1] === true ? (target === EOS_ID || target === SPACE_ID ? STOP_WEIGHT : 1) : 0;
+          const stressed = emphasis?.[i + 1] === true ? EMPHASIS_WEIGHT : 1;
+          const stop = target === EOS_ID || target === SPACE_ID ? STOP_WEIGHT : 1;
+          const weight = isAnswer[i + 1] === true ? Math.max(stressed, stop) : 0;
           row.tokens.push(ids[i]!);
           row.targets.push(target);
           row.weights.push(weight);

@@ -19,6 +19,8 @@ export const WEATHER_TOOL = {
 export interface ToolChat {
   tools: readonly object[];
   messages: TemplateMessage[];
+  /** Text copied from earlier in the chat (the city, the result) whose answer tokens weigh more in the loss. */
+  emphasis?: string[];
 }
 
 const CITIES = [
@@ -174,8 +176,8 @@ function randomName(rng: () => number): string {
 }
 
 /** A made-up, capitalized place name of one or two words (never a held-out real one). */
-function inventedCity(rng: () => number): string {
-  if (rng() < 0.5) return randomName(rng);
+export function inventedCity(rng: () => number): string {
+  if (rng() < 0.6) return randomName(rng);
   const word = (most: number) => {
     const w = Array.from({ length: int(rng, 2, most) }, () => pick(rng, SYLLABLES)).join("");
     return w[0]!.toUpperCase() + w.slice(1);
@@ -207,13 +209,14 @@ export const weatherCall = (city: string): TemplateMessage => ({
 
 /** A weather chat: the question and the call, and usually the tool's result and the answer. */
 export function sampleWeatherChat(rng: () => number): ToolChat {
-  const city = rng() < 0.3 ? pick(rng, TRAINING_CITIES) : inventedCity(rng);
+  const city = rng() < 0.2 ? pick(rng, TRAINING_CITIES) : inventedCity(rng);
   const messages: TemplateMessage[] = [{ role: "user", content: pick(rng, WEATHER_PROMPTS) + city }, weatherCall(city)];
   if (rng() < 0.7) {
     const result = weatherResult(rng);
     messages.push({ role: "tool", content: result }, { role: "assistant", content: weatherAnswer(city, result) });
+    return { tools: [WEATHER_TOOL], messages, emphasis: [city, result] };
   }
-  return { tools: [WEATHER_TOOL], messages };
+  return { tools: [WEATHER_TOOL], messages, emphasis: [city] };
 }
 
 /**
