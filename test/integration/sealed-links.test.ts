@@ -37,7 +37,9 @@ const start = (id: string, file: string) =>
     args: [
       ...["--node-id", id, "--port", "0", "--api-port", "0", "--host", "127.0.0.1", "--api-host", "127.0.0.1"],
       ...["--config", file, "--engine", "fake", "--fake-step-ms", "20", "--health-interval-ms", "300"],
-      ...["--memory-mb", "4000"],
+      // No failover: this file checks what a tampered frame does to the link and to the request on it (that a
+      // request also survives it by failing over is test/integration/failover.test.ts's subject).
+      ...["--memory-mb", "4000", "--max-failovers", "0"],
     ],
   });
 async function bAtA(): Promise<any> {
