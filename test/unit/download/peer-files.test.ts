@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { downloadRepo, type DownloadOptions } from "../../../src/download/download.ts";
 import { repoCache } from "../../../src/download/hf-cache.ts";
 import { peerFilesOver, servePeerFiles, type PeerFiles } from "../../../src/download/peer-files.ts";
+import { GRANT_ALL } from "../../../src/download/peer-grants.ts";
 import { errorCode } from "../../../src/errors.ts";
 import { startFakeHub, type FakeHub } from "../../helpers/fake-hub.ts";
 import { SHARDED_DIMS, SHARDED_FILES, shardedRepo } from "../../helpers/hub-fixtures.ts";
@@ -35,30 +36,39 @@ const hubBytes = () => hub.cdnRequests.reduce((sum, r) => sum + r.bytesSent, 0);
 
 /** Reads of one PeerFiles, recorded, with faults per peer: a drop at an offset, or a byte flipped. */
 function instrumented(inner: PeerFiles, faults: { dropAt?: Record<string, number>; corrupt?: Set<string> } = {}) {
-  const reads: { peer: string; etag: string; offset: number; length: number }[] = [];
+  const asked: { peer: string; etag: string; offset: number; length: number; done: boolean }[] = [];
   const files: PeerFiles = {
     chunkBytes: 1024,
+    window: 4,
     holders: (repo, etag, size) => inner.holders(repo, etag, size),
     listing: (repo) => inner.listing(repo),
     async read(peer, repo, etag, offset, length) {
       const drop = faults.dropAt?.[peer];
       if (drop !== undefined && offset + length > drop) throw new Error(`${peer} dropped the link`);
+      // Recorded in the order asked (reads are pipelined, so they may complete out of order), once they succeed.
+      const read = { peer, etag, offset, length, done: false };
+      asked.push(read);
       const bytes = await inner.read(peer, repo, etag, offset, length);
-      reads.push({ peer, etag, offset, length });
+      read.done = true;
       if (!faults.corrupt?.has(peer)) return bytes;
       const bad = bytes.slice();
       bad[0] = (bad[0] ?? 0) ^ 0xff;
       return bad;
     },
   };
-  return { files, reads };
+  return {
+    files,
+    get reads() {
+      return asked.filter((r) => r.done);
+    },
+  };
 }
 
 /** A memory cluster where each node serves its own cache; `seeded` nodes first download the whole model from the hub. */
 async function cluster(ids: string[], seeded: string[]) {
   const net = createMemoryNetwork();
   const nodes = new Map(ids.map((id) => [id, { transport: net.add(id), cache: freshCache() }]));
-  for (const node of nodes.values()) servePeerFiles(node.transport, node.cache);
+  for (const node of nodes.values()) servePeerFiles(node.transport, node.cache, GRANT_ALL);
   for (const id of seeded) await downloadRepo(whole, opts(nodes.get(id)!.cache));
   return { net, node: (id: string) => nodes.get(id)! };
 }
