@@ -1,7 +1,7 @@
 // Model files shared between nodes over the cluster's links: a node answers BLOB_HAVE / BLOB_READ / REPO_FILES
-// from its HF cache (verified blobs only, found by repo + content hash, never by a path from the wire), and only
-// for repos of a model the asking peer is preparing (ServeGrants); it asks its peers the same before it goes to
-// the hub. The bytes a peer sends are verified by the fetcher (fetch-file.ts).
+// from its HF cache (verified blobs only, found by repo + content hash, never by a path from the wire), weights
+// only for repos of a model the asking peer is preparing (ServeGrants); it asks its peers the same before it goes
+// to the hub. The bytes a peer sends are verified by the fetcher (fetch-file.ts).
 import { readdir, readlink, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { NodeError } from "../errors.ts";
@@ -9,6 +9,7 @@ import type { PeerTransport } from "../net/transport.ts";
 import { arrival, waitForBytes } from "./arrivals.ts";
 import { repoCache } from "./hf-cache.ts";
 import type { RepoFile } from "./hub.ts";
+import { isSupportFile } from "./select-files.ts";
 
 /** Largest BLOB_READ: small enough that inference frames on the same link wait at most one chunk. */
 export const PEER_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -52,13 +53,18 @@ export interface PeerFiles {
 
 /** Answers peers' BLOB_HAVE, BLOB_READ and REPO_FILES from the hub cache at `hubCacheDir`, as `grants` allow. */
 export function servePeerFiles(transport: PeerTransport, hubCacheDir: string, grants: ServeGrants): void {
-  const allowed = (repo: string, from: string) => {
-    // The same answer as a blob that is not here: a peer learns nothing of repos it has no business with.
-    if (!grants.allows(from, repo)) throw notHere(`${repo} is not a model ${from} is preparing`);
+  // Weights only to a peer preparing the model; a model's support files (config, tokenizer: what a node reads
+  // to resolve a model before any plan, so before it prepares anything) and its listing to any peer of the
+  // cluster (each proved who it is at HELLO). A refusal is the same answer as a blob that is not here.
+  const allowed = async (repo: string, etag: string, from: string) => {
+    if (grants.allows(from, repo)) return;
+    const listed = await cachedFiles(hubCacheDir, repo);
+    if (listed?.files.some((f) => f.etag === etag && isSupportFile(f.path))) return;
+    throw notHere(`${repo} is not a model ${from} is preparing`);
   };
   transport.handle("BLOB_HAVE", async (msg, from) => {
     const { repo, etag } = blobRef(msg.fields);
-    allowed(repo, from);
+    await allowed(repo, etag, from);
     const cache = repoCache(hubCacheDir, repo);
     const arriving = arrival(cache.blobPath(etag))?.from;
     if (arriving && isCount(msg.fields.size)) return { type: "OK", fields: { size: msg.fields.size, arriving } };
@@ -67,7 +73,7 @@ export function servePeerFiles(transport: PeerTransport, hubCacheDir: string, gr
   });
   transport.handle("BLOB_READ", async (msg, from) => {
     const { repo, etag } = blobRef(msg.fields);
-    allowed(repo, from);
+    await allowed(repo, etag, from);
     const offset = msg.fields.offset;
     const length = msg.fields.length;
     if (!isCount(offset) || !isCount(length) || length > PEER_CHUNK_BYTES)
@@ -76,11 +82,10 @@ export function servePeerFiles(transport: PeerTransport, hubCacheDir: string, gr
     // File bytes go out only while the link has nothing else queued: activations and tokens first.
     return { type: "OK", fields: { offset }, body, bulk: true };
   });
-  transport.handle("REPO_FILES", async (msg, from) => {
+  transport.handle("REPO_FILES", async (msg) => {
     const repo = msg.fields.repo;
     if (typeof repo !== "string" || !REPO.test(repo) || repo.includes(".."))
       throw new NodeError("E_INVALID_REQUEST", "REPO_FILES needs repo as org/name");
-    allowed(repo, from);
     const listed = await cachedFiles(hubCacheDir, repo);
     if (!listed) throw notHere(`${repo} is not cached`);
     return { type: "OK", fields: listed };
