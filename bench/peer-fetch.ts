@@ -12,6 +12,7 @@ import { downloadRepo } from "../src/download/download.ts";
 import { fetchFile } from "../src/download/fetch-file.ts";
 import { repoCache } from "../src/download/hf-cache.ts";
 import { peerFilesOver, servePeerFiles } from "../src/download/peer-files.ts";
+import { GRANT_ALL } from "../src/download/peer-grants.ts";
 import { DEFAULT_RETRY } from "../src/download/retry.ts";
 import { PeerPool, type PeerAddress } from "../src/net/peer-pool.ts";
 import { listenTcp } from "../src/net/sockets.ts";
@@ -64,7 +65,7 @@ writeFileSync(repoCache(served, REPO).blobPath(sha256), bytes);
 
 const a = makeNode("a");
 const b = makeNode("b");
-servePeerFiles(a.pool, served);
+servePeerFiles(a.pool, served, GRANT_ALL);
 a.pool.setPeers([b.addr]);
 b.pool.setPeers([a.addr]);
 for (const deadline = performance.now() + 10_000; !b.pool.peersUp().includes(a.addr.nodeId as never); ) {
@@ -148,7 +149,7 @@ async function coldStart(withPeers: boolean): Promise<number> {
   const small = await startFakeHub([shardedRepo("bench-org/sharded", SHARDED_DIMS, SHARDED_FILES)]);
   const net = createMemoryNetwork();
   const nodes = ["x", "y", "z"].map((id) => ({ transport: net.add(id), cache: join(work, `cold-${withPeers}-${id}`) }));
-  if (withPeers) for (const n of nodes) servePeerFiles(n.transport, n.cache);
+  if (withPeers) for (const n of nodes) servePeerFiles(n.transport, n.cache, GRANT_ALL);
   await Promise.all(
     nodes.map((n) =>
       downloadRepo(

@@ -14,9 +14,21 @@ export function renderPrepareLine(modelId: string, statuses: Iterable<StatusFiel
     .map((s) => {
       if (s.phase === "ready") return `${s.nodeId} ready`;
       const percent = Math.floor((Math.min(1, Math.max(0, s.fraction)) * 100) / step) * step;
-      return `${s.nodeId} ${s.phase === "download" ? "downloading" : "loading"} ${percent}%`;
+      if (s.phase !== "download") return `${s.nodeId} loading ${percent}%`;
+      return `${s.nodeId} downloading ${percent}%${fromWhere(s.progress)}`;
     });
   return `preparing ${modelId}: ${parts.length > 0 ? parts.join(", ") : "planning"}`;
+}
+
+/** " from peer b, hub": where a node's download bytes came from so far (its progress's `sources`), or "". */
+function fromWhere(progress: Record<string, unknown> | undefined): string {
+  const sources = progress?.sources;
+  if (!sources || typeof sources !== "object") return "";
+  const names = Object.entries(sources as Record<string, unknown>)
+    .filter(([, n]) => typeof n === "number" && n > 0)
+    .map(([source]) => (source === "hub" ? "hub" : `peer ${source}`))
+    .sort();
+  return names.length > 0 ? ` from ${names.join(", ")}` : "";
 }
 
 /** A progress callback for ClusterService.prepare plus `finish()` to end the line. */

@@ -32,7 +32,7 @@ export interface NodeClusterOptions {
   /** Resolves models (catalog, hub, local dirs; each once), and fetches a stage's files into the cache. */
   store: Pick<
     NodeModelStore,
-    "resolveModel" | "resolved" | "resolvedModels" | "ensureShardFiles" | "recordPeerProgress"
+    "resolveModel" | "resolved" | "resolvedModels" | "ensureShardFiles" | "recordPeerProgress" | "notePeerStatus"
   >;
   /** Models to serve besides the catalog (local directories, Hugging Face repo ids). */
   models?: string[];
@@ -51,8 +51,10 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     engine: opts.engine,
     models: storeResolver(opts),
     onStatus: (status) => {
-      if (status.progress && status.nodeId !== transport.selfId)
-        store.recordPeerProgress(status.nodeId, status.progress);
+      if (status.nodeId === transport.selfId) return;
+      // A peer downloading a model may read that model's files from this node (download/peer-grants.ts).
+      store.notePeerStatus(status.nodeId, status.modelId, status.phase);
+      if (status.progress) store.recordPeerProgress(status.nodeId, status.progress);
     },
     loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir), await readContextWindow(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,

@@ -70,9 +70,11 @@ export function createShardPreparer(opts: {
   }
 
   async function run(plan: Plan, { layerStart, layerEnd }: LayerRange): Promise<void> {
-    const model = await opts.models.resolveModel(plan.modelId);
+    // Said before anything is fetched (resolving a hub repo fetches its config): peers serve this node the
+    // files of a model only while it reports downloading it (download/peer-grants.ts).
     const status = broadcaster(plan.modelId);
     status("download", 0);
+    const model = await opts.models.resolveModel(plan.modelId);
     const modelDir = await opts.models.ensureShardFiles(model, { layerStart, layerEnd }, (f, d, p) =>
       status("download", f, d, p),
     );

@@ -138,6 +138,7 @@ async function fetchListed(
       opts,
       (path, bytes, done) => (done ? tracker.complete(path) : tracker.update(path, bytes)),
       hubless,
+      (path, source, bytes) => tracker.source(path, source, bytes),
     );
   } catch (err) {
     tracker.fail((err as Error).message);
@@ -184,6 +185,7 @@ async function fetchAll(
   opts: DownloadOptions,
   report: FileReport,
   hubless?: string,
+  onSource?: (path: string, source: string, bytes: number) => void,
 ): Promise<void> {
   if (files.length === 0) return;
   await mkdir(`${cache.dir}/blobs`, { recursive: true });
@@ -215,6 +217,7 @@ async function fetchAll(
             ...(opts.peers ? { peers: opts.peers } : {}),
             ...(hubless !== undefined ? { hubless } : {}),
             onBytes: (b: number) => report(file.path, b, false),
+            onSource: (source: string, bytes: number) => onSource?.(file.path, source, bytes),
           };
           // Another process may have finished this blob while we waited for its lock.
           job = withBlobLock(blobPath, async () =>

@@ -8,7 +8,8 @@ import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import { fileSize } from "./hf-cache.ts";
 import { createHasher, type Hasher } from "./hasher.ts";
-import { fetchingBlobs, type PeerFiles } from "./peer-files.ts";
+import { arrivalSource, arrivedBytes, endArrival, startArrival } from "./arrivals.ts";
+import type { PeerFiles } from "./peer-files.ts";
 import { authFetch, statusError, type HubOptions } from "./hub.ts";
 import { backoffMs, isTransient, TransientError, type RetryPolicy } from "./retry.ts";
 
@@ -42,7 +43,7 @@ export interface FetchFileDeps {
   peers?: PeerFiles;
   /** Why the hub must not be used (offline, unreachable): peers only. */
   hubless?: string;
-  /** Bytes of this file that came from each source ("hub" or a peer's node id), for progress and tests. */
+  /** `bytes` more of this file came from `source` ("hub" or a peer's node id): progress shows where bytes came from. */
   onSource?(source: string, bytes: number): void;
 }
 
@@ -52,11 +53,11 @@ export interface FetchFileDeps {
  */
 export async function fetchFile(job: FileJob, deps: FetchFileDeps): Promise<void> {
   // Marked before peers are asked, so two nodes starting at once see each other (peer-files.ts).
-  fetchingBlobs.set(job.blobPath, "deciding");
+  startArrival(job.blobPath);
   try {
     await fetchFileOnce(job, deps);
   } finally {
-    fetchingBlobs.delete(job.blobPath);
+    endArrival(job.blobPath);
   }
 }
 
@@ -72,6 +73,7 @@ async function fetchFileOnce(job: FileJob, deps: FetchFileDeps): Promise<void> {
     let have = await fileSize(job.incompletePath);
     if (have > job.size) have = await restart(job);
     if (!hasher || hasher.bytes !== have) hasher = await hashPrefix(job, have);
+    arrivedBytes(job.blobPath, have);
     deps.onBytes(have);
     let failure: unknown;
     if (have < job.size && deps.peers) {
@@ -85,11 +87,8 @@ async function fetchFileOnce(job: FileJob, deps: FetchFileDeps): Promise<void> {
       failure = new TransientError(`${job.path}: peers stopped at ${hasher.bytes} of ${job.size} bytes`);
     } else if (hasher.bytes < job.size) {
       try {
-        fetchingBlobs.set(job.blobPath, "hub");
-        const before = hasher.bytes;
-        await transfer(job, hasher.bytes, hasher, openWriter, deps).finally(() =>
-          deps.onSource?.("hub", hasher!.bytes - before),
-        );
+        arrivalSource(job.blobPath, "hub");
+        await transfer(job, hasher.bytes, hasher, openWriter, deps);
       } catch (err) {
         if (!isTransient(err)) throw err;
         failure = err;
@@ -133,9 +132,10 @@ async function fetchFileOnce(job: FileJob, deps: FetchFileDeps): Promise<void> {
 // --- internal ---
 
 /**
- * Appends the rest of the blob from peers that hold it, one chunk at a time (at most 4 MiB per frame,
- * so inference frames on the link never wait behind a whole file). A peer that fails is left for the next one,
- * which continues at the same offset: no byte is fetched twice. Returns the peers that sent bytes.
+ * Appends the rest of the blob from peers that hold it, keeping `peers.window` reads of `peers.chunkBytes` in
+ * flight so the link stays busy across each round trip; every chunk is written where it belongs (in order)
+ * and hashed as it lands. A peer that fails is left for the next one, which continues at the same offset: no
+ * byte is written twice. Returns the peers that sent bytes.
  */
 async function fromPeers(
   job: FileJob,
@@ -145,27 +145,30 @@ async function fromPeers(
   dropped: Set<string>,
 ): Promise<string[]> {
   const peers = deps.peers as PeerFiles;
-  fetchingBlobs.set(job.blobPath, "deciding");
+  arrivalSource(job.blobPath, "deciding");
   const holders = (await peers.holders(job.repo, job.etag, job.size)).filter((p) => !dropped.has(p));
   const served: string[] = [];
   for (const peer of holders) {
     if (hasher.bytes >= job.size) break;
     let writer: BlobWriter | undefined;
-    const start = hasher.bytes;
+    const inFlight: Promise<Uint8Array>[] = [];
+    let asked = hasher.bytes;
+    const askAhead = () => {
+      while (inFlight.length < Math.max(1, peers.window) && asked < job.size) {
+        const length = Math.min(peers.chunkBytes, job.size - asked);
+        const read = peers.read(peer, job.repo, job.etag, asked, length);
+        read.catch(() => {}); // a failure is seen when awaited below (or dropped with the peer)
+        inFlight.push(read);
+        asked += length;
+      }
+    };
     try {
-      // One chunk asked ahead while the current one is written and hashed (the link stays busy).
-      const ask = (offset: number) =>
-        offset < job.size
-          ? peers.read(peer, job.repo, job.etag, offset, Math.min(peers.chunkBytes, job.size - offset))
-          : undefined;
-      let next = ask(hasher.bytes);
-      next?.catch(() => {}); // a failure is seen when awaited below
+      askAhead();
       while (hasher.bytes < job.size) {
         if (deps.signal?.aborted) throw new NodeError("E_CANCELLED", `download of ${job.repo}/${job.path} cancelled`);
-        const chunk = await (next as Promise<Uint8Array>);
-        next = ask(hasher.bytes + chunk.length);
-        next?.catch(() => {});
-        fetchingBlobs.set(job.blobPath, "peer");
+        const chunk = await (inFlight.shift() as Promise<Uint8Array>);
+        askAhead();
+        arrivalSource(job.blobPath, "peer");
         try {
           writer ??= await openWriter(job.incompletePath);
           await writer.write(chunk);
@@ -173,7 +176,9 @@ async function fromPeers(
           throw diskError(err, job);
         }
         hasher.update(chunk);
+        arrivedBytes(job.blobPath, hasher.bytes);
         if (served.at(-1) !== peer) served.push(peer);
+        deps.onSource?.(peer, chunk.length);
         deps.onBytes(hasher.bytes);
       }
     } catch (err) {
@@ -182,7 +187,6 @@ async function fromPeers(
       log.warn(`${job.path}: peer ${peer} stopped at ${hasher.bytes} of ${job.size} bytes: ${(err as Error).message}`);
     } finally {
       await writer?.close();
-      deps.onSource?.(peer, hasher.bytes - start);
     }
   }
   return served;
@@ -230,6 +234,8 @@ async function transfer(
     }
     // Hashed only once on disk, so the hash always covers exactly the bytes of the file.
     hasher.update(chunk);
+    arrivedBytes(job.blobPath, hasher.bytes);
+    deps.onSource?.("hub", chunk.length);
   };
   try {
     const res = await get(job, have, deps.hub, abort.signal);

@@ -1,7 +1,7 @@
 // The node's models on disk: resolve a model (filling in the shape of repos outside the catalog, and keeping
 // every model resolved so far), fetch a stage's files (ensureShardFiles, used by the cluster during PREPARE), and exo's /modelpool, /download,
 // /v1/download/progress and DELETE /models shapes for the API (ModelStore, types.ts).
-import { loadCatalog, type Catalog, type CatalogEntry } from "../catalog/catalog.ts";
+import { findModel, isRepoId, loadCatalog, type Catalog, type CatalogEntry } from "../catalog/catalog.ts";
 import { resolveModelRef, type ResolvedModel } from "../catalog/resolve.ts";
 import { loadHfEnv } from "../config/hf-env.ts";
 import { NodeError } from "../errors.ts";
@@ -13,6 +13,7 @@ import { assertLoadableQuantization } from "../models/spec/quantization.ts";
 import { cachedModelState, downloadRepo, type DownloadOptions } from "./download.ts";
 import { repoCache } from "./hf-cache.ts";
 import { peerFilesOver, servePeerFiles } from "./peer-files.ts";
+import { createPeerGrants, type PeerGrants } from "./peer-grants.ts";
 import type { PeerTransport } from "../net/transport.ts";
 import { toExoProgress, type DownloadProgress, type ProgressListener } from "./progress.ts";
 import type { LayerRange } from "../topology/types.ts";
@@ -67,6 +68,13 @@ export interface NodeModelStore extends ModelStore {
   onProgress(listener: ProgressListener): () => void;
   /** A peer's progress (exo's RepoProgressEvent dict) so /v1/download/progress shows the whole cluster. */
   recordPeerProgress(nodeId: string, progress: Record<string, unknown>): void;
+  /**
+   * A peer's STATUS for `modelId`: while its phase is "download" it may read that model's repo from this
+   * node's cache (grants). Synchronous, so a grant is in place before the peer's next frame is handled.
+   */
+  notePeerStatus(nodeId: string, modelId: string, phase: string): void;
+  /** Which peer may read which repo from this node (servePeerFiles). */
+  readonly grants: PeerGrants;
 }
 
 /** A store over an explicit cache and hub (tests, or callers that have read the environment). */
@@ -76,6 +84,15 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
   const latest = new Map<string, DownloadProgress>();
   const peers = new Map<string, Record<string, unknown>>();
   const resolved = new Map<string, ShapedModel>();
+  const grants = createPeerGrants();
+  /** The hub repo of a model id, without I/O: resolved here, in the catalog, or a repo id itself. */
+  const repoOf = (modelId: string): string | undefined => {
+    const source = resolved.get(modelId)?.source;
+    if (source) return source.kind === "hub" ? source.repo : undefined;
+    const entry = findModel(catalog, modelId);
+    if (entry) return entry.repo;
+    return isRepoId(modelId) ? modelId : undefined;
+  };
 
   const record = (p: DownloadProgress) => {
     latest.set(`${p.modelId}:${p.layerStart}:${p.layerEnd}`, p);
@@ -187,6 +204,11 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     recordPeerProgress(nodeId, progress) {
       peers.set(nodeId, progress);
     },
+    notePeerStatus(nodeId, modelId, phase) {
+      const repo = repoOf(modelId);
+      if (repo) grants.preparing(nodeId, repo, phase === "download");
+    },
+    grants,
 
     async modelPool() {
       const pool: Record<string, unknown> = {};
@@ -282,12 +304,17 @@ export async function createDefaultModelStore(opts: {
 }): Promise<NodeModelStore> {
   const env = await loadHfEnv();
   const hubCacheDir = opts.modelsDir ?? env.hubCacheDir;
-  if (opts.transport) servePeerFiles(opts.transport, hubCacheDir);
-  return createModelStore({
+  const store = createModelStore({
     ...(opts.transport ? { peers: peerFilesOver(opts.transport) } : {}),
     nodeId: opts.nodeId,
     hub: { endpoint: env.endpoint, ...(env.token ? { token: env.token } : {}) },
     hubCacheDir,
     offline: env.offline,
   });
+  const transport = opts.transport;
+  if (transport) {
+    servePeerFiles(transport, hubCacheDir, store.grants);
+    transport.onPeerChange((peer, up) => up || store.grants.peerDown(peer));
+  }
+  return store;
 }

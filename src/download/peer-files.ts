@@ -1,31 +1,35 @@
 // Model files shared between nodes over the cluster's links: a node answers BLOB_HAVE / BLOB_READ / REPO_FILES
-// from its HF cache (verified blobs only, found by repo + content hash, never by a path from the wire), and asks
-// its peers the same before it goes to the hub. The bytes a peer sends are verified by the fetcher (fetch-file.ts).
+// from its HF cache (verified blobs only, found by repo + content hash, never by a path from the wire), weights
+// only for repos of a model the asking peer is preparing (ServeGrants); it asks its peers the same before it goes
+// to the hub. The bytes a peer sends are verified by the fetcher (fetch-file.ts).
 import { readdir, readlink, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { NodeError } from "../errors.ts";
 import type { PeerTransport } from "../net/transport.ts";
+import { arrival, waitForBytes } from "./arrivals.ts";
 import { repoCache } from "./hf-cache.ts";
 import type { RepoFile } from "./hub.ts";
+import { isSupportFile } from "./select-files.ts";
 
 /** Largest BLOB_READ: small enough that inference frames on the same link wait at most one chunk. */
 export const PEER_CHUNK_BYTES = 4 * 1024 * 1024;
-/** BLOB_READs in flight per peer (bounds file bytes in flight on one link to 2 chunks). */
-const READS_PER_PEER = 2;
-const ASK_TIMEOUT_MS = 5_000;
-/** How long a BLOB_READ of a blob still arriving waits for its bytes before answering "not yet". */
-const STREAM_WAIT_MS = 20_000;
-const STREAM_POLL_MS = 20;
-
-/** Where a blob this process is fetching comes from: not chosen yet, the hub, or a peer. */
-export type ArrivingFrom = "deciding" | "hub" | "peer";
+/** Bytes asked per BLOB_READ: one sealed frame of file data costs an inference frame behind it ~1 ms on loopback. */
+const CHUNK_BYTES = 1024 * 1024;
 /**
- * Blob paths this process is fetching right now (fetch-file.ts marks them before asking peers). A peer may stream
- * such a blob while it arrives, so a cluster starting cold asks the hub for each file about once. A copy coming
- * from the hub is taken from any node; one still deciding or coming from a peer only from a lower node id, so
- * the graph of who streams from whom has no cycle (every edge to a higher id ends at a hub download).
+ * BLOB_READs in flight per peer, over all files fetched from it: keeps the link busy across the round trip
+ * while bounding the file bytes in flight on one link to WINDOW * CHUNK_BYTES.
  */
-export const fetchingBlobs = new Map<string, ArrivingFrom>();
+const WINDOW = 8;
+const ASK_TIMEOUT_MS = 5_000;
+/** A BLOB_READ of a blob still arriving waits while its bytes keep coming, up to STREAM_WAIT_MS in all... */
+const STREAM_WAIT_MS = 40_000;
+/** ...but answers "not yet" once no new byte of it arrived for STREAM_STALL_MS. */
+const STREAM_STALL_MS = 15_000;
+
+/** Who may read which repo: a peer only the repos of models it is preparing (peer-grants.ts). */
+export interface ServeGrants {
+  allows(peer: string, repo: string): boolean;
+}
 
 const REPO = /^[A-Za-z0-9][A-Za-z0-9_.-]*\/[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const ETAG = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
@@ -37,6 +41,8 @@ const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/;
 export interface PeerFiles {
   /** Bytes asked for per BLOB_READ (at most PEER_CHUNK_BYTES). */
   readonly chunkBytes: number;
+  /** BLOB_READs one file keeps in flight (the link stays busy across the round trip). */
+  readonly window: number;
   /** Peers that hold the verified blob `etag` of `repo`, of `size` bytes. */
   holders(repo: string, etag: string, size: number): Promise<string[]>;
   /** Bytes [offset, offset + length) of the blob, from `peer`. */
@@ -45,24 +51,36 @@ export interface PeerFiles {
   listing(repo: string): Promise<{ commit: string; files: RepoFile[]; from: string[] } | undefined>;
 }
 
-/** Answers peers' BLOB_HAVE, BLOB_READ and REPO_FILES from the hub cache at `hubCacheDir`. */
-export function servePeerFiles(transport: PeerTransport, hubCacheDir: string): void {
-  transport.handle("BLOB_HAVE", async (msg) => {
+/** Answers peers' BLOB_HAVE, BLOB_READ and REPO_FILES from the hub cache at `hubCacheDir`, as `grants` allow. */
+export function servePeerFiles(transport: PeerTransport, hubCacheDir: string, grants: ServeGrants): void {
+  // Weights only to a peer preparing the model; a model's support files (config, tokenizer: what a node reads
+  // to resolve a model before any plan, so before it prepares anything) and its listing to any peer of the
+  // cluster (each proved who it is at HELLO). A refusal is the same answer as a blob that is not here.
+  const allowed = async (repo: string, etag: string, from: string) => {
+    if (grants.allows(from, repo)) return;
+    const listed = await cachedFiles(hubCacheDir, repo);
+    if (listed?.files.some((f) => f.etag === etag && isSupportFile(f.path))) return;
+    throw notHere(`${repo} is not a model ${from} is preparing`);
+  };
+  transport.handle("BLOB_HAVE", async (msg, from) => {
     const { repo, etag } = blobRef(msg.fields);
+    await allowed(repo, etag, from);
     const cache = repoCache(hubCacheDir, repo);
-    const arriving = fetchingBlobs.get(cache.blobPath(etag));
+    const arriving = arrival(cache.blobPath(etag))?.from;
     if (arriving && isCount(msg.fields.size)) return { type: "OK", fields: { size: msg.fields.size, arriving } };
     const size = await blobSize(hubCacheDir, repo, etag);
     return { type: "OK", fields: { size } };
   });
-  transport.handle("BLOB_READ", async (msg) => {
+  transport.handle("BLOB_READ", async (msg, from) => {
     const { repo, etag } = blobRef(msg.fields);
+    await allowed(repo, etag, from);
     const offset = msg.fields.offset;
     const length = msg.fields.length;
     if (!isCount(offset) || !isCount(length) || length > PEER_CHUNK_BYTES)
       throw new NodeError("E_INVALID_REQUEST", `BLOB_READ needs offset >= 0 and 0 <= length <= ${PEER_CHUNK_BYTES}`);
     const body = await readRange(repoCache(hubCacheDir, repo), repo, etag, offset, length);
-    return { type: "OK", fields: { offset }, body };
+    // File bytes go out only while the link has nothing else queued: activations and tokens first.
+    return { type: "OK", fields: { offset }, body, bulk: true };
   });
   transport.handle("REPO_FILES", async (msg) => {
     const repo = msg.fields.repo;
@@ -78,7 +96,8 @@ export function servePeerFiles(transport: PeerTransport, hubCacheDir: string): v
 export function peerFilesOver(transport: PeerTransport): PeerFiles {
   const slots = new Map<string, Semaphore>();
   return {
-    chunkBytes: PEER_CHUNK_BYTES,
+    chunkBytes: CHUNK_BYTES,
+    window: WINDOW,
     async holders(repo, etag, size) {
       const answers = await Promise.all(
         transport.peersUp().map(async (peer) => {
@@ -102,7 +121,7 @@ export function peerFilesOver(transport: PeerTransport): PeerFiles {
       return found.sort((x, y) => x.rank - y.rank).map((a) => a.peer as string);
     },
     async read(peer, repo, etag, offset, length) {
-      const slot = slots.get(peer) ?? new Semaphore(READS_PER_PEER);
+      const slot = slots.get(peer) ?? new Semaphore(WINDOW);
       slots.set(peer, slot);
       return slot.run(async () => {
         const res = await transport.request(peer, "BLOB_READ", { repo, etag, offset, length }, undefined, {
@@ -163,8 +182,9 @@ async function blobSize(hubCacheDir: string, repo: string, etag: string): Promis
 }
 
 /**
- * Bytes of a verified blob, or of one this process is still fetching once they are on disk (waiting for them up
- * to STREAM_WAIT_MS); the reader verifies the whole file, so unverified bytes served early are safe.
+ * Bytes of a verified blob, or of one this process is still fetching once they are on disk (woken by each write
+ * of it, for as long as its bytes keep coming); the reader verifies the whole file, so unverified bytes served
+ * early are safe.
  */
 async function readRange(
   cache: ReturnType<typeof repoCache>,
@@ -174,7 +194,6 @@ async function readRange(
   length: number,
 ): Promise<Uint8Array> {
   const blobPath = cache.blobPath(etag);
-  const deadline = performance.now() + STREAM_WAIT_MS;
   for (;;) {
     const size = await stat(blobPath).then(
       (s) => (s.isFile() ? s.size : undefined),
@@ -187,22 +206,16 @@ async function readRange(
         .slice(offset, offset + length)
         .bytes();
     }
-    if (!fetchingBlobs.has(blobPath)) throw notHere(`no verified blob ${etag} of ${repo}`);
-    const incomplete = cache.incompletePath(etag);
-    const arrived = await stat(incomplete).then(
-      (s) => s.size,
-      () => 0,
-    );
-    if (arrived >= offset + length) {
-      const bytes = await Bun.file(incomplete)
-        .slice(offset, offset + length)
-        .bytes()
-        .catch(() => undefined); // renamed to the blob meanwhile: read it from there
-      if (bytes?.length === length) return bytes;
-    }
-    if (performance.now() > deadline)
+    if (!arrival(blobPath)) throw notHere(`no verified blob ${etag} of ${repo}`);
+    const waited = await waitForBytes(blobPath, offset + length, STREAM_STALL_MS, STREAM_WAIT_MS);
+    if (waited === "stalled")
       throw new NodeError("E_PEER_TIMEOUT", `${repo} blob ${etag}: byte ${offset + length} not here yet`);
-    await Bun.sleep(STREAM_POLL_MS);
+    if (waited === "ended") continue; // verified and renamed (read it from there), or failed (not here)
+    const bytes = await Bun.file(cache.incompletePath(etag))
+      .slice(offset, offset + length)
+      .bytes()
+      .catch(() => undefined); // renamed to the blob meanwhile: read it from there
+    if (bytes?.length === length) return bytes;
   }
 }
 

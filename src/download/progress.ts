@@ -13,6 +13,8 @@ export interface FileProgress {
   speedBytesPerSec: number;
   etaSec: number;
   status: DownloadStatus;
+  /** Bytes of this file fetched by this process, by where they came from: "hub" or a peer's node id. */
+  sources: Record<string, number>;
 }
 
 /** One download of a model's layer range [layerStart, layerEnd) (all layers for a whole model). */
@@ -30,6 +32,8 @@ export interface DownloadProgress extends LayerRange {
   speedBytesPerSec: number;
   etaSec: number;
   status: DownloadStatus;
+  /** Bytes fetched by this process over all files, by where they came from: "hub" or a peer's node id. */
+  sources?: Record<string, number>;
   error?: string;
 }
 
@@ -39,6 +43,8 @@ export interface ProgressTracker {
   /** A file now holds `bytes` (on disk or in hand). */
   update(path: string, bytes: number): void;
   complete(path: string): void;
+  /** `bytes` more of the file came from `source` ("hub" or a peer's node id). */
+  source(path: string, source: string, bytes: number): void;
   fail(error: string): void;
   finish(): void;
   snapshot(): DownloadProgress;
@@ -51,6 +57,7 @@ interface FileState {
   bytes: number;
   status: DownloadStatus;
   startedAt: number;
+  sources: Record<string, number>;
 }
 
 /** Tracks one model download; `listener` gets a snapshot at most every `intervalMs`, and always on status changes. */
@@ -71,6 +78,7 @@ export function createProgressTracker(
       bytes: f.cached ? f.size : 0,
       status: f.cached ? "complete" : "not_started",
       startedAt,
+      sources: {},
     });
   }
   let status: DownloadStatus = files.every((f) => f.cached) ? "complete" : "not_started";
@@ -85,6 +93,8 @@ export function createProgressTracker(
     const sessionBytes = list.reduce((n, f) => n + f.sessionBytes, 0);
     const elapsed = (t - startedAt) / 1000;
     const speed = elapsed > 0 ? sessionBytes / elapsed : 0;
+    const sources: Record<string, number> = {};
+    for (const f of list) for (const [k, v] of Object.entries(f.sources)) sources[k] = (sources[k] ?? 0) + v;
     return {
       ...base,
       files: list,
@@ -96,6 +106,7 @@ export function createProgressTracker(
       speedBytesPerSec: speed,
       etaSec: speed > 0 ? (totalBytes - downloadedBytes) / speed : 0,
       status,
+      sources,
       ...(error ? { error } : {}),
     };
   };
@@ -127,6 +138,10 @@ export function createProgressTracker(
       f.status = "complete";
       emit(true);
     },
+    source(path, source, bytes) {
+      const f = state.get(path);
+      if (f && bytes > 0) f.sources[source] = (f.sources[source] ?? 0) + bytes;
+    },
     fail(message) {
       status = "failed";
       error = message;
@@ -154,6 +169,7 @@ export function toExoProgress(p: DownloadProgress): Record<string, unknown> {
       speed: f.speedBytesPerSec,
       eta: f.etaSec,
       status: f.status,
+      sources: f.sources,
     };
   }
   return {
@@ -169,6 +185,7 @@ export function toExoProgress(p: DownloadProgress): Record<string, unknown> {
     overall_eta: p.etaSec,
     file_progress: fileProgress,
     status: p.status,
+    sources: p.sources ?? {},
     ...(p.error ? { error: p.error } : {}),
   };
 }
@@ -176,7 +193,11 @@ export function toExoProgress(p: DownloadProgress): Record<string, unknown> {
 /** One line for people: "12.0 MiB / 1.2 GiB, 3 of 9 files, 30.0 MiB/s, ETA 40 s". */
 export function describeProgress(p: DownloadProgress): string {
   const speed = p.speedBytesPerSec > 0 ? `, ${formatBytes(p.speedBytesPerSec)}/s, ETA ${Math.ceil(p.etaSec)} s` : "";
-  return `${formatBytes(p.downloadedBytes)} / ${formatBytes(p.totalBytes)}, ${p.completedFiles} of ${p.totalFiles} files${speed}`;
+  const from = Object.entries(p.sources ?? {})
+    .filter(([, n]) => n > 0)
+    .map(([source, n]) => `${source === "hub" ? "hub" : `peer ${source}`} ${formatBytes(n)}`);
+  const sources = from.length > 0 ? ` (from ${from.join(", ")})` : "";
+  return `${formatBytes(p.downloadedBytes)} / ${formatBytes(p.totalBytes)}, ${p.completedFiles} of ${p.totalFiles} files${speed}${sources}`;
 }
 
 /** 1536 → "1.5 KiB": sizes for people. */
@@ -205,5 +226,6 @@ function fileProgress(f: FileState, t: number): FileProgress {
     speedBytesPerSec: speed,
     etaSec: speed > 0 ? (f.total - f.bytes) / speed : 0,
     status: f.status,
+    sources: { ...f.sources },
   };
 }

@@ -8,6 +8,7 @@ import { PendingCalls } from "../pending-calls.ts";
 import type { ReceiveBudget } from "../protocol/frame.ts";
 import type { Message, MessageTypeName } from "../protocol/types.ts";
 import type { Reply } from "./transport.ts";
+import { BulkLane } from "./bulk-lane.ts";
 import { Connection, type SocketData } from "./connection.ts";
 import {
   checkHelloProof,
@@ -68,6 +69,8 @@ export class Link {
   private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   private offer: AuthOffer | undefined;
   private keys: LinkKeys | undefined;
+  /** Bulk answers (file bytes) wait here until the connection is idle: inference frames go first. */
+  readonly bulk: BulkLane;
 
   constructor(socket: Socket<SocketData>, opts: LinkOptions) {
     this.opts = opts;
@@ -83,6 +86,7 @@ export class Link {
       onBadFrame: (err) => this.badFrame(err),
       warn: (m) => this.warn(m, "E_PROTOCOL_PAYLOAD"),
     });
+    this.bulk = new BulkLane(this.conn);
     this.conn.setMaxFrameBytes(Math.min(PRE_HANDSHAKE_MAX_BYTES, opts.maxFrameBytes));
     this.handshakeTimer = setTimeout(
       () => this.violation("E_HANDSHAKE", `no HELLO within ${opts.handshakeTimeoutMs} ms`),
@@ -140,7 +144,9 @@ export class Link {
   /** Answer a request received on this link. Silently dropped if the link closed meanwhile. */
   answer(id: number, reply: Reply): void {
     if (this.conn.closed) return;
-    this.conn.write({ type: reply.type, fields: { ...reply.fields, id }, body: reply.body });
+    const msg = { type: reply.type, fields: { ...reply.fields, id }, body: reply.body };
+    if (reply.bulk) this.bulk.push(msg);
+    else this.conn.write(msg);
   }
 
   close(reason: string): void {

@@ -9,6 +9,8 @@ export interface Reply {
   type: MessageTypeName;
   fields?: Record<string, unknown>;
   body?: Uint8Array;
+  /** Bulk data (model file bytes): sent only while the link has nothing else queued (net/bulk-lane.ts). */
+  bulk?: boolean;
 }
 
 // A handler that answers nothing returns void (one-way messages).

@@ -21,6 +21,14 @@ describe("renderPrepareLine", () => {
     expect(line).toBe("preparing m: a downloading 25%, b loading 50%, c ready");
   });
 
+  test("says where each node's download bytes came from (its progress's sources)", () => {
+    const fromPeer = { ...status("c", "download", 0.5), progress: { sources: { a: 1024, hub: 0 } } };
+    const mixed = { ...status("d", "download", 0.9), progress: { sources: { hub: 10, b: 20 } } };
+    expect(renderPrepareLine("m", [fromPeer, mixed, status("e", "download", 0)])).toBe(
+      "preparing m: c downloading 50% from peer a, d downloading 90% from hub, peer b, e downloading 0%",
+    );
+  });
+
   test("says planning before any node reported", () => {
     expect(renderPrepareLine("m", [])).toBe("preparing m: planning");
   });

@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { downloadRepo, type DownloadOptions } from "../../../src/download/download.ts";
 import { repoCache } from "../../../src/download/hf-cache.ts";
 import { peerFilesOver, servePeerFiles, type PeerFiles } from "../../../src/download/peer-files.ts";
+import { GRANT_ALL } from "../../../src/download/peer-grants.ts";
+import { describeProgress, toExoProgress, type DownloadProgress } from "../../../src/download/progress.ts";
 import { errorCode } from "../../../src/errors.ts";
 import { startFakeHub, type FakeHub } from "../../helpers/fake-hub.ts";
 import { SHARDED_DIMS, SHARDED_FILES, shardedRepo } from "../../helpers/hub-fixtures.ts";
@@ -33,32 +35,47 @@ const etagOf = (path: string) =>
   hub.file(REPO, path).lfs ? hub.file(REPO, path).sha256 : hub.file(REPO, path).gitSha1;
 const hubBytes = () => hub.cdnRequests.reduce((sum, r) => sum + r.bytesSent, 0);
 
+/** Content hashes of the weight files of the test repo. */
+const SHARDED_FILES_ETAGS = () =>
+  SHARDED_FILES.map((_, i) =>
+    etagOf(`model-${String(i + 1).padStart(5, "0")}-of-0000${SHARDED_FILES.length}.safetensors`),
+  );
+
 /** Reads of one PeerFiles, recorded, with faults per peer: a drop at an offset, or a byte flipped. */
 function instrumented(inner: PeerFiles, faults: { dropAt?: Record<string, number>; corrupt?: Set<string> } = {}) {
-  const reads: { peer: string; etag: string; offset: number; length: number }[] = [];
+  const asked: { peer: string; etag: string; offset: number; length: number; done: boolean }[] = [];
   const files: PeerFiles = {
     chunkBytes: 1024,
+    window: 4,
     holders: (repo, etag, size) => inner.holders(repo, etag, size),
     listing: (repo) => inner.listing(repo),
     async read(peer, repo, etag, offset, length) {
       const drop = faults.dropAt?.[peer];
       if (drop !== undefined && offset + length > drop) throw new Error(`${peer} dropped the link`);
+      // Recorded in the order asked (reads are pipelined, so they may complete out of order), once they succeed.
+      const read = { peer, etag, offset, length, done: false };
+      asked.push(read);
       const bytes = await inner.read(peer, repo, etag, offset, length);
-      reads.push({ peer, etag, offset, length });
+      read.done = true;
       if (!faults.corrupt?.has(peer)) return bytes;
       const bad = bytes.slice();
       bad[0] = (bad[0] ?? 0) ^ 0xff;
       return bad;
     },
   };
-  return { files, reads };
+  return {
+    files,
+    get reads() {
+      return asked.filter((r) => r.done);
+    },
+  };
 }
 
 /** A memory cluster where each node serves its own cache; `seeded` nodes first download the whole model from the hub. */
 async function cluster(ids: string[], seeded: string[]) {
   const net = createMemoryNetwork();
   const nodes = new Map(ids.map((id) => [id, { transport: net.add(id), cache: freshCache() }]));
-  for (const node of nodes.values()) servePeerFiles(node.transport, node.cache);
+  for (const node of nodes.values()) servePeerFiles(node.transport, node.cache, GRANT_ALL);
   for (const id of seeded) await downloadRepo(whole, opts(nodes.get(id)!.cache));
   return { net, node: (id: string) => nodes.get(id)! };
 }
@@ -232,6 +249,33 @@ describe("peer file fetching", () => {
       expect(r.rangeStart).toBe(cut);
       expect(r.bytesSent).toBe(hub.file(REPO, r.path).size - cut);
     }
+  });
+
+  test("progress shows where the bytes came from: the peer up to its drop, the hub for the rest", async () => {
+    const c = await cluster(["a", "c"], ["a"]);
+    const cut = Math.floor(hub.file(REPO, SHARD).size / 1024 / 2) * 1024;
+    const t = instrumented(peerFilesOver(c.node("c").transport), { dropAt: { a: cut } });
+    const before = hubBytes();
+    let last: DownloadProgress | undefined;
+    const res = await downloadRepo(whole, opts(c.node("c").cache, { peers: t.files }), (p) => {
+      last = p;
+    });
+    // Sources count this session's bytes of the stage's files (the support files, read first, count as cached).
+    const weights = new Set(SHARDED_FILES_ETAGS());
+    const fromPeer = t.reads.filter((r) => weights.has(r.etag)).reduce((s, r) => s + r.length, 0);
+    const fromHub = hubBytes() - before;
+    expect(fromPeer).toBeGreaterThan(0);
+    expect(fromHub).toBeGreaterThan(0);
+    expect(last?.sources).toEqual({ a: fromPeer, hub: fromHub });
+    expect(fromPeer + fromHub).toBe(last?.sessionBytes ?? -1);
+    const shard = last?.files.find((f) => f.path === SHARD);
+    expect(shard?.sources.a).toBe(cut);
+    expect((shard?.sources.a ?? 0) + (shard?.sources.hub ?? 0)).toBe(hub.file(REPO, SHARD).size);
+    const exo = toExoProgress(last as DownloadProgress);
+    expect(exo.sources).toEqual({ a: fromPeer, hub: fromHub });
+    expect((exo.file_progress as Record<string, { sources: unknown }>)[SHARD]?.sources).toEqual(shard?.sources);
+    expect(describeProgress(last as DownloadProgress)).toMatch(/from (peer a .*, hub|hub .*, peer a)/);
+    expect(res.files.length).toBeGreaterThan(0);
   });
 
   test("a peer serving a corrupt byte is caught, dropped for that file, and the file refetched elsewhere", async () => {
