@@ -28,7 +28,7 @@ async function generate(stages: LocalEngine[], ask: Ask, progress?: { steps: num
   const hints = { stages: stages.length };
   try {
     while (out.length < ask.tokens) {
-      let x = input;
+      let x: StageInput = input;
       for (const engine of stages) {
         const y = await engine.step(ask.id, x, ask.sampling, hints);
         if (y.kind === "token") {
@@ -67,7 +67,7 @@ async function aloneVersusBatched(stages: () => LocalEngine[], asks: Ask[]): Pro
   expect(batched).toEqual(alone);
   for (const e of engines) {
     expect(await e.liveRequests()).toBe(0);
-    expect((await e.batchStats()).peakBatch).toBeGreaterThan(1);
+    expect((await e.batchStats!()).peakBatch).toBeGreaterThan(1);
   }
 }
 
@@ -160,7 +160,7 @@ describe("the engine before batching (maxBatch 1)", () => {
       const before = await Promise.all(list.map((a) => generate([legacy], a)));
       const after = await Promise.all(list.map((a) => generate([batching], a)));
       expect(after).toEqual(before);
-      expect((await legacy.batchStats()).peakBatch).toBe(0);
+      expect((await legacy.batchStats!()).peakBatch).toBe(0);
       await legacy.close();
       await batching.close();
     } finally {
