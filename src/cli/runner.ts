@@ -8,6 +8,7 @@ export default defineCommand({
   args: {
     engine: { type: "string", default: "mlx", description: "mlx | fake" },
     "max-live": { type: "string", description: "live-request limit of the engine" },
+    "max-batch": { type: "string", description: "most decode steps in one forward (1: no batching)" },
     "parent-pid": { type: "string", description: "exit when this process is gone" },
     fake: { type: "string", description: "fake engine options as JSON" },
     "log-level": { type: "string", description: "consola level of the node, so both log alike" },
@@ -30,6 +31,7 @@ export default defineCommand({
     await runRunner({
       engine: args.engine,
       maxLiveRequests: optionalInt(args["max-live"], "--max-live"),
+      maxBatch: optionalInt(args["max-batch"], "--max-batch"),
       parentPid: optionalInt(args["parent-pid"], "--parent-pid"),
       fake: args.fake ? JSON.parse(args.fake) : undefined,
       fault: fault ? parseRunnerFault(fault) : undefined,

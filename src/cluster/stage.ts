@@ -104,7 +104,9 @@ export function createStageHost(opts: { transport: PeerTransport; engine: ShardE
     st.chain = st.chain.then(async () => {
       if (st.ended) return;
       try {
-        const out = await engine.step(st.route.requestId, input, st.route.sampling);
+        // The stage count lets a batching engine form one micro-batch per stage (src/engine/batch-loop.ts).
+        const hints = { stages: st.route.plan.stages.length };
+        const out = await engine.step(st.route.requestId, input, st.route.sampling, hints);
         if (st.ended) return;
         await forward(st, out);
       } catch (err) {

@@ -5,14 +5,16 @@ import { NodeError } from "../errors.ts";
 import { logger } from "../log.ts";
 import type { ShardModel } from "../models/base.ts";
 import { getArchitecture } from "../models/index.ts";
-import { createKVCache, type KVCache } from "../models/kv-cache.ts";
+import { createKVCache } from "../models/kv-cache.ts";
 import { stageTensorFilter, tiedHead } from "../models/spec/architectures.ts";
 import { readConfigFile } from "../models/spec/config-file.ts";
 import { parseModelArgs } from "../models/spec/model-args.ts";
 import { modelDirForMlx } from "./embedded-assets.ts";
 import { releaseMemory } from "./memory.ts";
-import { makeSampler, type Sampler } from "./sampler.ts";
+import { makeSampler } from "./sampler.ts";
 import { arrayToTensor, tensorToArray } from "./tensor-bytes.ts";
+import { createBatchExecutor, type RequestState, type StepJob } from "./batch-executor.ts";
+import { createBatchLoop } from "./batch-loop.ts";
 import type { LoadProgress, SamplingParams, ShardEngine, ShardSpec, StageInput, StageOutput } from "./types.ts";
 import { checkpointIndex, loadShardWeights, type CpuExperts } from "./weights.ts";
 
@@ -29,6 +31,13 @@ export interface LocalEngineOptions {
   prefillChunkTokens?: number;
   /** CPU: keep 2/4/8-bit routed experts packed (default) or dequantize them at load (src/models/README.md). */
   cpuExperts?: CpuExperts;
+  /**
+   * Most decode steps of different requests run in one forward (continuous batching, batch-loop.ts).
+   * Default 32. 1 keeps the engine as it was before batching: each step runs on its own (benchmarks compare).
+   */
+  maxBatch?: number;
+  /** Longest wait for a decode batch to fill (batch-loop.ts). Default 4 ms. */
+  gatherMs?: number;
 }
 
 /** What the last load did (tests and benchmarks read it). */
@@ -40,11 +49,6 @@ export interface LoadReport {
 
 export interface LocalEngine extends ShardEngine {
   lastLoad(): LoadReport | undefined;
-}
-
-interface RequestState {
-  cache: KVCache;
-  sampler?: Sampler;
 }
 
 /** Creates an in-process MLX engine; load() a shard before step(). */
@@ -59,6 +63,22 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
   let report: LoadReport | undefined;
   let steps = 0;
   let loadQueue: Promise<unknown> = Promise.resolve();
+  const maxBatch = Math.max(1, opts.maxBatch ?? 32);
+  const batches = createBatchLoop(
+    createBatchExecutor({
+      model: () => model,
+      isLive: (requestId, st) => requests.get(requestId) === st,
+      drop: (requestId) => dropRequest(requestId),
+      decoding: () => {
+        let n = 0;
+        for (const st of requests.values()) if (st.prefilled) n++;
+        return n;
+      },
+      prefillChunk,
+      gcEvery,
+    }),
+    { maxBatch, ...(opts.gatherMs === undefined ? {} : { gatherMs: opts.gatherMs }) },
+  );
 
   function dropAll(): void {
     for (const st of requests.values()) st.cache.free();
@@ -80,7 +100,11 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
         `engine holds ${requests.size} live requests (limit ${maxLive}); refusing ${requestId}, retry when one ends`,
       );
     }
-    const st: RequestState = { cache: createKVCache(m.cacheSpec) };
+    const st: RequestState = {
+      cache: createKVCache(m.cacheSpec),
+      greedy: !(sampling.temperature > 0),
+      prefilled: false,
+    };
     if (m.range.layerEnd === m.range.nLayers) st.sampler = makeSampler(sampling);
     requests.set(requestId, st);
     return st;
@@ -201,7 +225,52 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
       loadQueue = run.catch(() => undefined);
       return run;
     },
-    async step(requestId, input, sampling): Promise<StageOutput> {
+    async step(requestId, input, sampling, hints): Promise<StageOutput> {
+      if (maxBatch === 1) return stepAlone(requestId, input, sampling);
+      const m = model;
+      if (!m) throw new NodeError("E_RUNNER", "no shard loaded: call load() before step()");
+      let x: mx.array;
+      try {
+        x = inputArray(m, input);
+      } catch (err) {
+        dropRequest(requestId);
+        throw err;
+      }
+      const state = stateFor(requestId, m, sampling);
+      const stages = Math.max(1, Math.floor(hints?.stages ?? 1));
+      return new Promise<StageOutput>((resolve, reject) => {
+        const job: StepJob = {
+          requestId,
+          decode: x.shape[1] === 1,
+          stages,
+          state,
+          x,
+          done: 0,
+          outs: [],
+          resolve,
+          reject,
+        };
+        batches.submit(job);
+      });
+    },
+    async end(requestId) {
+      dropRequest(requestId);
+      batches.cancel(requestId);
+    },
+    liveRequests: async () => requests.size,
+    batchStats: async () => batches.stats(),
+    async close() {
+      dropAll();
+      model = undefined;
+      shard = undefined;
+      await releaseMemory();
+    },
+    lastLoad: () => report,
+  };
+
+  /** A step on its own, as the engine ran before batching (maxBatch 1). */
+  async function stepAlone(requestId: string, input: StageInput, sampling: SamplingParams): Promise<StageOutput> {
+    {
       const m = model;
       if (!m) throw new NodeError("E_RUNNER", "no shard loaded: call load() before step()");
       let x: mx.array;
@@ -226,17 +295,6 @@ export function createLocalEngine(opts: LocalEngineOptions = {}): LocalEngine {
       }
       if (++steps % gcEvery === 0) await releaseMemory();
       return out;
-    },
-    async end(requestId) {
-      dropRequest(requestId);
-    },
-    liveRequests: async () => requests.size,
-    async close() {
-      dropAll();
-      model = undefined;
-      shard = undefined;
-      await releaseMemory();
-    },
-    lastLoad: () => report,
-  };
+    }
+  }
 }

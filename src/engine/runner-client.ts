@@ -24,6 +24,8 @@ export interface RunnerEngineOptions {
   /** argv prefix starting `exo runner`; default runnerCommand() (this same executable). */
   command?: string[];
   maxLiveRequests?: number;
+  /** Most decode steps in one forward (`exo runner --max-batch`); 1 = each step on its own. */
+  maxBatch?: number;
   /** Options of the fake engine when engine is "fake". */
   fake?: FakeEngineOptions;
   /** Test-only fault spec passed to the runner (runner-fault.ts), e.g. "abort-on-request:crash-". */
@@ -214,14 +216,17 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
       await runner.proc.stop();
       log.info(`engine runner ${runner.proc.pid} stopped: the model was unloaded`);
     },
-    async step(requestId, input, sampling) {
+    async step(requestId, input, sampling, hints) {
       if (lost.has(requestId)) {
         throw new NodeError("E_RUNNER_CRASHED", `request ${requestId} lost its state when the engine runner restarted`);
       }
       const wasLive = live.has(requestId);
       live.add(requestId);
       try {
-        const reply = expectReply(await call({ op: "step", requestId, input, sampling }), "output");
+        const reply = expectReply(
+          await call({ op: "step", requestId, input, sampling, ...(hints?.stages ? { stages: hints.stages } : {}) }),
+          "output",
+        );
         return reply.output;
       } catch (err) {
         if (!wasLive && (err as NodeError).code !== "E_RUNNER_CRASHED") live.delete(requestId);
@@ -236,6 +241,11 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
     async liveRequests() {
       if (closed) return 0;
       return expectReply(await call({ op: "health" }), "health").liveRequests;
+    },
+    async batchStats() {
+      const none = { lastBatch: 0, peakBatch: 0, waiting: 0 };
+      if (closed || (!current && !starting)) return none;
+      return expectReply(await call({ op: "health" }), "health").batch ?? none;
     },
     async close() {
       closed = true;
@@ -252,6 +262,7 @@ export function createRunnerEngine(opts: RunnerEngineOptions): RunnerEngine {
 function runnerArgs(opts: RunnerEngineOptions): string[] {
   const args = ["--engine", opts.engine, "--parent-pid", String(process.pid), "--log-level", String(rootLogger.level)];
   if (opts.maxLiveRequests !== undefined) args.push("--max-live", String(opts.maxLiveRequests));
+  if (opts.maxBatch !== undefined) args.push("--max-batch", String(opts.maxBatch));
   if (opts.fake) args.push("--fake", JSON.stringify(opts.fake));
   if (opts.fault) args.push("--fault", opts.fault);
   return args;

@@ -16,6 +16,8 @@ const log = logger("engine");
 export interface RunnerMainOptions {
   engine: "mlx" | "fake";
   maxLiveRequests?: number;
+  /** Most decode steps in one forward (1: every step on its own, as before batching). */
+  maxBatch?: number;
   fake?: FakeEngineOptions;
   /** Test-only: a REAL native abort when a step matches (see runner-fault.ts). */
   fault?: RunnerFault;
@@ -68,7 +70,10 @@ async function createEngine(opts: RunnerMainOptions): Promise<ShardEngine> {
   if (opts.engine === "fake")
     return createFakeEngine({ ...opts.fake, maxLiveRequests: opts.maxLiveRequests ?? opts.fake?.maxLiveRequests });
   const { createLocalEngine } = await import("./local-engine.ts");
-  return createLocalEngine({ maxLiveRequests: opts.maxLiveRequests });
+  return createLocalEngine({
+    maxLiveRequests: opts.maxLiveRequests,
+    ...(opts.maxBatch === undefined ? {} : { maxBatch: opts.maxBatch }),
+  });
 }
 
 async function crash(): Promise<never> {
@@ -102,7 +107,8 @@ async function serve(
         return send({ kind: "ok", id: call.id });
       case "step": {
         if (fault && matchesFault(fault, call.requestId, call.input)) await crash();
-        const output = await engine.step(call.requestId, call.input, call.sampling);
+        const hints = call.stages === undefined ? undefined : { stages: call.stages };
+        const output = await engine.step(call.requestId, call.input, call.sampling, hints);
         return send({ kind: "output", id: call.id, output });
       }
       case "end":
@@ -114,6 +120,7 @@ async function serve(
           id: call.id,
           liveRequests: await engine.liveRequests(),
           loaded: engine.loaded() ?? null,
+          ...(engine.batchStats ? { batch: await engine.batchStats() } : {}),
         });
     }
   } catch (err) {

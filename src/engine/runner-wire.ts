@@ -4,12 +4,12 @@ import { NodeError, type ErrorCode } from "../errors.ts";
 import type { OutgoingMessage } from "../protocol/frame.ts";
 import { decodeTensor, encodeTensor } from "../protocol/tensor.ts";
 import type { Message } from "../protocol/types.ts";
-import type { SamplingParams, ShardSpec, StageInput, StageOutput } from "./types.ts";
+import type { EngineBatchStats, SamplingParams, ShardSpec, StageInput, StageOutput } from "./types.ts";
 
 /** A call from the node to its runner; `id` pairs it with its reply. */
 export type RunnerCall =
   | { op: "load"; id: number; shard: ShardSpec }
-  | { op: "step"; id: number; requestId: string; input: StageInput; sampling: SamplingParams }
+  | { op: "step"; id: number; requestId: string; input: StageInput; sampling: SamplingParams; stages?: number }
   | { op: "end"; id: number; requestId: string }
   | { op: "health"; id: number };
 
@@ -22,7 +22,7 @@ export type RunnerReply =
   | { kind: "progress"; id: number; fraction: number; detail?: string }
   | { kind: "ok"; id: number }
   | { kind: "output"; id: number; output: StageOutput }
-  | { kind: "health"; id: number; liveRequests: number; loaded: ShardSpec | null }
+  | { kind: "health"; id: number; liveRequests: number; loaded: ShardSpec | null; batch?: EngineBatchStats }
   | { kind: "error"; id: number; code: ErrorCode; message: string };
 
 export function encodeRunnerCall(call: RunnerCall): OutgoingMessage {
@@ -34,7 +34,12 @@ export function encodeRunnerCall(call: RunnerCall): OutgoingMessage {
     case "health":
       return { type: "HEALTH", fields: { id: call.id } };
     case "step": {
-      const head = { id: call.id, requestId: call.requestId, sampling: call.sampling };
+      const head = {
+        id: call.id,
+        requestId: call.requestId,
+        sampling: call.sampling,
+        ...(call.stages === undefined ? {} : { stages: call.stages }),
+      };
       if (call.input.kind === "tokens") return { type: "PROMPT", fields: { ...head, tokens: call.input.tokens } };
       const { fields, body } = encodeTensor(call.input.tensor);
       return { type: "TENSOR", fields: { ...head, ...fields }, body };
@@ -61,7 +66,14 @@ export function decodeRunnerCall(msg: Message): RunnerCall {
         msg.type === "PROMPT"
           ? { kind: "tokens", tokens: intArray(f.tokens, "tokens") }
           : { kind: "hidden", tensor: decodeTensor(f, msg.body) };
-      return { op: "step", id, requestId, input, sampling };
+      return {
+        op: "step",
+        id,
+        requestId,
+        input,
+        sampling,
+        ...(f.stages === undefined ? {} : { stages: int(f.stages, "stages") }),
+      };
     }
     default:
       throw new NodeError("E_PROTOCOL_PAYLOAD", `the runner takes no ${msg.type} frames`);
@@ -77,7 +89,15 @@ export function encodeRunnerReply(reply: RunnerReply): OutgoingMessage {
     case "ok":
       return { type: "OK", fields: { id: reply.id } };
     case "health":
-      return { type: "HEALTH_OK", fields: { id: reply.id, liveRequests: reply.liveRequests, loaded: reply.loaded } };
+      return {
+        type: "HEALTH_OK",
+        fields: {
+          id: reply.id,
+          liveRequests: reply.liveRequests,
+          loaded: reply.loaded,
+          ...(reply.batch ? { batch: reply.batch } : {}),
+        },
+      };
     case "error":
       return { type: "ERROR", fields: { id: reply.id, code: reply.code, message: reply.message } };
     case "output": {
@@ -109,6 +129,7 @@ export function decodeRunnerReply(msg: Message): RunnerReply {
         id,
         liveRequests: int(f.liveRequests, "liveRequests"),
         loaded: f.loaded === null ? null : shardOf(f.loaded),
+        ...(f.batch === undefined ? {} : { batch: batchOf(f.batch) }),
       };
     case "ERROR":
       return { kind: "error", id, code: str(f.code, "code") as ErrorCode, message: str(f.message, "message") };
@@ -163,6 +184,15 @@ function shardOf(v: unknown): ShardSpec {
     layerStart: int(s.layerStart, "shard.layerStart"),
     layerEnd: int(s.layerEnd, "shard.layerEnd"),
     nLayers: int(s.nLayers, "shard.nLayers"),
+  };
+}
+
+function batchOf(v: unknown): EngineBatchStats {
+  const b = record(v, "batch");
+  return {
+    lastBatch: int(b.lastBatch, "batch.lastBatch"),
+    peakBatch: int(b.peakBatch, "batch.peakBatch"),
+    waiting: int(b.waiting, "batch.waiting"),
   };
 }
 

@@ -35,6 +35,22 @@ export type StageInput = { kind: "tokens"; tokens: number[] } | { kind: "hidden"
 /** What a stage produces: hidden states for the next stage, or a sampled token on the last one. */
 export type StageOutput = { kind: "hidden"; tensor: Tensor } | { kind: "token"; token: number };
 
+/** What a stage knows about a step beyond the request itself. */
+export interface StepHints {
+  /** Stages of the request's pipeline: a batching engine forms that many micro-batches (batch-loop.ts). */
+  stages?: number;
+}
+
+/** How an engine batches right now (GET /debug/state). */
+export interface EngineBatchStats {
+  /** Decode steps in the last batched forward. */
+  lastBatch: number;
+  /** Largest decode batch since the engine started. */
+  peakBatch: number;
+  /** Step calls waiting for the engine's next tick. */
+  waiting: number;
+}
+
 /** Progress of loading a shard, 0..1. */
 export type LoadProgress = (fraction: number, detail?: string) => void;
 
@@ -48,9 +64,12 @@ export interface ShardEngine {
   loaded(): ShardSpec | undefined;
   /** Drop the loaded shard and its memory (`exo stop`); requests still holding state on it fail. Idempotent. */
   unload(): Promise<void>;
-  step(requestId: string, input: StageInput, sampling: SamplingParams): Promise<StageOutput>;
+  /** Steps of different requests may be called concurrently; a batching engine runs them in one forward. */
+  step(requestId: string, input: StageInput, sampling: SamplingParams, hints?: StepHints): Promise<StageOutput>;
   end(requestId: string): Promise<void>;
   /** How many requests hold state right now (tests assert it drops to 0). */
   liveRequests(): Promise<number>;
+  /** Batching figures, when the engine batches. */
+  batchStats?(): Promise<EngineBatchStats>;
   close(): Promise<void>;
 }

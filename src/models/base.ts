@@ -3,6 +3,7 @@
 // stage owns) is pure knowledge in ./spec/, which the download, catalog and placement code read as well.
 import { core as mx } from "@frost-beta/mlx";
 import { NodeError } from "../errors.ts";
+import { CacheBatch, perRowAttention, type AttentionCache } from "./cache-batch.ts";
 import type { KVCache } from "./kv-cache.ts";
 import type { ModelArgs, RopeScaling, ShardRange } from "./spec/model-args.ts";
 import { quantParamsOf, type QuantizationArgs } from "./spec/quantization.ts";
@@ -12,6 +13,11 @@ export interface ShardModel {
   readonly args: ModelArgs;
   readonly range: ShardRange;
   forward(input: mx.array, cache: KVCache): mx.array;
+  /**
+   * One decode step of B requests: tokens [B,1] (first stage) or hidden [B,1,H] → hidden [B,1,H] or logits
+   * [B,V], caches[b] being row b's. Absent on architectures that decode one request at a time.
+   */
+  forwardBatch?(input: mx.array, caches: readonly KVCache[]): mx.array;
   /** Per-layer KV geometry of this stage (for createKVCache). */
   readonly cacheSpec: { nLayers: number; nKvHeads: number; headDim: number; valueDim?: number };
 }
@@ -198,16 +204,21 @@ export function cachedAttention(
   k: mx.array,
   v: mx.array,
   opts: {
-    cache: KVCache;
+    cache: AttentionCache;
     layer: number;
     rope: (x: mx.array, offset: number) => mx.array;
     scale: number;
     mask?: mx.array;
   },
 ): mx.array {
-  const offset = opts.cache.offset(opts.layer);
-  const [keys, values] = opts.cache.update(opts.layer, opts.rope(k, offset), v);
-  return mx.fast.scaledDotProductAttention(opts.rope(q, offset), keys, values, opts.scale, opts.mask);
+  const attend = (q: mx.array, k: mx.array, v: mx.array, cache: KVCache, mask?: mx.array) => {
+    const offset = cache.offset(opts.layer);
+    const [keys, values] = cache.update(opts.layer, opts.rope(k, offset), v);
+    return mx.fast.scaledDotProductAttention(opts.rope(q, offset), keys, values, opts.scale, mask);
+  };
+  // A batch is decode only (one position per row, so no mask): see cache-batch.ts.
+  if (opts.cache instanceof CacheBatch) return perRowAttention(opts.cache, q, k, v, attend);
+  return attend(q, k, v, opts.cache, opts.mask);
 }
 
 /** Builds one stage of a model_type from its weights (the MLX half of an architecture; ./spec/ has the rest). */

@@ -18,7 +18,7 @@ import {
   type ShardModel,
   type Weights,
 } from "./base.ts";
-import type { KVCache } from "./kv-cache.ts";
+import { CacheBatch, type AttentionCache } from "./cache-batch.ts";
 import type { ModelArgs, ShardRange } from "./spec/model-args.ts";
 import type { QuantizationArgs } from "./spec/quantization.ts";
 
@@ -81,7 +81,7 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
   const scale = 1 / Math.sqrt(args.headDim);
   const eps = args.rmsNormEps;
 
-  function block(layer: Layer, x: mx.array, mask: mx.array | undefined, cache: KVCache, idx: number): mx.array {
+  function block(layer: Layer, x: mx.array, mask: mx.array | undefined, cache: AttentionCache, idx: number): mx.array {
     const n = mx.fast.rmsNorm(x, layer.inputNorm, eps);
     let q = splitHeads(linear(layer.q, n), args.numAttentionHeads, args.headDim);
     let k = splitHeads(linear(layer.k, n), args.numKeyValueHeads, args.headDim);
@@ -96,17 +96,24 @@ export function createLlama(args: ModelArgs, range: ShardRange, w: Weights, opts
     return mx.add(h, layer.mlp(m));
   }
 
+  function run(input: mx.array, mask: mx.array | undefined, cache: AttentionCache): mx.array {
+    let h = input;
+    layers.forEach((layer, i) => {
+      h = block(layer, h, mask, cache, i);
+    });
+    return ends.isLast ? headLogits(ends, h, args) : h;
+  }
+
   return {
     args,
     range,
     cacheSpec: { nLayers: layers.length, nKvHeads: args.numKeyValueHeads, headDim: args.headDim },
     forward(input, cache) {
-      let h = ends.isFirst ? embed(ends.embedTable!, input) : input;
-      const mask = attentionMask(h.shape[1]!, cache.offset(0), undefined, h.dtype);
-      layers.forEach((layer, i) => {
-        h = block(layer, h, mask, cache, i);
-      });
-      return ends.isLast ? headLogits(ends, h, args) : h;
+      const h = ends.isFirst ? embed(ends.embedTable!, input) : input;
+      return run(h, attentionMask(h.shape[1]!, cache.offset(0), undefined, h.dtype), cache);
+    },
+    forwardBatch(input, caches) {
+      return run(ends.isFirst ? embed(ends.embedTable!, input) : input, undefined, new CacheBatch(caches));
     },
   };
 }

@@ -1,0 +1,31 @@
+// Decode of several requests in one forward. Each request keeps its own KVCache (their lengths differ);
+// every projection and MLP runs once over [B,1,H] (the weight reads are what decode pays for), and
+// cachedAttention splits the batch per row for RoPE at that row's offset, the cache append and SDPA.
+//
+// Why per-request caches and per-row attention rather than one padded [B, nKv, maxT, hd] cache with a mask:
+// a row computes exactly what it computes alone (same cache view, no mask, no padding), requests join and
+// leave between steps without copying anyone's cache, and memory is what each context needs, not B x the
+// longest. Attention over one row is a small part of a decode step; bench/batch-attention.ts measures the
+// per-row SDPAs against one masked SDPA over a ready-padded batch (src/engine/README.md has the figures).
+import { core as mx } from "@frost-beta/mlx";
+import type { KVCache } from "./kv-cache.ts";
+
+export class CacheBatch {
+  constructor(readonly caches: readonly KVCache[]) {}
+}
+
+/** What an attention layer writes to: one request's cache, or a batch of them (decode only, L = 1). */
+export type AttentionCache = KVCache | CacheBatch;
+
+/** Runs `attend` for row b of q/k/v [B, heads, 1, hd] with caches[b]; concatenates the rows back. */
+export function perRowAttention(
+  batch: CacheBatch,
+  q: mx.array,
+  k: mx.array,
+  v: mx.array,
+  attend: (q: mx.array, k: mx.array, v: mx.array, cache: KVCache) => mx.array,
+): mx.array {
+  const row = (t: mx.array, b: number) => t.index(mx.Slice(b, b + 1));
+  const outs = batch.caches.map((cache, b) => attend(row(q, b), row(k, b), row(v, b), cache));
+  return outs.length === 1 ? outs[0]! : mx.concatenate(outs, 0);
+}
