@@ -1,8 +1,9 @@
 // Failover recovery (issue 17), side by side in one run: 3 real node processes, one greedy stream from a, SIGKILL of
 // a stage after 50 tokens. Per round: the gap from the kill to the next token, split into detection (kill → the
 // coordinator starts the failover, seen in its log), re-plan, load and replay (from its "request recovered" log
-// line), tokens/s before vs after, and the longest pause after recovery. Rounds alternate the cases; medians and
-// ratios printed. Two groups of cases:
+// line), tokens/s before vs after and vs the same span of the no-fault answer (with MLX a piece of text can be
+// several byte tokens, so only the same span compares), and the longest pause after recovery. Rounds alternate the
+// cases; medians and ratios printed. Two groups of cases:
 // - fake: the fake engine on the embedded exo-tiny-chat (every survivor already holds its layers), the middle vs the
 //   last stage killed;
 // - mlx: the MLX engine on a random 16-layer Llama (bench/failover-model.ts), the middle stage killed; the survivor
@@ -36,6 +37,8 @@ interface Round {
   replayMs: number;
   before: number;
   after: number;
+  /** The same span of the answer as `after`, in the no-fault stream (same text: greedy). */
+  noFault: number;
   /** 1 when the recovered answer equals the no-fault answer of the same cluster. */
   same: number;
   /** Weight files the survivors added to their caches during the failover (mlx cases). */
@@ -63,8 +66,15 @@ async function round(k: Case): Promise<Round> {
         temperature: 0,
         stream: true,
       });
+    // The no-fault answer (it also places and loads the model), its pieces timed like the measured one's.
     let reference = "";
-    for await (const chunk of await ask()) reference += chunk.choices[0]?.delta.content ?? ""; // places and loads
+    const refAt: number[] = [];
+    for await (const chunk of await ask()) {
+      const piece = chunk.choices[0]?.delta.content ?? "";
+      if (piece === "") continue;
+      reference += piece;
+      refAt.push(performance.now());
+    }
     const filesBefore = k.weightFiles?.(c) ?? 0;
     const at: number[] = [];
     let text = "";
@@ -110,7 +120,7 @@ async function round(k: Case): Promise<Round> {
           .map((t) => (t - killAt).toFixed(0))
           .join(" "),
       );
-    const rate = (from: number, to: number) => ((to - from) * 1000) / (at[to - 1]! - at[from]!);
+    const rate = (from: number, to: number, times = at) => ((to - from) * 1000) / (times[to - 1]! - times[from]!);
     return {
       downMs: seenDownAt ? seenDownAt - killAt : Number.NaN,
       brokeMs: brokeAt ? brokeAt - killAt : Number.NaN,
@@ -122,6 +132,7 @@ async function round(k: Case): Promise<Round> {
       replayMs,
       before: rate(10, KILL_AT),
       after: rate(next, at.length),
+      noFault: refAt.length === at.length ? rate(next, at.length, refAt) : Number.NaN,
       same: text === reference ? 1 : 0,
       fetched: (k.weightFiles?.(c) ?? 0) - filesBefore,
     };
@@ -147,7 +158,7 @@ async function runGroup(title: string, cases: Case[]): Promise<void> {
   const load = (await Bun.$`uptime`.text()).trim();
   console.log(`\n${title}; ${rounds} rounds per case, health interval ${healthMs} ms; load: ${load}`);
   console.log(
-    "case                  | kill→next token ms | link down seen | failover starts | detect | re-plan |  load | replay | tok/s before | tok/s after | after/before | max pause after ms | files fetched | same answer",
+    "case                  | kill→next token ms | link down seen | failover starts | detect | re-plan |  load | replay | tok/s before | tok/s after | after/before | no-fault same span | after/no-fault | max pause after ms | files fetched | same answer",
   );
   const medians = new Map<Case, (key: keyof Round) => number>();
   for (const k of cases) {
@@ -156,7 +167,7 @@ async function runGroup(title: string, cases: Case[]): Promise<void> {
     medians.set(k, m);
     const cell = (key: keyof Round, width: number, digits = 0) => m(key).toFixed(digits).padStart(width);
     console.log(
-      `${k.name.padEnd(21)} | ${cell("gapMs", 18)} | ${cell("downMs", 14)} | ${cell("brokeMs", 15)} | ${cell("detectMs", 6)} | ${cell("replanMs", 7)} | ${cell("loadMs", 5)} | ${cell("replayMs", 6)} | ${cell("before", 12, 1)} | ${cell("after", 11, 1)} | ${(m("after") / m("before")).toFixed(2).padStart(12)} | ${cell("stallMs", 18)} | ${cell("fetched", 13)} | ${`${rs.filter((x) => x.same).length}/${rs.length}`.padStart(11)}`,
+      `${k.name.padEnd(21)} | ${cell("gapMs", 18)} | ${cell("downMs", 14)} | ${cell("brokeMs", 15)} | ${cell("detectMs", 6)} | ${cell("replanMs", 7)} | ${cell("loadMs", 5)} | ${cell("replayMs", 6)} | ${cell("before", 12, 1)} | ${cell("after", 11, 1)} | ${(m("after") / m("before")).toFixed(2).padStart(12)} | ${cell("noFault", 18, 1)} | ${(m("after") / m("noFault")).toFixed(2).padStart(14)} | ${cell("stallMs", 18)} | ${cell("fetched", 13)} | ${`${rs.filter((x) => x.same).length}/${rs.length}`.padStart(11)}`,
     );
   }
   const [first, second] = cases;
