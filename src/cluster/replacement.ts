@@ -7,6 +7,7 @@ import { logger } from "../log.ts";
 import { planNodes, type Plan } from "./messages.ts";
 import { describePlan, type ModelStates } from "./model-states.ts";
 import type { ModelInfo } from "./types.ts";
+import { WakeSet } from "../wake-set.ts";
 
 const log = logger("cluster");
 
@@ -42,7 +43,7 @@ export function createReplacement(deps: ReplacementDeps): Replacement {
   const { states } = deps;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const reasons: string[] = [];
-  const waiters = new Set<() => void>();
+  const membershipMoved = new WakeSet();
   let running = Promise.resolve();
 
   const isUp = (node: NodeId) => node === deps.selfId || deps.peersUp().includes(node);
@@ -83,7 +84,7 @@ export function createReplacement(deps: ReplacementDeps): Replacement {
 
   return {
     onPeerChange(peer, up) {
-      for (const w of [...waiters]) w();
+      membershipMoved.wakeAll();
       if (!up) {
         for (const s of states.list()) {
           if (s.plan && s.state !== "degraded" && planNodes(s.plan).includes(peer))
@@ -98,15 +99,7 @@ export function createReplacement(deps: ReplacementDeps): Replacement {
       if (lost && JSON.stringify(plan) === JSON.stringify(broken) && planNodes(broken).every(isUp)) {
         // A stage saw the loss before this node did: give the membership a moment to catch up.
         const ms = Math.max(0, Math.min(MEMBERSHIP_WAIT_MS, deadlineMs - performance.now()));
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(t);
-            waiters.delete(done);
-            resolve();
-          };
-          const t = setTimeout(done, ms);
-          waiters.add(done);
-        });
+        await membershipMoved.wait(ms);
         plan = deps.planFor(model);
       }
       log.info(`${model.id}: new plan ${describePlan(plan)} after: ${error.message}`);
@@ -114,7 +107,7 @@ export function createReplacement(deps: ReplacementDeps): Replacement {
     },
     stop() {
       clearTimeout(timer);
-      for (const w of [...waiters]) w();
+      membershipMoved.wakeAll();
     },
   };
 }

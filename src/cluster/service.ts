@@ -18,6 +18,7 @@ import { fitToWindow } from "./context-fit.ts";
 import { createCoordinator } from "./coordinator.ts";
 import { DEFAULT_FAILOVER_LIMITS, failoverTokens, type FailoverLimits } from "./failover.ts";
 import { createModelStates, describePlan, type ModelState } from "./model-states.ts";
+import { WakeSet } from "../wake-set.ts";
 import { createReplacement } from "./replacement.ts";
 import {
   parseError,
@@ -128,20 +129,12 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   // --- issue 17: model states, failover and re-placement ---
   const limits: FailoverLimits = { ...DEFAULT_FAILOVER_LIMITS, ...deps.failover };
   const states = createModelStates((line) => log.info(line));
-  const idleWaiters = new Map<string, Set<() => void>>();
-  const idle = (modelId: string, timeoutMs: number) =>
-    new Promise<void>((resolve) => {
-      if (!inFlight.get(modelId)) return resolve();
-      const set = idleWaiters.get(modelId) ?? new Set();
-      idleWaiters.set(modelId, set);
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      set.add(done);
-    });
+  /** Woken when a model's last running request ends (re-placement waits for that, up to a deadline). */
+  const wentIdle = new WakeSet();
+  const idle = async (modelId: string, timeoutMs: number) => {
+    const until = performance.now() + timeoutMs;
+    while (inFlight.get(modelId) && performance.now() < until) await wentIdle.wait(until - performance.now());
+  };
   const replacement = createReplacement({
     states,
     resolveModel: (id) => models.resolveModel(id),
@@ -318,7 +311,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
       throw err;
     } finally {
       inFlight.set(plan.modelId, (inFlight.get(plan.modelId) ?? 1) - 1);
-      if (!inFlight.get(plan.modelId)) for (const w of [...(idleWaiters.get(plan.modelId) ?? [])]) w();
+      if (!inFlight.get(plan.modelId)) wentIdle.wakeAll();
     }
   }
 

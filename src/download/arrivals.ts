@@ -1,6 +1,7 @@
 // Blobs this process is fetching right now, with how many of their bytes are on disk (written and hashed), so a
 // peer may stream one while it arrives: a reader waits for a notification of new bytes, not a poll, and gives up
 // only when the bytes stop coming (a deadline tied to progress) or the fetch ends.
+import { WakeSet } from "../wake-set.ts";
 
 /** Where a blob being fetched comes from: not chosen yet, the hub, or a peer. */
 export type ArrivingFrom = "deciding" | "hub" | "peer";
@@ -9,7 +10,7 @@ interface Arrival {
   from: ArrivingFrom;
   /** Bytes of blobs/<etag>.incomplete written and hashed so far. */
   bytes: number;
-  wake: Set<() => void>;
+  wake: WakeSet;
 }
 
 /** What a wait for bytes ended with. */
@@ -19,7 +20,7 @@ const arrivals = new Map<string, Arrival>();
 
 /** The blob at `blobPath` is being fetched from now on (fetch-file.ts marks it before asking peers). */
 export function startArrival(blobPath: string): void {
-  arrivals.set(blobPath, { from: "deciding", bytes: 0, wake: new Set() });
+  arrivals.set(blobPath, { from: "deciding", bytes: 0, wake: new WakeSet() });
 }
 
 export function arrivalSource(blobPath: string, from: ArrivingFrom): void {
@@ -33,14 +34,14 @@ export function arrivedBytes(blobPath: string, bytes: number): void {
   if (!a) return;
   const grew = bytes > a.bytes;
   a.bytes = bytes;
-  if (grew) wakeAll(a);
+  if (grew) a.wake.wakeAll();
 }
 
 /** The fetch ended (verified and renamed, or failed): readers waiting on it look again. */
 export function endArrival(blobPath: string): void {
   const a = arrivals.get(blobPath);
   arrivals.delete(blobPath);
-  if (a) wakeAll(a);
+  a?.wake.wakeAll();
 }
 
 export function arrival(blobPath: string): { from: ArrivingFrom; bytes: number } | undefined {
@@ -72,21 +73,6 @@ export async function waitForBytes(
     }
     const left = Math.min(progressAt + stallMs, started + maxMs) - now;
     if (left <= 0) return "stalled";
-    const wake = a.wake;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, left);
-      function done() {
-        clearTimeout(timer);
-        wake.delete(done);
-        resolve();
-      }
-      a.wake.add(done);
-    });
+    await a.wake.wait(left);
   }
-}
-
-function wakeAll(a: Arrival): void {
-  const wake = [...a.wake];
-  a.wake.clear();
-  for (const w of wake) w();
 }
