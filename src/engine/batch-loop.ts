@@ -8,6 +8,7 @@
 // Before a decode batch the loop waits up to `gatherMs` for the cap to fill: the tokens of a batch come back
 // one frame each, and a batch formed from the first arrival alone would split the group for good.
 import { NodeError } from "../errors.ts";
+import { WakeSet } from "../wake-set.ts";
 
 export interface BatchJob {
   requestId: string;
@@ -63,6 +64,8 @@ export function createBatchLoop<J extends BatchJob>(exec: BatchExecutor<J>, opts
   let running = false;
   let lastBatch = 0;
   let peakBatch = 0;
+  /** Woken by each submit, so a gathering tick starts as soon as its batch is full rather than on a poll. */
+  const submitted = new WakeSet();
 
   const cap = () => decodeCap(exec.decoding(), Math.max(1, ...decodes.map((j) => j.stages)), opts.maxBatch);
 
@@ -71,7 +74,7 @@ export function createBatchLoop<J extends BatchJob>(exec: BatchExecutor<J>, opts
     const deadline = performance.now() + gatherMs;
     await new Promise<void>((resolve) => setImmediate(resolve));
     while (decodes.length > 0 && decodes.length < cap() && prefills.length === 0 && performance.now() < deadline)
-      await new Promise<void>((resolve) => setTimeout(resolve, 1));
+      await submitted.wait(deadline - performance.now());
   }
 
   async function loop(): Promise<void> {
@@ -96,6 +99,7 @@ export function createBatchLoop<J extends BatchJob>(exec: BatchExecutor<J>, opts
   return {
     submit(job) {
       (job.decode ? decodes : prefills).push(job);
+      submitted.wakeAll();
       if (!running) void loop();
     },
     cancel(requestId) {
