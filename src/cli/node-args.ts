@@ -51,7 +51,11 @@ export const nodeArgs = {
   engine: { type: "string", description: "engine: mlx (default) or fake (tests)" },
   "fake-step-ms": { type: "string", description: "fake engine delay per step (tests)" },
   "memory-mb": { type: "string", description: "report this memory in MB instead of the detected amount (tests)" },
+  "max-batch": {
+    type: "string",
+    description: "most decode steps in one forward (default 32; 1: no batching; benchmarks)",
+  },
 } as const satisfies ArgsDef;
 
 /** Flags that parse as usual but stay out of `--help` and usage screens: knobs for tests only. */
-export const HIDDEN_FLAGS: readonly string[] = ["engine", "fake-step-ms", "memory-mb"];
+export const HIDDEN_FLAGS: readonly string[] = ["engine", "fake-step-ms", "memory-mb", "max-batch"];

@@ -44,6 +44,8 @@ export interface NodeOptions {
   fakeStepMs: number;
   /** Hidden, for tests: report this much memory (MB) instead of the detected amount (uneven placements). */
   memoryMb: number | undefined;
+  /** Hidden, for benchmarks: most decode steps the MLX runner puts in one forward (1: each step alone). */
+  maxBatch: number | undefined;
   /** Models served besides the catalog (local directories, Hugging Face repo ids), from --models. */
   models: string[];
   /** EXO_CLUSTER_KEY (overrides the peer file's cluster_key). */
@@ -72,6 +74,7 @@ export interface NodeFlags {
   engine?: string;
   "fake-step-ms"?: string;
   "memory-mb"?: string;
+  "max-batch"?: string;
   models?: string;
   "cluster-key-file"?: string;
 }
@@ -145,6 +148,7 @@ export function parseNodeOptions(
     engine: engineKind(flags.engine),
     fakeStepMs: integer("fake-step-ms", flags["fake-step-ms"], 0, 0, 60_000),
     memoryMb: flags["memory-mb"] ? integer("memory-mb", flags["memory-mb"], 0, 1, 1 << 30) : undefined,
+    maxBatch: flags["max-batch"] ? integer("max-batch", flags["max-batch"], 32, 1, 1024) : undefined,
     models: (flags.models ?? "")
       .split(",")
       .map((m) => m.trim())

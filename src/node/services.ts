@@ -10,7 +10,8 @@ import type { ExoNodeCore, NodeServices } from "./types.ts";
 async function createEngine(node: ExoNodeCore): Promise<ShardEngine> {
   if (node.options.engine === "fake") return createModelSizedFakeEngine(node.options.fakeStepMs);
   const { createRunnerEngine } = await import("../engine/runner-client.ts");
-  return createRunnerEngine({ engine: "mlx" });
+  const { maxBatch } = node.options;
+  return createRunnerEngine({ engine: "mlx", ...(maxBatch === undefined ? {} : { maxBatch }) });
 }
 
 /** Build the services for a node whose links and topology are up. */

@@ -83,7 +83,7 @@ describe("newcomer messages", () => {
   test("--help of start and run lists the node flags the README documents and hides the ones it calls hidden", async () => {
     const hiddenLine = /For tests only \(hidden from `--help`\): (.*)/.exec(README)?.[1] ?? "";
     const hidden = [...hiddenLine.matchAll(/`--([a-z-]+)/g)].map((m) => m[1]!);
-    expect(hidden).toEqual(["engine", "fake-step-ms", "memory-mb"]);
+    expect(hidden).toEqual(["engine", "fake-step-ms", "memory-mb", "max-batch"]);
     const nodeFlagsText = README.slice(README.indexOf("Node flags (`start`, `run`)"), README.indexOf("For tests only"));
     const documented = new Set([...nodeFlagsText.matchAll(/`--([a-z-]+)/g)].map((m) => m[1]!));
     for (const verb of ["start", "run"]) {
