@@ -53,7 +53,8 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     onStatus: (status) => {
       if (status.nodeId === transport.selfId) return;
       // A peer downloading a model may read that model's files from this node (download/peer-grants.ts).
-      store.notePeerStatus(status.nodeId, status.modelId, status.phase);
+      // Until it reports all bytes (fraction 1) or moves on to loading.
+      store.notePeerStatus(status.nodeId, status.modelId, status.phase === "download" && status.fraction < 1);
       if (status.progress) store.recordPeerProgress(status.nodeId, status.progress);
     },
     loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir), await readContextWindow(dir)),

@@ -19,6 +19,45 @@ export type EnsureShardFiles = (
   onProgress: (fraction: number, detail?: string, progress?: Record<string, unknown>) => void,
 ) => Promise<string>;
 
+/** Sends this node's progress on `modelId` as STATUS to itself and every peer up, throttled per phase. */
+export type StatusBroadcast = (
+  phase: StatusFields["phase"],
+  fraction: number,
+  detail?: string,
+  progress?: Record<string, unknown>,
+) => void;
+
+/**
+ * STATUS of this node for one model. Also what peers go by when they serve it files: a node reports "download"
+ * before it asks for any, and a fraction of 1 (or another phase) when it no longer needs them (peer-grants.ts).
+ */
+export function statusBroadcaster(transport: PeerTransport, modelId: ModelId): StatusBroadcast {
+  let lastMs = 0;
+  let lastPhase = "";
+  let latest: Record<string, unknown> | undefined;
+  return (phase, fraction, detail, progress) => {
+    // A throttled event's progress still rides on the next one that goes out (e.g. the end of the phase).
+    if (progress) latest = progress;
+    if (phase !== "download") latest = undefined;
+    const now = Date.now();
+    // Throttled per phase, but a phase change and the end of a phase always go out.
+    if (phase === lastPhase && fraction < 1 && now - lastMs < STATUS_EVERY_MS) return;
+    lastMs = now;
+    lastPhase = phase;
+    const status: StatusFields = {
+      nodeId: transport.selfId,
+      modelId,
+      phase,
+      fraction,
+      ...(detail ? { detail } : {}),
+      ...(latest ? { progress: latest } : {}),
+    };
+    for (const peer of [transport.selfId, ...transport.peersUp()]) {
+      transport.send(peer, "STATUS", { ...status }).catch(() => log.debug(`STATUS to ${peer} not delivered`));
+    }
+  };
+}
+
 export interface ShardPreparer {
   /** Make this node's stage of `plan` ready; resolves when the engine holds it. */
   prepare(plan: Plan): Promise<void>;
@@ -36,43 +75,10 @@ export function createShardPreparer(opts: {
   const self = transport.selfId;
   const jobs = new Map<string, Promise<void>>();
 
-  type Broadcast = (
-    phase: StatusFields["phase"],
-    fraction: number,
-    detail?: string,
-    progress?: Record<string, unknown>,
-  ) => void;
-  function broadcaster(modelId: ModelId): Broadcast {
-    let lastMs = 0;
-    let lastPhase = "";
-    let latest: Record<string, unknown> | undefined;
-    return (phase, fraction, detail, progress) => {
-      // A throttled event's progress still rides on the next one that goes out (e.g. the end of the phase).
-      if (progress) latest = progress;
-      if (phase !== "download") latest = undefined;
-      const now = Date.now();
-      // Throttled per phase, but a phase change and the end of a phase always go out.
-      if (phase === lastPhase && fraction < 1 && now - lastMs < STATUS_EVERY_MS) return;
-      lastMs = now;
-      lastPhase = phase;
-      const status: StatusFields = {
-        nodeId: self,
-        modelId,
-        phase,
-        fraction,
-        ...(detail ? { detail } : {}),
-        ...(latest ? { progress: latest } : {}),
-      };
-      for (const peer of [self, ...transport.peersUp()]) {
-        transport.send(peer, "STATUS", { ...status }).catch(() => log.debug(`STATUS to ${peer} not delivered`));
-      }
-    };
-  }
-
   async function run(plan: Plan, { layerStart, layerEnd }: LayerRange): Promise<void> {
     // Said before anything is fetched (resolving a hub repo fetches its config): peers serve this node the
     // files of a model only while it reports downloading it (download/peer-grants.ts).
-    const status = broadcaster(plan.modelId);
+    const status = statusBroadcaster(transport, plan.modelId);
     status("download", 0);
     const model = await opts.models.resolveModel(plan.modelId);
     const modelDir = await opts.models.ensureShardFiles(model, { layerStart, layerEnd }, (f, d, p) =>

@@ -72,9 +72,20 @@ export interface NodeModelStore extends ModelStore {
    * A peer's STATUS for `modelId`: while its phase is "download" it may read that model's repo from this
    * node's cache (grants). Synchronous, so a grant is in place before the peer's next frame is handled.
    */
-  notePeerStatus(nodeId: string, modelId: string, phase: string): void;
+  notePeerStatus(nodeId: string, modelId: string, downloading: boolean): void;
+  /**
+   * POST /download with a watch: `watch.progress` gets every progress event of the background download and
+   * `watch.ended` its end (the error when it failed), so the node can tell its peers (STATUS) as a prepare does.
+   */
+  startDownload(modelId: string, watch?: DownloadWatch): Promise<void>;
   /** Which peer may read which repo from this node (servePeerFiles). */
   readonly grants: PeerGrants;
+}
+
+/** What a background download started by POST /download reports (see NodeModelStore.startDownload). */
+export interface DownloadWatch {
+  progress: ProgressListener;
+  ended(error?: Error): void;
 }
 
 /** A store over an explicit cache and hub (tests, or callers that have read the environment). */
@@ -204,9 +215,9 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
     recordPeerProgress(nodeId, progress) {
       peers.set(nodeId, progress);
     },
-    notePeerStatus(nodeId, modelId, phase) {
+    notePeerStatus(nodeId, modelId, downloading) {
       const repo = repoOf(modelId);
-      if (repo) grants.preparing(nodeId, repo, phase === "download");
+      if (repo) grants.preparing(nodeId, repo, downloading);
     },
     grants,
 
@@ -234,14 +245,18 @@ export function createModelStore(opts: ModelStoreOptions): NodeModelStore {
       return out;
     },
 
-    async startDownload(modelId) {
+    async startDownload(modelId, watch) {
       // Known, present on the hub (a repo outside the catalog has its config fetched) and runnable here, before
       // the answer; only then do the weights follow in the background.
       const model = await resolveModel(modelId);
       if (model.arch) assertRunnable(model.id, model.arch);
-      if (model.source.kind === "local") return;
-      void ensureShardFiles(model, { layerStart: 0, layerEnd: model.layers }).catch((err: unknown) =>
-        log.error(`download of ${modelId} failed: ${(err as Error).message}`),
+      if (model.source.kind === "local") return watch?.ended();
+      void ensureShardFiles(model, { layerStart: 0, layerEnd: model.layers }, watch?.progress).then(
+        () => watch?.ended(),
+        (err: unknown) => {
+          log.error(`download of ${modelId} failed: ${(err as Error).message}`);
+          watch?.ended(err instanceof Error ? err : new Error(String(err)));
+        },
       );
     },
 

@@ -1,7 +1,10 @@
 // The one place where a node plugs in its inference and model services for the HTTP API:
 // the cluster service (src/cluster) over this node's engine, and the download store (src/download).
 import { createNodeClusterService } from "../cluster/node-service.ts";
-import { createDefaultModelStore } from "../download/model-store.ts";
+import { createDefaultModelStore, type DownloadWatch, type NodeModelStore } from "../download/model-store.ts";
+import { toExoProgress } from "../download/progress.ts";
+import { asModelId } from "../ids.ts";
+import { statusBroadcaster } from "../cluster/prepare.ts";
 import { createModelSizedFakeEngine } from "../engine/model-sized-fake-engine.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { ExoNodeCore, NodeServices } from "./types.ts";
@@ -12,6 +15,26 @@ async function createEngine(node: ExoNodeCore): Promise<ShardEngine> {
   const { createRunnerEngine } = await import("../engine/runner-client.ts");
   const { maxBatch } = node.options;
   return createRunnerEngine({ engine: "mlx", ...(maxBatch === undefined ? {} : { maxBatch }) });
+}
+
+/**
+ * POST /download as a prepare does it: STATUS "download" to every peer before any file is asked for (so peers
+ * that hold the model serve it, download/peer-grants.ts), progress as it comes, and the end (fraction 1).
+ */
+async function downloadTellingPeers(node: ExoNodeCore, models: NodeModelStore, modelId: string): Promise<void> {
+  const status = statusBroadcaster(node.transport, asModelId(modelId));
+  status("download", 0);
+  const watch: DownloadWatch = {
+    progress: (p) =>
+      status("download", p.totalBytes > 0 ? p.downloadedBytes / p.totalBytes : 0, undefined, toExoProgress(p)),
+    ended: (error) => status("download", 1, error ? `failed: ${error.message}` : undefined),
+  };
+  try {
+    await models.startDownload(modelId, watch);
+  } catch (err) {
+    watch.ended(err as Error);
+    throw err;
+  }
 }
 
 /** Build the services for a node whose links and topology are up. */
@@ -35,7 +58,7 @@ export async function createNodeServices(node: ExoNodeCore): Promise<NodeService
   });
   return {
     inference,
-    models,
+    models: { ...models, startDownload: (modelId) => downloadTellingPeers(node, models, modelId) },
     debugState: async () => ({
       node_id: node.nodeId,
       live_requests: await inference.liveRequests(),

@@ -10,6 +10,7 @@ import { startCluster } from "../helpers/cluster-nodes.ts";
 import { startFakeHub, type FakeHub } from "../helpers/fake-hub.ts";
 import { JOURNEY_SUPPORT_FILES, cachedFiles, journeyRepo, makeJourneyCheckpoint } from "../helpers/journey-model.ts";
 import { runCli, useNodes, withNodeLogs } from "../helpers/spawn-node.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 useNodes();
 
@@ -55,10 +56,12 @@ afterAll(async () => {
 });
 
 describe("model files shared between nodes", () => {
+  // One home per node id, made on first use (the hub's URL is known once beforeAll ran) and kept across tests.
+  const made = new Map<string, ReturnType<typeof freshHome>>();
+  const homes = { get: (id: string) => made.get(id) ?? made.set(id, freshHome(`peer-${id}`)).get(id) };
   test(
     "3 cold nodes: the hub serves each file once; then, hub stopped, a 4th empty node joins and gets its layers from peers",
     withNodeLogs(async () => {
-      const homes = new Map(["a", "b", "c", "d"].map((id) => [id, freshHome(`peer-${id}`)]));
       const ask = async (cluster: Awaited<ReturnType<typeof startCluster>>, via: string) => {
         const done = await cluster.client(via).chat.completions.create({
           model: CATALOG_ID,
@@ -110,5 +113,42 @@ describe("model files shared between nodes", () => {
       await four.stop();
     }),
     180_000,
+  );
+
+  test(
+    "hub gone: POST /download on a 5th empty node takes every file from the peers that hold them",
+    withNodeLogs(async () => {
+      // Runs after the test above: the hub is stopped and a, b, c, d each hold some of the model's files.
+      const offline = (id: string) => ({ ...homes.get(id)!.env, HF_HUB_OFFLINE: "1" });
+      const five = await startCluster(
+        ["a", "b", "c", "d", "e"].map((id) => ({ id, memoryMb: 8000, env: offline(id) })),
+      );
+      try {
+        const e = five.node("e");
+        const res = await fetch(`http://127.0.0.1:${e.apiPort}/download`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: CATALOG_ID }),
+        });
+        expect(res.status).toBe(200);
+        const pool = async () =>
+          (
+            (await (
+              await fetch(`http://127.0.0.1:${e.apiPort}/modelpool`, { headers: { accept: "application/json" } })
+            ).json()) as Record<string, { downloaded: boolean }>
+          )[CATALOG_ID];
+        await waitFor(async () => (await pool())?.downloaded === true, {
+          what: `${CATALOG_ID} downloaded on e from its peers`,
+          timeoutMs: 60_000,
+        });
+        const weights = cachedFiles(homes.get("e")!.hubCache, CATALOG_REPO).filter((f) => f.endsWith(".safetensors"));
+        const onHub = journeyRepo(CATALOG_REPO, checkpoint).files.map((f) => f.path);
+        expect(weights).toEqual(onHub.filter((f) => f.endsWith(".safetensors")).sort());
+        expect(e.logs()).not.toMatch(/download of .* failed/);
+      } finally {
+        await five.stop();
+      }
+    }),
+    120_000,
   );
 });
