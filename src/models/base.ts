@@ -213,6 +213,11 @@ export function cachedAttention(
 ): mx.array {
   const attend = (q: mx.array, k: mx.array, v: mx.array, cache: KVCache, mask?: mx.array) => {
     const offset = cache.offset(opts.layer);
+    if (q.shape[2] === 1 && mask === undefined) {
+      // Decode: the whole cache buffer under a length mask, so the next write stays in place (kv-cache.ts).
+      const d = cache.updateDecode(opts.layer, opts.rope(k, offset), v);
+      return mx.fast.scaledDotProductAttention(opts.rope(q, offset), d.keys, d.values, opts.scale, d.mask);
+    }
     const [keys, values] = cache.update(opts.layer, opts.rope(k, offset), v);
     return mx.fast.scaledDotProductAttention(opts.rope(q, offset), keys, values, opts.scale, mask);
   };

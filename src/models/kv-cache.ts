@@ -49,13 +49,42 @@ export class KVCache {
     return [keys, values!];
   }
 
+  /**
+   * One decode position: writes k/v [B, nKv, 1, hd] and returns the whole buffers with the additive mask [1,1,1,C]
+   * that hides the positions not written yet (undefined when the buffer is full). Not views: a view of a buffer
+   * that is still alive in JS when the next write comes (views are only freed by the GC) makes MLX copy the whole
+   * buffer for that write instead of writing in place, which cost more than the rest of a decode step's attention.
+   */
+  updateDecode(layer: number, k: mx.array, v: mx.array): { keys: mx.array; values: mx.array; mask?: mx.array } {
+    this.write(layer, k, v, false);
+    const buf = this.layers[layer]!;
+    const length = this.offsets[layer]!;
+    return { keys: buf.keys, values: buf.values!, ...this.lengthMask(length, buf.capacity, k.dtype) };
+  }
+
   /** Keys-only caches (valueDim 0): writes k [B, nKv, L, hd] at the current offset; returns everything stored. */
   appendKeys(layer: number, k: mx.array): mx.array {
     if (this.spec.valueDim !== 0) throw new NodeError("E_INTERNAL", "appendKeys on a cache that also holds values");
     return this.write(layer, k)[0];
   }
 
-  private write(layer: number, k: mx.array, v?: mx.array): [mx.array, mx.array | undefined] {
+  /** Every layer of a step has the same length and capacity: one mask per step, not one per layer. */
+  private lastMask?: { length: number; capacity: number; dtype: mx.Dtype; mask: mx.array };
+
+  private lengthMask(length: number, capacity: number, dtype: mx.Dtype): { mask?: mx.array } {
+    if (length === capacity) return {};
+    const m = this.lastMask;
+    if (m && m.length === length && m.capacity === capacity && m.dtype === dtype) return { mask: m.mask };
+    const written = mx.less(mx.arange(0, capacity, 1, mx.int32), mx.array(length, mx.int32));
+    const mask = mx
+      .where(written, mx.array(0, mx.float32), mx.array(-1e9, mx.float32))
+      .astype(dtype)
+      .reshape(1, 1, 1, capacity);
+    this.lastMask = { length, capacity, dtype, mask };
+    return { mask };
+  }
+
+  private write(layer: number, k: mx.array, v?: mx.array, views = true): [mx.array, mx.array | undefined] {
     if (this.freed) throw new NodeError("E_INTERNAL", "KV cache used after free");
     const L = k.shape[2]!;
     const start = this.offsets[layer] ?? 0;
@@ -67,6 +96,7 @@ export class KVCache {
     buf.keys.indexPut_(at, k);
     if (v) buf.values?.indexPut_(at, v);
     this.offsets[layer] = end;
+    if (!views) return [buf.keys, buf.values];
     const upto = [S(), S(), S(0, end)];
     return [buf.keys.index(...upto), buf.values?.index(...upto)];
   }
