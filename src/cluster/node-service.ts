@@ -18,6 +18,7 @@ import type { PeerTransport } from "../net/transport.ts";
 import { createDetokenizer } from "../tokenizer/detokenizer.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { planModel, type PlacementNode } from "../topology/placement.ts";
+import type { AdmissionOptions } from "./admission-queue.ts";
 import { createClusterService, type ClusterService, type ClusterTokenizer, type ModelResolver } from "./service.ts";
 
 const log = logger("cluster");
@@ -41,6 +42,8 @@ export interface NodeClusterOptions {
   prepareStallMs?: number;
   failover?: { maxFailovers?: number; recoveryMs?: number };
   drainMs?: number;
+  /** Admission of the requests this node coordinates (--max-live, --queue-size). */
+  admission?: Partial<AdmissionOptions>;
 }
 
 /** The cluster service of a node; resolves `models` (served besides the catalog) before it returns. */
@@ -63,6 +66,7 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
     prepareStallMs: opts.prepareStallMs,
     ...(opts.failover ? { failover: opts.failover } : {}),
     ...(opts.drainMs === undefined ? {} : { drainMs: opts.drainMs }),
+    ...(opts.admission ? { admission: opts.admission } : {}),
   });
   for (const ref of opts.models ?? []) {
     await store

@@ -260,7 +260,7 @@ describe("cluster service", () => {
     await transport.send("b", "TENSOR", { ...route, requestId: "live-1", ...hidden }, body);
     await waitFor(() => tokens.length === 1, { what: "the TOKEN of the live request" });
     const live = await c.services.get("b")!.liveRequests();
-    expect(live).toEqual({ coordinating: 0, stages: 1, engine: 1 });
+    expect(live).toEqual({ queued: 0, coordinating: 0, stages: 1, engine: 1 });
     await transport.send("b", "END", { requestId: "live-1" });
     await waitAllFree(c);
   });
