@@ -20,6 +20,8 @@ export interface LoadReporter {
   peers(): Record<string, LoadFields & { ageMs: number }>;
   /** This node's load now (also what it sends). */
   local(): Promise<LoadFields>;
+  /** Send a pending report now; resolves once it is handed to every link (tests). */
+  flush(): Promise<void>;
   stop(): void;
 }
 
@@ -47,8 +49,22 @@ export function createLoadReporter(opts: {
     if (!shard || opts.preparing()) return;
     const status = { nodeId: transport.selfId, modelId: shard.modelId, phase: "ready", fraction: 1 };
     const fields = { ...status, load: await local() };
-    for (const peer of transport.peersUp())
-      transport.send(peer, "STATUS", fields).catch(() => log.debug(`load STATUS to ${peer} not delivered`));
+    await Promise.all(
+      transport
+        .peersUp()
+        .map((peer) =>
+          transport.send(peer, "STATUS", fields).catch(() => log.debug(`load STATUS to ${peer} not delivered`)),
+        ),
+    );
+  }
+
+  function sendNow(): Promise<void> {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (!dirty) return Promise.resolve();
+    dirty = false;
+    lastSent = performance.now();
+    return send();
   }
 
   /** Throttled: one report now if the last was long enough ago, else one when the interval is over. */
@@ -56,13 +72,7 @@ export function createLoadReporter(opts: {
     dirty = true;
     if (timer) return;
     const wait = Math.max(0, lastSent + REPORT_EVERY_MS - performance.now());
-    timer = setTimeout(() => {
-      timer = undefined;
-      if (!dirty) return;
-      dirty = false;
-      lastSent = performance.now();
-      void send();
-    }, wait);
+    timer = setTimeout(() => void sendNow(), wait);
     timer.unref?.();
   }
 
@@ -82,6 +92,7 @@ export function createLoadReporter(opts: {
       );
     },
     local,
+    flush: sendNow,
     stop() {
       unsubscribe();
       if (timer) clearTimeout(timer);
