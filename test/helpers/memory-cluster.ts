@@ -129,7 +129,7 @@ export async function waitAllFree(
       for (const id of nodes) {
         const s = cluster.services.get(id)!;
         const live = await s.liveRequests();
-        if (live.coordinating + live.stages + live.engine > 0) return false;
+        if (live.queued + live.coordinating + live.stages + live.engine > 0) return false;
       }
       return true;
     },
