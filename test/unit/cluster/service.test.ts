@@ -296,4 +296,22 @@ describe("cluster service", () => {
     expect(codes).toEqual(["E_CAPACITY", "ok", "ok"]);
     await waitAllFree(c);
   });
+
+  test("admission: beyond the coordinator's limit requests wait in FIFO order; only one past the queue is refused", async () => {
+    const c = cluster({ a: 3, b: 3 }, { engine: { stepDelayMs: 2 }, admission: { limit: 1, queueSize: 2 } });
+    const a = c.services.get("a")!;
+    const finished: number[] = [];
+    const runs = [0, 1, 2, 3].map((i) =>
+      collect(a.generate(request({ prompt: `p${i}` }), new AbortController().signal)).then(
+        () => finished.push(i),
+        (e: unknown) => errorCode(e),
+      ),
+    );
+    expect(await runs[3]).toBe("E_CAPACITY");
+    await Promise.all(runs);
+    // Admitted one at a time, in arrival order.
+    expect(finished).toEqual([0, 1, 2]);
+    expect(a.admission()).toMatchObject({ running: 0, queued: 0, peakQueued: 2, refused: 1 });
+    await waitAllFree(c);
+  });
 });
