@@ -51,6 +51,7 @@ export interface ClusterTokenizer {
   createDetokenizer(): Detokenizer;
   /** Longest prompt + answer in tokens (src/models/spec/context-window.ts); undefined when the model's files do not say. */
   contextWindow?: number;
+  kvBytesPerToken?: number; // KV-cache bytes a token takes over the whole model (kv-headroom.ts): admission's cost
 }
 
 /** How the cluster service finds models, plans them and fetches a stage's files (the node's: node-service.ts). */
@@ -105,9 +106,8 @@ export interface ClusterService extends InferenceService, PlacementService {
   liveRequests(): Promise<LiveRequests>;
   /** Each model's state (ready, degraded, re-placing), for GET /v1/cluster and /debug/state. */
   modelStates(): ModelState[];
-  /** The admission queue's figures (GET /debug/state). */
+  /** The admission queue's figures, this node's load and each peer's last STATUS `load` (GET /debug/state). */
   admission(): AdmissionStats;
-  /** This node's load and the last one each peer reported in STATUS (GET /debug/state). */
   load: Pick<LoadReporter, "local" | "peers">;
   close(): void;
 }
@@ -279,7 +279,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
       what: req.messages ? "messages" : "prompt",
     });
     // FIFO behind the live limit (a full queue: E_CAPACITY, 429); planned again, as membership may move meanwhile.
-    const ticket = await admission.acquire(signal);
+    const ticket = await admission.acquire(signal, (tokenizer.kvBytesPerToken ?? 0) * (tokens.length + maxTokens));
     try {
       plan = models.planFor(model);
       await ensurePrepared(plan);

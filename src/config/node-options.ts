@@ -35,6 +35,8 @@ export interface NodeOptions {
   maxLive: number;
   /** Requests a coordinator queues beyond `maxLive` (FIFO); one more is refused with HTTP 429. */
   queueSize: number;
+  /** KV-cache memory (MB) the requests a coordinator runs may hold at once; undefined: not counted. */
+  kvCacheMb: number | undefined;
   /** On SIGTERM, longest the node waits for its running requests before it exits (and they fail over). */
   drainMs: number;
   dialTimeoutMs: number;
@@ -75,6 +77,7 @@ export interface NodeFlags {
   "drain-ms"?: string;
   "max-live"?: string;
   "queue-size"?: string;
+  "kv-cache-mb"?: string;
   "prepare-stall-ms"?: string;
   "max-frame-bytes"?: string;
   engine?: string;
@@ -149,6 +152,7 @@ export function parseNodeOptions(
     drainMs: integer("drain-ms", flags["drain-ms"], 30_000, 0, 3_600_000),
     maxLive: integer("max-live", flags["max-live"], 32, 1, 4096),
     queueSize: integer("queue-size", flags["queue-size"], 256, 0, 1_000_000),
+    kvCacheMb: integer("kv-cache-mb", flags["kv-cache-mb"], 0, 0, 1 << 30) || undefined,
     dialTimeoutMs: 5000,
     handshakeTimeoutMs: 5000,
     maxFrameBytes: integer("max-frame-bytes", flags["max-frame-bytes"], 256 * 1024 * 1024, 1024, 0xffffffff),

@@ -50,6 +50,7 @@ export async function debugLoadState(service: ClusterService): Promise<Record<st
       limit: a.limit,
       queue_size: a.queueSize,
       refused: a.refused,
+      ...(a.budget === undefined ? {} : { kv_reserved_bytes: a.reserved ?? 0, kv_budget_bytes: a.budget }),
     },
     batch: local.lastBatch === undefined ? null : { last: local.lastBatch, peak: local.peakBatch ?? 0 },
     peers_load: Object.fromEntries(

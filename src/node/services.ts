@@ -61,7 +61,11 @@ export async function createNodeServices(node: ExoNodeCore): Promise<NodeService
     prepareStallMs: node.options.prepareStallMs,
     failover: { maxFailovers: node.options.maxFailovers, recoveryMs: node.options.recoveryMs },
     drainMs: node.options.drainMs,
-    admission: { limit: node.options.maxLive, queueSize: node.options.queueSize },
+    admission: {
+      limit: node.options.maxLive,
+      queueSize: node.options.queueSize,
+      ...(node.options.kvCacheMb === undefined ? {} : { budget: node.options.kvCacheMb * 1024 * 1024 }),
+    },
   });
   return {
     inference,

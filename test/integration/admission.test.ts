@@ -221,3 +221,42 @@ describe("two nodes on the fake engine with --max-live 2 --queue-size 2", () => 
     60_000,
   );
 });
+
+describe("KV-aware admission: one node on the fake engine with --kv-cache-mb 1 and --max-live 8", () => {
+  let node: SpawnedNode;
+  beforeAll(async () => {
+    node = await spawnNode({
+      args: [
+        ...["--node-id", "kv", "--host", "127.0.0.1", "--port", "0", "--api-host", "127.0.0.1", "--api-port", "0"],
+        ...["--memory-mb", "4000", "--engine", "fake", "--fake-step-ms", "5"],
+        ...["--max-live", "8", "--queue-size", "8", "--kv-cache-mb", "1"],
+      ],
+    });
+    expect((await post(node, chatBody("warm up", { max_tokens: 2 }))).status).toBe(200);
+  }, 30_000);
+
+  test(
+    "long contexts beyond the KV budget queue (FIFO, a short one behind them too) instead of running, then all finish",
+    withNodeLogs(async () => {
+      // The embedded model keeps 1 KiB a token: each long request reserves (prompt + 480) KiB, two fit in 1 MiB.
+      const long = [0, 1, 2].map((i) => post(node, chatBody(`long ${i}`, { max_tokens: 480 })));
+      await waitFor(async () => (await debugState(node)).admission.queued === 1, { what: "the third long one queued" });
+      const short = post(node, chatBody("short", { max_tokens: 5 }));
+      await waitFor(async () => (await debugState(node)).admission.queued === 2, { what: "the short one queued" });
+      const mid = (await debugState(node)).admission as DebugState["admission"] & Record<string, number>;
+      expect(mid).toMatchObject({ running: 2, queued: 2, limit: 8, kv_budget_bytes: 1024 * 1024 });
+      expect(mid.kv_reserved_bytes).toBeGreaterThan(2 * 480 * 1024);
+      expect(mid.kv_reserved_bytes).toBeLessThanOrEqual(1024 * 1024);
+
+      const answers = await Promise.all([...long, short]);
+      expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      const tokens = await Promise.all(
+        answers.map(async (r) => ((await r.json()) as OpenAI.ChatCompletion).usage!.completion_tokens),
+      );
+      expect(tokens).toEqual([480, 480, 480, 5]);
+      expect((await debugState(node)).admission).toMatchObject({ running: 0, queued: 0, kv_reserved_bytes: 0 });
+      await waitNoRequestState([node]);
+    }),
+    60_000,
+  );
+});
