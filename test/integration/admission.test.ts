@@ -193,6 +193,32 @@ describe("two nodes on the fake engine with --max-live 2 --queue-size 2", () => 
   );
 
   test(
+    "a streamed request still queued after its 200 headers leaves the queue when its client cancels the stream",
+    withNodeLogs(async () => {
+      const a = cluster.node("a");
+      const running = [new AbortController(), new AbortController()];
+      const long = running.map((c, i) =>
+        post(a, chatBody(`busy ${i}`, { max_tokens: 100_000 }), c.signal).catch((e: Error) => e.name),
+      );
+      await waitFor(async () => (await debugState(a)).admission.running === 2, { what: "2 running on a" });
+      // Past the API's header wait the 200 goes out (with the first keep-alive comment) while it is still queued.
+      const res = await post(a, chatBody("streamed, queued", { max_tokens: 5, stream: true }));
+      expect(res.status).toBe(200);
+      expect((await debugState(a)).admission.queued).toBe(1);
+      await res.body!.cancel();
+      await waitFor(async () => (await debugState(a)).live_requests.queued === 0, {
+        what: "the cancelled stream out of the queue",
+        timeoutMs: 2000,
+      });
+      expect((await debugState(a)).admission.running).toBe(2);
+      for (const c of running) c.abort();
+      expect(await Promise.all(long)).toEqual(["AbortError", "AbortError"]);
+      await waitNoRequestState(cluster.nodes);
+    }),
+    60_000,
+  );
+
+  test(
     "the coordinator's queue depth reaches its peers in STATUS (GET /debug/state peers_load)",
     withNodeLogs(async () => {
       const [a, b] = [cluster.node("a"), cluster.node("b")];
