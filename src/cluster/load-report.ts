@@ -2,7 +2,8 @@
 // sizes ride on STATUS as one optional `load` object. Old peers ignore fields they do not know, so their STATUS
 // parsing stays valid; a STATUS without `load` (an old peer's) simply reports none. Sent after admission changes,
 // at most every REPORT_EVERY_MS (the last change always goes out), and only by a node whose engine holds a shard
-// it is not re-preparing: STATUS is per model and says `ready` for it, which must stay true.
+// it is not re-preparing or downloading more of (POST /download): STATUS is per model and says `ready` for it,
+// which must stay true (a peer that hears `ready` stops serving this node that model's files, peer-grants.ts).
 import type { NodeId } from "../ids.ts";
 import { logger } from "../log.ts";
 import type { ShardEngine } from "../engine/types.ts";
@@ -34,6 +35,8 @@ export function createLoadReporter(opts: {
 }): LoadReporter {
   const { transport, engine, admission } = opts;
   const heard = new Map<NodeId, { load: LoadFields; at: number }>();
+  /** Models this node said it is downloading (its own STATUS, which it hears too) and has not finished. */
+  const downloading = new Set<string>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let lastSent = 0;
   let dirty = false;
@@ -46,7 +49,7 @@ export function createLoadReporter(opts: {
 
   async function send(): Promise<void> {
     const shard = engine.loaded();
-    if (!shard || opts.preparing()) return;
+    if (!shard || opts.preparing() || downloading.has(shard.modelId)) return;
     const status = { nodeId: transport.selfId, modelId: shard.modelId, phase: "ready", fraction: 1 };
     const fields = { ...status, load: await local() };
     await Promise.all(
@@ -79,6 +82,10 @@ export function createLoadReporter(opts: {
   const unsubscribe = admission.onChange(schedule);
   return {
     heard(status) {
+      if (status.nodeId === transport.selfId && !status.load) {
+        if (status.phase === "download" && status.fraction < 1) downloading.add(status.modelId);
+        else downloading.delete(status.modelId);
+      }
       if (status.nodeId === transport.selfId || !status.load) return;
       heard.set(status.nodeId, { load: status.load, at: performance.now() });
     },

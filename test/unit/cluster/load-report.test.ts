@@ -68,6 +68,22 @@ describe("load reporter", () => {
     heard.stop();
   });
 
+  test("no load STATUS while this node downloads more of the loaded model (POST /download); again once it is done", async () => {
+    const { admission, reporter, heard, statuses } = await setup(true);
+    const own = { nodeId: "a", modelId: "m" } as const;
+    reporter.heard(parseStatus({ ...own, phase: "download", fraction: 0.4 }));
+    (await admission.acquire(new AbortController().signal)).release();
+    await reporter.flush();
+    await new Promise((r) => setImmediate(r));
+    expect(statuses).toEqual([]);
+    reporter.heard(parseStatus({ ...own, phase: "download", fraction: 1 }));
+    (await admission.acquire(new AbortController().signal)).release();
+    await reporter.flush();
+    await waitFor(() => statuses.length === 1, { what: "the load STATUS after the download" });
+    reporter.stop();
+    heard.stop();
+  });
+
   for (const [what, loaded, preparing] of [
     ["holds no shard", false, false],
     ["is preparing one", true, true],
