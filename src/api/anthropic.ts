@@ -2,6 +2,7 @@
 import type { ApiDeps } from "./deps.ts";
 import type { GenerateRouteOptions } from "./completions.ts";
 import { readJsonBody } from "./body.ts";
+import { errorHeaders } from "./errors.ts";
 import {
   anthropicError,
   anthropicFrame,
@@ -16,7 +17,7 @@ import { SSE_HEADERS } from "./sse.ts";
 /** The error response Anthropic's clients parse. */
 export function anthropicErrorResponse(err: unknown, headers?: Record<string, string>): Response {
   const { status, body } = anthropicError(err);
-  return Response.json(body, { status, headers });
+  return Response.json(body, { status, headers: errorHeaders(status, headers) });
 }
 
 const encoder = new TextEncoder();

@@ -69,8 +69,16 @@ export function describeError(err: unknown): { status: number; body: ErrorEnvelo
   return { status: mapping.status, body: { error: { message, type: mapping.type, param, code } } };
 }
 
+/** Seconds a refused client should wait before it retries: the admission queue drains at decode speed. */
+export const RETRY_AFTER_SECONDS = 1;
+
+/** `headers` plus `Retry-After` on a 429 (the admission queue is full), for every dialect's error response. */
+export function errorHeaders(status: number, headers?: Record<string, string>): Record<string, string> | undefined {
+  return status === 429 ? { ...headers, "retry-after": String(RETRY_AFTER_SECONDS) } : headers;
+}
+
 /** The JSON error response for any thrown value. */
 export function errorResponse(err: unknown, headers?: Record<string, string>): Response {
   const { status, body } = describeError(err);
-  return Response.json(body, { status, headers });
+  return Response.json(body, { status, headers: errorHeaders(status, headers) });
 }

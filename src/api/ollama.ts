@@ -7,7 +7,7 @@ import type { ModelInfo } from "../cluster/types.ts";
 import type { ApiDeps } from "./deps.ts";
 import type { GenerateRouteOptions } from "./completions.ts";
 import { readJsonBody } from "./body.ts";
-import { invalidParam } from "./errors.ts";
+import { errorHeaders, invalidParam } from "./errors.ts";
 import { placementJson } from "./placements.ts";
 import { answerOnce, answerStream, startGeneration, type StreamDialect } from "./generation.ts";
 import {
@@ -23,7 +23,7 @@ import {
 /** Ollama's error response: `{"error": "…"}`. */
 export function ollamaErrorResponse(err: unknown, headers?: Record<string, string>): Response {
   const { status, body } = ollamaError(err);
-  return Response.json(body, { status, headers });
+  return Response.json(body, { status, headers: errorHeaders(status, headers) });
 }
 
 const dialect = (name: string): StreamDialect => ({

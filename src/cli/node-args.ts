@@ -36,6 +36,19 @@ export const nodeArgs = {
     type: "string",
     description: "on SIGTERM, longest to wait for running requests before exiting; the rest fail over (default 30000)",
   },
+  "max-live": {
+    type: "string",
+    description: "requests generating at once on this node (the engine's live-request cap; default 32)",
+  },
+  "queue-size": {
+    type: "string",
+    description: "requests waiting in FIFO order beyond --max-live; one more gets HTTP 429 (default 256, 0: none)",
+  },
+  "kv-cache-mb": {
+    type: "string",
+    description:
+      "KV-cache MB the running requests may hold (prompt + max_tokens each); beyond it they queue (default: not counted)",
+  },
   "max-frame-bytes": { type: "string", description: "largest frame payload accepted (default 268435456)" },
   "cluster-key-file": {
     type: "string",

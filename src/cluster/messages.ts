@@ -42,6 +42,35 @@ export interface StatusFields {
   detail?: string;
   /** During downloads: exo's RepoProgressEvent dict, so every node's /v1/download/progress shows the whole cluster. */
   progress?: Record<string, unknown>;
+  /** A coordinator's load (load-report.ts); absent from old peers and from STATUS sent while preparing. */
+  load?: LoadFields;
+}
+
+/** STATUS `load`: what a coordinator has queued and running, and its engine's decode batches. */
+export interface LoadFields {
+  queued: number;
+  running: number;
+  /** Decode steps in the engine's last batched forward (absent: the engine does not batch). */
+  lastBatch?: number;
+  peakBatch?: number;
+}
+
+/** `load` of a STATUS from an untrusted peer; anything malformed reads as absent rather than failing the STATUS. */
+export function parseLoad(v: unknown): LoadFields | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  const count = (x: unknown) => (Number.isInteger(x) && (x as number) >= 0 ? (x as number) : undefined);
+  const queued = count(o.queued);
+  const running = count(o.running);
+  if (queued === undefined || running === undefined) return undefined;
+  const lastBatch = count(o.lastBatch);
+  const peakBatch = count(o.peakBatch);
+  return {
+    queued,
+    running,
+    ...(lastBatch === undefined ? {} : { lastBatch }),
+    ...(peakBatch === undefined ? {} : { peakBatch }),
+  };
 }
 
 function bad(what: string): never {
@@ -144,6 +173,8 @@ export function parseStatus(f: Record<string, unknown>): StatusFields {
   if (typeof f.detail === "string") s.detail = f.detail;
   if (typeof f.progress === "object" && f.progress !== null && !Array.isArray(f.progress))
     s.progress = f.progress as Record<string, unknown>;
+  const load = parseLoad(f.load);
+  if (load) s.load = load;
   return s;
 }
 

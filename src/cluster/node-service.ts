@@ -10,7 +10,8 @@ import { readConfigFileIfAny } from "../models/spec/config-file.ts";
 import { contextWindow } from "../models/spec/context-window.ts";
 import type { Quantization } from "../models/spec/quantization.ts";
 import { cpuBytesPerStoredByte } from "../models/spec/footprint.ts";
-import { kvHeadroomBytesPerLayer } from "../models/spec/kv-headroom.ts";
+import { kvBytesPerToken, kvHeadroomBytesPerLayer } from "../models/spec/kv-headroom.ts";
+import { parseModelArgs } from "../models/spec/model-args.ts";
 import type { NodeModelStore, ShapedModel } from "../download/model-store.ts";
 import { toExoProgress, type DownloadProgress } from "../download/progress.ts";
 import type { ShardEngine } from "../engine/types.ts";
@@ -18,6 +19,7 @@ import type { PeerTransport } from "../net/transport.ts";
 import { createDetokenizer } from "../tokenizer/detokenizer.ts";
 import { loadTokenizer } from "../tokenizer/tokenizer.ts";
 import { planModel, type PlacementNode } from "../topology/placement.ts";
+import type { AdmissionOptions } from "./admission-queue.ts";
 import { createClusterService, type ClusterService, type ClusterTokenizer, type ModelResolver } from "./service.ts";
 
 const log = logger("cluster");
@@ -41,6 +43,8 @@ export interface NodeClusterOptions {
   prepareStallMs?: number;
   failover?: { maxFailovers?: number; recoveryMs?: number };
   drainMs?: number;
+  /** Admission of the requests this node coordinates (--max-live, --queue-size). */
+  admission?: Partial<AdmissionOptions>;
 }
 
 /** The cluster service of a node; resolves `models` (served besides the catalog) before it returns. */
@@ -57,12 +61,14 @@ export async function createNodeClusterService(opts: NodeClusterOptions): Promis
       store.notePeerStatus(status.nodeId, status.modelId, status.phase === "download" && status.fraction < 1);
       if (status.progress) store.recordPeerProgress(status.nodeId, status.progress);
     },
-    loadTokenizer: async (dir) => adaptTokenizer(await loadTokenizer(dir), await readContextWindow(dir)),
+    loadTokenizer: async (dir) =>
+      adaptTokenizer(await loadTokenizer(dir), await readContextWindow(dir), await readKvBytesPerToken(dir)),
     tokenTimeoutMs: opts.tokenTimeoutMs,
     memoryOf: opts.memoryOf,
     prepareStallMs: opts.prepareStallMs,
     ...(opts.failover ? { failover: opts.failover } : {}),
     ...(opts.drainMs === undefined ? {} : { drainMs: opts.drainMs }),
+    ...(opts.admission ? { admission: opts.admission } : {}),
   });
   for (const ref of opts.models ?? []) {
     await store
@@ -149,9 +155,24 @@ async function readContextWindow(dir: string): Promise<number | undefined> {
   return contextWindow((await readConfigFileIfAny(dir)) ?? {}, tokenizerConfig);
 }
 
-function adaptTokenizer(t: Awaited<ReturnType<typeof loadTokenizer>>, window: number | undefined): ClusterTokenizer {
+/** KV bytes a token of the model beside its tokenizer; undefined (not counted) when its config does not parse. */
+async function readKvBytesPerToken(dir: string): Promise<number | undefined> {
+  const config = await readConfigFileIfAny(dir);
+  try {
+    return config ? kvBytesPerToken(parseModelArgs(config)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function adaptTokenizer(
+  t: Awaited<ReturnType<typeof loadTokenizer>>,
+  window: number | undefined,
+  kvBytes: number | undefined,
+): ClusterTokenizer {
   return {
     ...(window !== undefined ? { contextWindow: window } : {}),
+    ...(kvBytes !== undefined ? { kvBytesPerToken: kvBytes } : {}),
     encodeChat: (messages: ChatMessage[], tools?: unknown[]) =>
       t.encodeChat(messages, { addGenerationPrompt: true, ...(tools ? { tools } : {}) }),
     encode: (text) => t.encode(text, { addSpecialTokens: true }),

@@ -61,6 +61,8 @@ export function statusBroadcaster(transport: PeerTransport, modelId: ModelId): S
 export interface ShardPreparer {
   /** Make this node's stage of `plan` ready; resolves when the engine holds it. */
   prepare(plan: Plan): Promise<void>;
+  /** True while a prepare job runs here (its STATUS frames report that phase). */
+  preparing(): boolean;
 }
 
 export function createShardPreparer(opts: {
@@ -118,5 +120,6 @@ export function createShardPreparer(opts: {
       }
       return job;
     },
+    preparing: () => jobs.size > 0,
   };
 }

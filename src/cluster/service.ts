@@ -14,7 +14,9 @@ import type {
 } from "./types.ts";
 import type { ShardEngine } from "../engine/types.ts";
 import type { PeerTransport } from "../net/transport.ts";
+import { createAdmissionQueue, type AdmissionOptions, type AdmissionStats } from "./admission-queue.ts";
 import { fitToWindow } from "./context-fit.ts";
+import { createLoadReporter, type LoadReporter } from "./load-report.ts";
 import { createCoordinator } from "./coordinator.ts";
 import { DEFAULT_FAILOVER_LIMITS, failoverTokens, type FailoverLimits } from "./failover.ts";
 import { createModelStates, describePlan, type ModelState } from "./model-states.ts";
@@ -49,6 +51,7 @@ export interface ClusterTokenizer {
   createDetokenizer(): Detokenizer;
   /** Longest prompt + answer in tokens (src/models/spec/context-window.ts); undefined when the model's files do not say. */
   contextWindow?: number;
+  kvBytesPerToken?: number; // KV-cache bytes a token takes over the whole model (kv-headroom.ts): admission's cost
 }
 
 /** How the cluster service finds models, plans them and fetches a stage's files (the node's: node-service.ts). */
@@ -83,12 +86,15 @@ export interface ClusterServiceDeps {
   failover?: Partial<FailoverLimits>;
   /** Longest a background re-placement waits for running requests to finish on their plan (default 30 s). */
   drainMs?: number;
+  /** Admission of the requests coordinated here (admission-queue.ts): default 32 running, 256 queued, 300 s wait. */
+  admission?: Partial<AdmissionOptions>;
 }
 
 export type PrepareProgress = (status: StatusFields) => void;
 
 /** Request state held on this node; every count is 0 when nothing is in flight. */
 export interface LiveRequests {
+  queued: number; // waiting for admission (admission-queue.ts)
   coordinating: number;
   stages: number;
   engine: number;
@@ -100,6 +106,9 @@ export interface ClusterService extends InferenceService, PlacementService {
   liveRequests(): Promise<LiveRequests>;
   /** Each model's state (ready, degraded, re-placing), for GET /v1/cluster and /debug/state. */
   modelStates(): ModelState[];
+  /** The admission queue's figures, this node's load and each peer's last STATUS `load` (GET /debug/state). */
+  admission(): AdmissionStats;
+  load: Pick<LoadReporter, "local" | "peers">;
   close(): void;
 }
 
@@ -115,6 +124,8 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   const coordinator = createCoordinator({ transport, tokenTimeoutMs: deps.tokenTimeoutMs ?? 300_000 });
   const stages = createStageHost({ transport, engine });
   const preparer = createShardPreparer({ transport, engine, models });
+  const admission = createAdmissionQueue({ limit: 32, queueSize: 256, waitMs: 300_000, ...deps.admission });
+  const load = createLoadReporter({ transport, engine, admission, preparing: () => preparer.preparing() });
   const prepared = new Map<string, { key: string; plan: Plan; done: Promise<void> }>();
   // Every node's last STATUS per model (stages broadcast them to every peer), and requests coordinated here.
   const statuses = new Map<string, Map<string, StatusFields>>();
@@ -153,6 +164,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
   });
   transport.handle("STATUS", (msg) => {
     const status = parseStatus(msg.fields);
+    load.heard(status);
     noteStatus(status);
     deps.onStatus?.(status);
     for (const l of progressListeners.get(status.modelId) ?? []) l(status);
@@ -254,7 +266,7 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
 
   async function* generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<GenerationEvent> {
     const model = await models.resolveModel(req.modelId);
-    const plan = models.planFor(model);
+    let plan = models.planFor(model);
     // Tokenized and fitted to the context window before the stages prepare: a prompt too long costs nothing.
     const tokenizer = await tokenizerFor(model);
     const tokens = req.messages ? tokenizer.encodeChat(req.messages, req.tools) : tokenizer.encode(req.prompt ?? "");
@@ -266,52 +278,59 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
       window: tokenizer.contextWindow,
       what: req.messages ? "messages" : "prompt",
     });
-    await ensurePrepared(plan);
-    const eosIds = tokenizer.eosIds;
-    inFlight.set(plan.modelId, (inFlight.get(plan.modelId) ?? 0) + 1);
-    // Each attempt is a request of its own on its plan; a failover replays prompt + streamed tokens (failover.ts).
-    const ids = failoverTokens(
-      { plan, prompt: tokens, maxTokens },
-      {
-        run: (a, attemptSignal) => {
-          const sampling = a.startIndex > 0 ? { ...req.sampling, startIndex: a.startIndex } : req.sampling;
-          const requestId = asRequestId(crypto.randomUUID());
-          return coordinator.generateTokens({ ...a, requestId, sampling, eosIds }, attemptSignal);
-        },
-        replan: (broken, err, deadline) =>
-          replacement.replan(model, broken, err, deadline).catch((e: unknown) => {
-            states.set(model.id, "degraded", undefined, e instanceof Error ? e.message : String(e));
-            throw e;
-          }),
-        prepare: (p) => ensurePrepared(p, undefined, "failover"),
-        onBroken: (broken, err) => {
-          log.info(`${model.id}: a request failing over from ${describePlan(broken)}: ${err.message}`);
-          if (JSON.stringify(states.get(broken.modelId)?.plan) === JSON.stringify(broken))
-            states.set(broken.modelId, "degraded", broken, err.message);
-        },
-        onRecovered: (r) =>
-          log.info(
-            `${model.id}: request recovered on ${describePlan(r.to)} (failover ${r.failovers}, ${r.replayed} tokens replayed): re-plan ${r.replanMs.toFixed(0)} ms, load ${r.loadMs.toFixed(0)} ms, replay ${r.replayMs.toFixed(0)} ms`,
-          ),
-      },
-      limits,
-      signal,
-    );
+    // FIFO behind the live limit (a full queue: E_CAPACITY, 429); planned again, as membership may move meanwhile.
+    const ticket = await admission.acquire(signal, (tokenizer.kvBytesPerToken ?? 0) * (tokens.length + maxTokens));
     try {
-      yield* streamText(ids, {
-        detokenizer: tokenizer.createDetokenizer(),
-        stop: req.stop,
-        eosIds,
-        maxTokens,
-        promptTokens: tokens.length,
-      });
-    } catch (err) {
-      // A stage that failed may have lost its shard (runner restart): prepare again next time.
-      if (errorCode(err) !== "E_CANCELLED") prepared.delete(plan.modelId);
-      throw err;
+      plan = models.planFor(model);
+      await ensurePrepared(plan);
+      const eosIds = tokenizer.eosIds;
+      inFlight.set(plan.modelId, (inFlight.get(plan.modelId) ?? 0) + 1);
+      // Each attempt is a request of its own on its plan; a failover replays prompt + streamed tokens (failover.ts).
+      const ids = failoverTokens(
+        { plan, prompt: tokens, maxTokens },
+        {
+          run: (a, attemptSignal) => {
+            const sampling = a.startIndex > 0 ? { ...req.sampling, startIndex: a.startIndex } : req.sampling;
+            const requestId = asRequestId(crypto.randomUUID());
+            return coordinator.generateTokens({ ...a, requestId, sampling, eosIds }, attemptSignal);
+          },
+          replan: (broken, err, deadline) =>
+            replacement.replan(model, broken, err, deadline).catch((e: unknown) => {
+              states.set(model.id, "degraded", undefined, e instanceof Error ? e.message : String(e));
+              throw e;
+            }),
+          prepare: (p) => ensurePrepared(p, undefined, "failover"),
+          onBroken: (broken, err) => {
+            log.info(`${model.id}: a request failing over from ${describePlan(broken)}: ${err.message}`);
+            if (JSON.stringify(states.get(broken.modelId)?.plan) === JSON.stringify(broken))
+              states.set(broken.modelId, "degraded", broken, err.message);
+          },
+          onRecovered: (r) =>
+            log.info(
+              `${model.id}: request recovered on ${describePlan(r.to)} (failover ${r.failovers}, ${r.replayed} tokens replayed): re-plan ${r.replanMs.toFixed(0)} ms, load ${r.loadMs.toFixed(0)} ms, replay ${r.replayMs.toFixed(0)} ms`,
+            ),
+        },
+        limits,
+        signal,
+      );
+      try {
+        yield* streamText(ids, {
+          detokenizer: tokenizer.createDetokenizer(),
+          stop: req.stop,
+          eosIds,
+          maxTokens,
+          promptTokens: tokens.length,
+        });
+      } catch (err) {
+        // A stage that failed may have lost its shard (runner restart): prepare again next time.
+        if (errorCode(err) !== "E_CANCELLED") prepared.delete(plan.modelId);
+        throw err;
+      } finally {
+        inFlight.set(plan.modelId, (inFlight.get(plan.modelId) ?? 1) - 1);
+        if (!inFlight.get(plan.modelId)) wentIdle.wakeAll();
+      }
     } finally {
-      inFlight.set(plan.modelId, (inFlight.get(plan.modelId) ?? 1) - 1);
-      if (!inFlight.get(plan.modelId)) wentIdle.wakeAll();
+      ticket.release();
     }
   }
 
@@ -365,10 +384,14 @@ export function createClusterService(deps: ClusterServiceDeps): ClusterService {
       return plan;
     },
     async liveRequests() {
-      return { coordinating: coordinator.size(), stages: stages.size(), engine: await engine.liveRequests() };
+      const queued = admission.stats().queued;
+      return { queued, coordinating: coordinator.size(), stages: stages.size(), engine: await engine.liveRequests() };
     },
     modelStates: () => states.list(),
+    admission: () => admission.stats(),
+    load,
     close() {
+      load.stop();
       clearInterval(sweeper);
       replacement.stop();
       unsubscribe();

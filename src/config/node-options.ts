@@ -31,6 +31,12 @@ export interface NodeOptions {
   maxFailovers: number;
   /** Longest one failover may take, from the failure to the next token. */
   recoveryMs: number;
+  /** Requests generating at once on this node: the engine's live-request cap and the coordinator's admission limit. */
+  maxLive: number;
+  /** Requests a coordinator queues beyond `maxLive` (FIFO); one more is refused with HTTP 429. */
+  queueSize: number;
+  /** KV-cache memory (MB) the requests a coordinator runs may hold at once; undefined: not counted. */
+  kvCacheMb: number | undefined;
   /** On SIGTERM, longest the node waits for its running requests before it exits (and they fail over). */
   drainMs: number;
   dialTimeoutMs: number;
@@ -69,6 +75,9 @@ export interface NodeFlags {
   "max-failovers"?: string;
   "recovery-ms"?: string;
   "drain-ms"?: string;
+  "max-live"?: string;
+  "queue-size"?: string;
+  "kv-cache-mb"?: string;
   "prepare-stall-ms"?: string;
   "max-frame-bytes"?: string;
   engine?: string;
@@ -141,6 +150,9 @@ export function parseNodeOptions(
     maxFailovers: integer("max-failovers", flags["max-failovers"], 3, 0, 100),
     recoveryMs: integer("recovery-ms", flags["recovery-ms"], 120_000, 100, 24 * 3_600_000),
     drainMs: integer("drain-ms", flags["drain-ms"], 30_000, 0, 3_600_000),
+    maxLive: integer("max-live", flags["max-live"], 32, 1, 4096),
+    queueSize: integer("queue-size", flags["queue-size"], 256, 0, 1_000_000),
+    kvCacheMb: integer("kv-cache-mb", flags["kv-cache-mb"], 0, 0, 1 << 30) || undefined,
     dialTimeoutMs: 5000,
     handshakeTimeoutMs: 5000,
     maxFrameBytes: integer("max-frame-bytes", flags["max-frame-bytes"], 256 * 1024 * 1024, 1024, 0xffffffff),

@@ -8,16 +8,22 @@ import type { ShardEngine } from "./types.ts";
 /** Vocabulary of a model directory the fake engine cannot read a config.json from. */
 const DEFAULT_VOCAB_SIZE = 256;
 
-/** A fake engine sized to each loaded model; `stepDelayMs` is awaited per step (--fake-step-ms). */
-export function createModelSizedFakeEngine(stepDelayMs: number): ShardEngine {
-  let inner = createFakeEngine({ stepDelayMs });
+/** A fake engine sized to each loaded model; `stepDelayMs` is awaited per step (--fake-step-ms), `maxLiveRequests` is --max-live. */
+export function createModelSizedFakeEngine(stepDelayMs: number, maxLiveRequests?: number): ShardEngine {
+  const limit = maxLiveRequests === undefined ? {} : { maxLiveRequests };
+  let inner = createFakeEngine({ stepDelayMs, ...limit });
   return {
     async load(spec, onProgress) {
       const config = await readConfigFileIfAny(spec.modelDir);
       const eos = configEosIds(config)[0];
       await inner.close();
       const vocabSize = configVocabSize(config) ?? DEFAULT_VOCAB_SIZE;
-      inner = createFakeEngine({ stepDelayMs, vocabSize, ...(typeof eos === "number" ? { eosToken: eos } : {}) });
+      inner = createFakeEngine({
+        stepDelayMs,
+        vocabSize,
+        ...limit,
+        ...(typeof eos === "number" ? { eosToken: eos } : {}),
+      });
       return inner.load(spec, onProgress);
     },
     loaded: () => inner.loaded(),

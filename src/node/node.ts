@@ -212,7 +212,8 @@ export async function createNode(options: Readonly<NodeOptions>, hooks: CreateNo
       draining = true;
       const running = async () => {
         const live = await finalServices.inference.liveRequests();
-        return live.coordinating + live.stages;
+        // Requests admitted before the drain and still queued run when a slot frees, within the same bound.
+        return live.queued + live.coordinating + live.stages;
       };
       let n = await running();
       if (n === 0) return;

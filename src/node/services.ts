@@ -7,14 +7,20 @@ import { asModelId } from "../ids.ts";
 import { statusBroadcaster } from "../cluster/prepare.ts";
 import { createModelSizedFakeEngine } from "../engine/model-sized-fake-engine.ts";
 import type { ShardEngine } from "../engine/types.ts";
+import { debugLoadState } from "./debug.ts";
 import type { ExoNodeCore, NodeServices } from "./types.ts";
 
 /** The MLX runner child by default; `--engine fake` runs the no-MLX fake in-process (network tests). */
 async function createEngine(node: ExoNodeCore): Promise<ShardEngine> {
-  if (node.options.engine === "fake") return createModelSizedFakeEngine(node.options.fakeStepMs);
+  const { fakeStepMs, maxLive } = node.options;
+  if (node.options.engine === "fake") return createModelSizedFakeEngine(fakeStepMs, maxLive);
   const { createRunnerEngine } = await import("../engine/runner-client.ts");
   const { maxBatch } = node.options;
-  return createRunnerEngine({ engine: "mlx", ...(maxBatch === undefined ? {} : { maxBatch }) });
+  return createRunnerEngine({
+    engine: "mlx",
+    maxLiveRequests: maxLive,
+    ...(maxBatch === undefined ? {} : { maxBatch }),
+  });
 }
 
 /**
@@ -55,6 +61,11 @@ export async function createNodeServices(node: ExoNodeCore): Promise<NodeService
     prepareStallMs: node.options.prepareStallMs,
     failover: { maxFailovers: node.options.maxFailovers, recoveryMs: node.options.recoveryMs },
     drainMs: node.options.drainMs,
+    admission: {
+      limit: node.options.maxLive,
+      queueSize: node.options.queueSize,
+      ...(node.options.kvCacheMb === undefined ? {} : { budget: node.options.kvCacheMb * 1024 * 1024 }),
+    },
   });
   return {
     inference,
@@ -63,6 +74,7 @@ export async function createNodeServices(node: ExoNodeCore): Promise<NodeService
       node_id: node.nodeId,
       live_requests: await inference.liveRequests(),
       models: inference.modelStates(),
+      ...(await debugLoadState(inference)),
     }),
     stop: async () => {
       inference.close();

@@ -17,6 +17,8 @@ export interface ClusterNodeSpec {
 }
 
 export interface LiveRequests {
+  /** Waiting in the admission queue (absent from nodes before the queue existed). */
+  queued?: number;
   coordinating: number;
   stages: number;
   engine: number;
@@ -127,7 +129,7 @@ export async function waitNoRequestState(nodes: SpawnedNode[], timeoutMs = 5000)
     async () => {
       for (const n of nodes) {
         const live = await liveRequests(n);
-        if (live.coordinating + live.stages + live.engine !== 0) return false;
+        if ((live.queued ?? 0) + live.coordinating + live.stages + live.engine !== 0) return false;
       }
       return true;
     },

@@ -5,6 +5,7 @@ import type { GenerateRequest, GenerationEvent, ModelInfo } from "../../src/clus
 import { createFakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
 import type { ShardEngine } from "../../src/engine/types.ts";
 import type { Plan, StatusFields } from "../../src/cluster/messages.ts";
+import type { AdmissionOptions } from "../../src/cluster/admission-queue.ts";
 import { createClusterService, type ClusterService, type ClusterTokenizer } from "../../src/cluster/service.ts";
 import { createMemoryNetwork, type MemoryNetwork } from "./memory-transport.ts";
 import { waitFor } from "./wait.ts";
@@ -48,6 +49,8 @@ export function createMemoryCluster(
     tokenTimeoutMs?: number;
     /** The tokenizer's context window (prompt + answer tokens); none by default. */
     contextWindow?: number;
+    /** Every service's admission (limit, queue size, wait). */
+    admission?: Partial<AdmissionOptions>;
   } = {},
 ): MemoryCluster {
   const net = createMemoryNetwork();
@@ -89,6 +92,7 @@ export function createMemoryCluster(
       loadTokenizer: async () => letterTokenizer(opts.contextWindow),
       onStatus: (status) => heard.push(status),
       tokenTimeoutMs: opts.tokenTimeoutMs,
+      ...(opts.admission ? { admission: opts.admission } : {}),
     });
     services.set(id, service);
   }
@@ -129,7 +133,7 @@ export async function waitAllFree(
       for (const id of nodes) {
         const s = cluster.services.get(id)!;
         const live = await s.liveRequests();
-        if (live.coordinating + live.stages + live.engine > 0) return false;
+        if (live.queued + live.coordinating + live.stages + live.engine > 0) return false;
       }
       return true;
     },

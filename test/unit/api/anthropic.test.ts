@@ -201,6 +201,7 @@ describe("POST /v1/messages", () => {
     const { post } = setup("x", undefined, { failAtStart: new NodeError("E_CAPACITY", "busy") });
     const res = await post({ stream: true });
     expect(res.status).toBe(429);
+    expect(res.headers.get("retry-after")).toBe("1");
     expect((await res.json()).error.type).toBe("rate_limit_error");
   });
 });

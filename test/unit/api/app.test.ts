@@ -177,6 +177,8 @@ describe("errors", () => {
       for (const stream of [false, true]) {
         const res = await app(post("/v1/chat/completions", { ...chatBody, stream }));
         expect(res.status).toBe(status);
+        // A full admission queue tells the client when to come back; nothing else does.
+        expect(res.headers.get("retry-after")).toBe(status === 429 ? "1" : null);
         expect((await body(res)).error).toMatchObject({ code, message: error.message });
       }
     });

@@ -2,6 +2,7 @@
 // tool calls, tags/ps/show/version, and Ollama's {"error": …} shape.
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../../src/api/app.ts";
+import { NodeError } from "../../../src/errors.ts";
 import type { GenerateRequest, Placement } from "../../../src/cluster/types.ts";
 import { fakeDeps, type Script } from "../../helpers/fake-inference.ts";
 
@@ -117,6 +118,23 @@ describe("/api/chat", () => {
     });
     expect(bad.status).toBe(400);
     expect((await bad.json()).error).toMatch(/num_predict/);
+  });
+
+  test("a full admission queue is a 429 with Retry-After, streamed or not", async () => {
+    const busy = new NodeError("E_CAPACITY", "32 requests running (limit 32) and 256 queued (--queue-size 256)");
+    const fake = fakeDeps(() => ({ pieces: ["x"], failAtStart: busy }));
+    const app = createApp(fake.deps);
+    for (const stream of [false, true]) {
+      const res = await app(
+        new Request("http://exo.test/api/chat", {
+          method: "POST",
+          body: JSON.stringify({ model: "tiny-chat", stream, messages: [{ role: "user", content: "x" }] }),
+        }),
+      );
+      expect(res.status).toBe(429);
+      expect(res.headers.get("retry-after")).toBe("1");
+      expect(((await res.json()) as { error: string }).error).toMatch(/--queue-size 256/);
+    }
   });
 });
 

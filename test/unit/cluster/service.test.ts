@@ -260,7 +260,7 @@ describe("cluster service", () => {
     await transport.send("b", "TENSOR", { ...route, requestId: "live-1", ...hidden }, body);
     await waitFor(() => tokens.length === 1, { what: "the TOKEN of the live request" });
     const live = await c.services.get("b")!.liveRequests();
-    expect(live).toEqual({ coordinating: 0, stages: 1, engine: 1 });
+    expect(live).toEqual({ queued: 0, coordinating: 0, stages: 1, engine: 1 });
     await transport.send("b", "END", { requestId: "live-1" });
     await waitAllFree(c);
   });
@@ -294,6 +294,24 @@ describe("cluster service", () => {
     );
     const codes = results.map((r) => (r.status === "rejected" ? errorCode(r.reason) : "ok")).sort();
     expect(codes).toEqual(["E_CAPACITY", "ok", "ok"]);
+    await waitAllFree(c);
+  });
+
+  test("admission: beyond the coordinator's limit requests wait in FIFO order; only one past the queue is refused", async () => {
+    const c = cluster({ a: 3, b: 3 }, { engine: { stepDelayMs: 2 }, admission: { limit: 1, queueSize: 2 } });
+    const a = c.services.get("a")!;
+    const finished: number[] = [];
+    const runs = [0, 1, 2, 3].map((i) =>
+      collect(a.generate(request({ prompt: `p${i}` }), new AbortController().signal)).then(
+        () => finished.push(i),
+        (e: unknown) => errorCode(e),
+      ),
+    );
+    expect(await runs[3]).toBe("E_CAPACITY");
+    await Promise.all(runs);
+    // Admitted one at a time, in arrival order.
+    expect(finished).toEqual([0, 1, 2]);
+    expect(a.admission()).toMatchObject({ running: 0, queued: 0, peakQueued: 2, refused: 1 });
     await waitAllFree(c);
   });
 });

@@ -45,6 +45,20 @@ test("bad flag values are refused with the flag's name", () => {
   expect(() => parseDoctorOptions({ count: "0" })).toThrow("--count");
 });
 
+test("admission: --max-live defaults to the engine's 32, --queue-size to 256 (0: no queue), --kv-cache-mb to off", () => {
+  const d = parseNodeOptions({ "node-id": "n" }, {});
+  expect([d.maxLive, d.queueSize]).toEqual([32, 256]);
+  const o = parseNodeOptions({ "node-id": "n", "max-live": "2", "queue-size": "0" }, {});
+  expect([o.maxLive, o.queueSize]).toEqual([2, 0]);
+  expect(() => parseNodeOptions({ "max-live": "0" }, {})).toThrow('--max-live: expected an integer 1-4096, got "0"');
+  expect(() => parseNodeOptions({ "queue-size": "-1" }, {})).toThrow("--queue-size");
+  // KV-aware admission is off unless given a budget (0 is off too).
+  expect(d.kvCacheMb).toBeUndefined();
+  expect(parseNodeOptions({ "kv-cache-mb": "0" }, {}).kvCacheMb).toBeUndefined();
+  expect(parseNodeOptions({ "kv-cache-mb": "2048" }, {}).kvCacheMb).toBe(2048);
+  expect(() => parseNodeOptions({ "kv-cache-mb": "lots" }, {})).toThrow("--kv-cache-mb");
+});
+
 test("the default node id is the host name's first label, made safe and stable", () => {
   expect(defaultNodeId("Mac-Studio.local")).toBe("mac-studio");
   expect(defaultNodeId("my box!")).toBe("my-box");

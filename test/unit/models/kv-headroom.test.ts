@@ -3,7 +3,12 @@
 import { expect, test } from "bun:test";
 import { findModel, loadCatalog } from "../../../src/catalog/catalog.ts";
 import { asModelId, asNodeId } from "../../../src/ids.ts";
-import { kvHeadroomBytesPerLayer, PLANNED_CONTEXT_TOKENS } from "../../../src/models/spec/kv-headroom.ts";
+import {
+  kvBytesPerToken,
+  kvHeadroomBytesPerLayer,
+  PLANNED_CONTEXT_TOKENS,
+} from "../../../src/models/spec/kv-headroom.ts";
+import { parseModelArgs } from "../../../src/models/spec/model-args.ts";
 import { placeModel } from "../../../src/topology/placement.ts";
 
 test("DeepSeek and Kimi budget 576 values a token per layer; other architectures keep the default", () => {
@@ -29,4 +34,15 @@ test("deepseek-v3 from the catalog: the latent headroom is a small part of a lay
   expect(latent.ok).toBe(true);
   expect(guessed.ok).toBe(false);
   if (!guessed.ok) expect(guessed.bytesPerLayer).toBe(perLayer + Math.ceil(perLayer / 8));
+});
+
+test("KV bytes a token: keys and values of every KV head over every layer, 2 bytes a value", async () => {
+  // The embedded model: 4 layers, 2 KV heads of 32 → 2 × 2 × 32 × 2 bytes × 4 layers.
+  const tiny = parseModelArgs(await Bun.file(`${import.meta.dir}/../../../configs/default-model/config.json`).json());
+  expect(kvBytesPerToken(tiny)).toBe(1024);
+  // Llama 3.1 8B's shape: 32 layers, 8 KV heads of 128 → 128 KiB a token.
+  expect(kvBytesPerToken({ ...tiny, numHiddenLayers: 32, numKeyValueHeads: 8, headDim: 128 })).toBe(131_072);
+  // Latent attention caches 512 + 64 values a layer, whatever the heads.
+  const latent = { kvLoraRank: 512, qkRopeHeadDim: 64 } as NonNullable<typeof tiny.deepseek>;
+  expect(kvBytesPerToken({ ...tiny, deepseek: latent })).toBe(576 * 2 * 4);
 });
