@@ -121,6 +121,13 @@ async function checkBatched(c: TestCluster, entry: string): Promise<void> {
   expect(mixed.slice(0, 6)).toEqual(sampledAlone);
   expect(mixed.slice(6)).toEqual(reference.slice(6, 12));
 
+  // The requests really shared forwards on every stage (not merely ran one after another).
+  for (const n of c.nodes) {
+    const state = (await (await fetch(`http://127.0.0.1:${n.apiPort}/debug/state`)).json()) as {
+      batch: { peak: number } | null;
+    };
+    expect(state.batch?.peak ?? 0).toBeGreaterThan(1);
+  }
   await waitNoRequestState(c.nodes);
 }
 
