@@ -3,7 +3,7 @@
 // with `--max-batch 1` (each request stepped alone, the engine before batching); rounds alternate between the two.
 // Then, on one node: time to first token of a short chat alone and while a long prompt is being prefilled, and
 // HEALTH round trips between two nodes idle and while they decode a full batch. Random Llama weights (MLX runners).
-// Run: nice -n 10 bun bench/batched-cluster.ts [--preset 100m] [--streams 1,2,4,8,16] [--decode 16] [--rounds 3]
+// Run: nice -n 10 bun bench/batched-cluster.ts [--preset 100m] [--streams 1,2,4,8,16] [--decode 48] [--rounds 3]
 //      [--nodes 1,2,3] [--long-words 1500]
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,7 +16,7 @@ const { values: opt } = parseArgs({
   options: {
     preset: { type: "string", default: "100m" },
     streams: { type: "string", default: "1,2,4,8,16" },
-    decode: { type: "string", default: "16" },
+    decode: { type: "string", default: "48" },
     rounds: { type: "string", default: "3" },
     nodes: { type: "string", default: "1,2,3" },
     "long-words": { type: "string", default: "1500" },
@@ -44,7 +44,7 @@ async function makeModel(dir: string): Promise<string> {
   return out;
 }
 
-/** One streamed chat of DECODE+1 tokens: when its first and last token arrived, and how many came. */
+/** One streamed chat of DECODE+1 tokens: when each piece of text arrived, and how many tokens came. */
 async function stream(c: TestCluster, model: string, i: number, maxTokens = DECODE + 1, text?: string) {
   const t0 = performance.now();
   const s = await c.client(c.nodes[0]!.nodeId).chat.completions.create({
@@ -55,22 +55,33 @@ async function stream(c: TestCluster, model: string, i: number, maxTokens = DECO
     stream: true,
     stream_options: { include_usage: true },
   });
-  let first = 0;
+  const arrivals: number[] = [];
   let tokens = 0;
   for await (const chunk of s) {
-    if (!first && chunk.choices[0]?.delta.content) first = performance.now();
+    if (chunk.choices[0]?.delta.content) arrivals.push(performance.now());
     tokens = chunk.usage?.completion_tokens ?? tokens;
   }
-  return { t0, first: first || performance.now(), end: performance.now(), tokens };
+  const end = performance.now();
+  return { t0, first: arrivals[0] ?? end, last: arrivals[arrivals.length - 1] ?? end, arrivals, tokens };
 }
 
-/** Aggregate decode tok/s of n concurrent streams: tokens after each stream's first, over the shared span. */
+/**
+ * Aggregate decode tok/s of n concurrent streams, over the span in which all n are decoding: from the last
+ * stream's first text to the first stream's last (prefills run one after another, so a span from the first
+ * stream's first token would count the others' prefills as decode time). A piece of text can carry several
+ * byte tokens; each stream's pieces in the span are weighted by its tokens per piece.
+ */
 async function aggregate(c: TestCluster, model: string, n: number): Promise<number> {
-  const spans = await Promise.all(Array.from({ length: n }, (_, i) => stream(c, model, i)));
-  const first = Math.min(...spans.map((s) => s.first));
-  const end = Math.max(...spans.map((s) => s.end));
-  const tokens = spans.reduce((sum, s) => sum + Math.max(0, s.tokens - 1), 0);
-  return tokens / ((end - first) / 1000);
+  const streams = await Promise.all(Array.from({ length: n }, (_, i) => stream(c, model, i)));
+  const from = Math.max(...streams.map((s) => s.first));
+  const to = Math.min(...streams.map((s) => s.last));
+  let tokens = 0;
+  for (const s of streams) {
+    const perPiece = s.arrivals.length > 1 ? (s.tokens - 1) / (s.arrivals.length - 1) : 0;
+    tokens += perPiece * s.arrivals.filter((t) => t > from && t <= to).length;
+  }
+  if (to <= from) throw new Error(`${n} streams never all decoded at once: raise --decode`);
+  return tokens / ((to - from) / 1000);
 }
 
 function start(model: string, n: number, tag: string, extra: string[]): Promise<TestCluster> {
@@ -130,7 +141,7 @@ try {
       }
       if (nodes === 2) {
         const idle = await healthBurst(batched, 200);
-        const full = Promise.all(Array.from({ length: 16 }, (_, i) => stream(batched, model, i, 4 * DECODE)));
+        const full = Promise.all(Array.from({ length: 16 }, (_, i) => stream(batched, model, i, 2 * DECODE)));
         await waitUntilPrefilling(batched);
         const busy = await healthBurst(batched, 200);
         await full;

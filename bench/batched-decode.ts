@@ -1,7 +1,7 @@
 // Aggregate decode tokens/s of N concurrent greedy streams on one stage: the batching engine (decode steps of live
 // requests share one forward) vs the same engine with maxBatch 1 (each request stepped alone, the path before
 // batching), side by side in one run, rounds alternating. Medians; ratios batched/alone and vs one stream.
-// Usage: nice -n 10 bun bench/batched-decode.ts [--streams 1,2,4,8,16] [--decode 16] [--rounds 3]
+// Usage: nice -n 10 bun bench/batched-decode.ts [--streams 1,2,4,8,16] [--decode 48] [--rounds 3]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +13,7 @@ import type { SamplingParams, StageInput } from "../src/engine/types.ts";
 const { values: opt } = parseArgs({
   options: {
     streams: { type: "string", default: "1,2,4,8,16" },
-    decode: { type: "string", default: "16" },
+    decode: { type: "string", default: "48" },
     rounds: { type: "string", default: "3" },
   },
 });
@@ -39,30 +39,34 @@ const dir = mkdtempSync(join(tmpdir(), "exo-bench-batch-"));
 await writeRandomCheckpoint(dir, { config: CONFIG, seed: 3 });
 const shard = { modelId: "bench", modelDir: dir, layerStart: 0, layerEnd: 8, nLayers: 8 };
 
-/** One stream: a short prompt, then DECODE tokens; returns the time its decode took (after the first token). */
-async function stream(engine: LocalEngine, id: string, seed: number): Promise<{ start: number; end: number }> {
+/** One stream: a short prompt, then DECODE tokens; returns when each token arrived (the first is the prefill's). */
+async function stream(engine: LocalEngine, id: string, seed: number): Promise<number[]> {
   let input: StageInput = { kind: "tokens", tokens: [1 + (seed % 50), 7, 9, 11] };
-  let start = 0;
+  const arrivals: number[] = [];
   try {
     for (let i = 0; i <= DECODE; i++) {
       const y = await engine.step(id, input, GREEDY, { stages: 1 });
       if (y.kind !== "token") throw new Error("expected a token from the last stage");
-      if (i === 0) start = performance.now();
+      arrivals.push(performance.now());
       input = { kind: "tokens", tokens: [y.token] };
     }
-    return { start, end: performance.now() };
+    return arrivals;
   } finally {
     await engine.end(id);
   }
 }
 
-/** Aggregate decode tokens/s of n concurrent streams: tokens after each stream's first, over the shared span. */
+/**
+ * Aggregate decode tokens/s of n concurrent streams, over the span in which all n are decoding: from the last
+ * stream's first token (every prefill done) to the first stream's last. The streams' prefills run one after
+ * another, so a span from the first stream's first token would count the others' prefills as decode time.
+ */
 async function aggregate(engine: LocalEngine, n: number, round: number): Promise<number> {
-  const spans = await Promise.all(Array.from({ length: n }, (_, i) => stream(engine, `r${round}-${i}`, i)));
-  // From the first stream's first token to the last stream's last: every decode token falls in that span.
-  const first = Math.min(...spans.map((s) => s.start));
-  const end = Math.max(...spans.map((s) => s.end));
-  return (n * DECODE) / ((end - first) / 1000);
+  const streams = await Promise.all(Array.from({ length: n }, (_, i) => stream(engine, `r${round}-${i}`, i)));
+  const from = Math.max(...streams.map((a) => a[0]!));
+  const to = Math.min(...streams.map((a) => a[a.length - 1]!));
+  const tokens = streams.reduce((sum, a) => sum + a.filter((t) => t > from && t <= to).length, 0);
+  return tokens / ((to - from) / 1000);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
