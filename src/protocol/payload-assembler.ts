@@ -79,7 +79,10 @@ export class PayloadAssembler {
    */
   parts(): PayloadParts {
     if (!this.complete || !this.fields || !this.body) {
-      throw new NodeError("E_INTERNAL", `${this.label} payload taken with ${this.received} of ${this.payloadBytes} bytes`);
+      throw new NodeError(
+        "E_INTERNAL",
+        `${this.label} payload taken with ${this.received} of ${this.payloadBytes} bytes`,
+      );
     }
     return { fields: this.fields, body: this.body };
   }
