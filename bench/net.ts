@@ -338,3 +338,5 @@ console.log(
     loadavg: load,
   }),
 );
+// Handles left open after the figures are out (not tracked down) would keep the event loop, and this, alive.
+process.exit(0);

@@ -170,7 +170,7 @@ export class Connection {
       // sealing for the next.
       this.decoder.pushRaw(chunk, (f) => {
         if (this.closed) return;
-        const msg = f.message ?? this.decode(f.type, f.payload);
+        const msg = f.message ?? this.decode(f.type, f.payload, f.body);
         this.framesIn++;
         this.opts.onMessage(msg);
       });
@@ -204,15 +204,18 @@ export class Connection {
     this.opts.onClose(reason);
   }
 
-  /** A raw frame → its message: sealed ones are opened; on a keyed link plain ones are refused (but refusals). */
-  private decode(type: Message["type"], payload: Uint8Array): Message {
+  /**
+   * A raw frame → its message: sealed ones are opened; on a keyed link plain ones are refused (but refusals).
+   * A big plain frame arrives with its body already split off, in a buffer of its own: passed on as it is.
+   */
+  private decode(type: Message["type"], payload: Uint8Array, body?: Uint8Array): Message {
     if (type === "SEALED") {
       if (!this.opener) throw new NodeError("E_PROTOCOL_SEAL", "a sealed frame on a link without a cluster key");
       return this.opener.open(payload);
     }
     if (this.opener && !(type === "ERROR" && this.plainErrorsAllowed))
       throw new NodeError("E_PROTOCOL_SEAL", `a plain ${type} frame on a sealed link`);
-    return decodePayload(type, payload);
+    return decodePayload(type, payload, body);
   }
 
   private flush(): void {

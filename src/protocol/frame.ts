@@ -2,6 +2,7 @@
 // Pure: no sockets, timers or logging. Layout in src/protocol/README.md.
 import { NodeError } from "../errors.ts";
 import { PROTOCOL_VERSION } from "../version.ts";
+import { PayloadAssembler, uninitialized } from "./payload-assembler.ts";
 import { decodeTensor, hasTensor } from "./tensor.ts";
 import { MESSAGE_TYPES, type Message, type MessageTypeName } from "./types.ts";
 
@@ -71,9 +72,11 @@ export function encodeFrameHead(
 
 /**
  * Split a payload into JSON fields and body; a body described as a tensor must match its shape × dtype.
+ * With `body` (already split off, e.g. by a PayloadAssembler) `payload` is the fields part only: fields length
+ * and JSON; the body is then returned as it is, without a copy.
  * @throws NodeError E_PROTOCOL_PAYLOAD
  */
-export function decodePayload(type: MessageTypeName, payload: Uint8Array): Message {
+export function decodePayload(type: MessageTypeName, payload: Uint8Array, body?: Uint8Array): Message {
   if (payload.byteLength < FIELDS_LENGTH_BYTES) {
     throw new NodeError(
       "E_PROTOCOL_PAYLOAD",
@@ -81,15 +84,19 @@ export function decodePayload(type: MessageTypeName, payload: Uint8Array): Messa
     );
   }
   const jsonBytes = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0);
-  if (FIELDS_LENGTH_BYTES + jsonBytes > payload.byteLength) {
+  const fieldsEnd = FIELDS_LENGTH_BYTES + jsonBytes;
+  if (fieldsEnd > payload.byteLength) {
     throw new NodeError(
       "E_PROTOCOL_PAYLOAD",
       `${type} fields length ${jsonBytes} runs past the ${payload.byteLength}-byte payload`,
     );
   }
+  if (body && fieldsEnd !== payload.byteLength) {
+    throw new NodeError("E_INTERNAL", `${type} fields part has ${payload.byteLength - fieldsEnd} bytes after its JSON`);
+  }
   let fields: unknown;
   try {
-    fields = JSON.parse(strictUtf8.decode(payload.subarray(FIELDS_LENGTH_BYTES, FIELDS_LENGTH_BYTES + jsonBytes)));
+    fields = JSON.parse(strictUtf8.decode(payload.subarray(FIELDS_LENGTH_BYTES, fieldsEnd)));
   } catch (err) {
     throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} fields are not valid UTF-8 JSON: ${(err as Error).message}`, {
       cause: err,
@@ -99,22 +106,20 @@ export function decodePayload(type: MessageTypeName, payload: Uint8Array): Messa
     throw new NodeError("E_PROTOCOL_PAYLOAD", `${type} fields must be a JSON object`);
   }
   const record = fields as Record<string, unknown>;
-  const body = payload.subarray(FIELDS_LENGTH_BYTES + jsonBytes);
-  if (hasTensor(record)) decodeTensor(record, body);
-  return { type, fields: record, body };
+  const bodyBytes = body ?? payload.subarray(fieldsEnd);
+  if (hasTensor(record)) decodeTensor(record, bodyBytes);
+  return { type, fields: record, body: bodyBytes };
 }
 
-/** A byte array that is not zero-filled (for big ones), in its own buffer (never a view into Node's shared pool). */
-function uninitialized(n: number): Uint8Array {
-  if (n < 64 * 1024) return new Uint8Array(n); // zeroing is free at this size; the plain path allocates faster
-  const b = Buffer.allocUnsafeSlow(n);
-  return new Uint8Array(b.buffer, b.byteOffset, n);
-}
-
-/** A frame as it arrived: its type and undecoded payload, or the message a PayloadSink already made of it. */
+/**
+ * A frame as it arrived: its type and undecoded payload, or the message a PayloadSink already made of it.
+ * A big plain frame comes split: `payload` is then its fields part (fields length + JSON) and `body` the rest,
+ * in a buffer of its own; decodePayload(type, payload, body) takes either form.
+ */
 export interface RawFrame {
   type: MessageTypeName;
   payload: Uint8Array;
+  body?: Uint8Array;
   message?: Message;
 }
 
@@ -161,8 +166,10 @@ export class FrameDecoder {
   private type: MessageTypeName = "HELLO";
   private payloadBytes = 0;
   private failure: NodeError | undefined;
-  private large: Uint8Array | undefined; // a big payload being filled as its chunks arrive
-  private sink: PayloadSink | undefined; // or a big payload handed to a sink as its chunks arrive
+  // A big payload in progress goes to exactly one of these as its chunks arrive:
+  private assembler: PayloadAssembler | undefined; // split into fields and body (plain frames)
+  private sink: PayloadSink | undefined; // handed to a sink (a sealed frame the link opens on the way in)
+  private large: Uint8Array | undefined; // or kept whole (a sealed frame with no sink: ciphertext, not split)
   private largeFilled = 0;
   private reserved = 0; // budget bytes held for the big payload in progress
 
@@ -190,7 +197,7 @@ export class FrameDecoder {
   push(chunk: Uint8Array): Message[] {
     const frames = this.pushRaw(chunk);
     try {
-      return frames.map((f) => decodePayload(f.type, f.payload));
+      return frames.map((f) => f.message ?? decodePayload(f.type, f.payload, f.body));
     } catch (err) {
       this.fail(err as NodeError);
       throw err;
@@ -202,8 +209,9 @@ export class FrameDecoder {
    * is ciphertext: the link opens it, then decodes the frame inside). With `onFrame` each frame is handed over
    * as soon as it is complete, before the next header is read (so handling one may change how the next is read),
    * and nothing is returned.
-   * @throws NodeError E_PROTOCOL_MAGIC, E_PROTOCOL_VERSION, E_PROTOCOL_TYPE, E_FRAME_TOO_LARGE; whatever a sink
-   *   or `onFrame` throws (the decoder then stays failed)
+   * @throws NodeError E_PROTOCOL_MAGIC, E_PROTOCOL_VERSION, E_PROTOCOL_TYPE, E_FRAME_TOO_LARGE, E_PROTOCOL_PAYLOAD
+   *   (a big frame's fields length runs past its payload); whatever a sink or `onFrame` throws (the decoder then
+   *   stays failed)
    */
   pushRaw(chunk: Uint8Array, onFrame?: (frame: RawFrame) => void): RawFrame[] {
     if (this.failure) throw this.failure;
@@ -262,6 +270,7 @@ export class FrameDecoder {
   private dropLarge(): void {
     if (this.reserved > 0) this.opts.budget?.release(this.reserved);
     this.reserved = 0;
+    this.assembler = undefined;
     this.large = undefined;
     this.sink = undefined;
     this.largeFilled = 0;
@@ -302,9 +311,10 @@ export class FrameDecoder {
   }
 
   /**
-   * Copy what has arrived of a big payload into its own buffer right away (the chunks are still in cache and
-   * are freed at once); the buffer is not zero-filled, so an announced length costs no memory until it arrives.
-   * Returns the payload once complete.
+   * Copy what has arrived of a big payload into place right away (the chunks are still in cache and are freed
+   * at once): a plain one split into fields and body, each in a buffer of its own (the body then reaches the
+   * tensor code with no further copy). The buffers are not zero-filled, so an announced length costs no memory
+   * until it arrives. Returns the frame once complete.
    */
   private fillLarge(): RawFrame | undefined {
     if (this.reserved === 0) {
@@ -316,22 +326,27 @@ export class FrameDecoder {
       }
       this.reserved = this.payloadBytes;
       this.sink = this.opts.sinkFor?.(this.type, this.payloadBytes);
-      if (!this.sink) this.large = uninitialized(this.payloadBytes);
+      // Without a sink, ciphertext (a sealed frame) is kept whole and a plain payload split into fields and body.
+      if (!this.sink && this.type === "SEALED") this.large = uninitialized(this.payloadBytes);
+      else if (!this.sink) this.assembler = new PayloadAssembler(this.type, this.payloadBytes);
     }
     const n = Math.min(this.buffered, this.payloadBytes - this.largeFilled);
-    if (this.sink) this.feedSink(this.sink, n);
-    else this.copyOut(this.large!, this.largeFilled, n);
+    if (this.large) this.copyOut(this.large, this.largeFilled, n);
+    else this.feed(this.sink ?? this.assembler!, n);
     this.largeFilled += n;
     if (this.largeFilled < this.payloadBytes) return undefined;
-    const frame: RawFrame = this.sink
-      ? { type: this.type, payload: new Uint8Array(0), message: this.sink.finish() }
-      : { type: this.type, payload: this.large! };
+    let frame: RawFrame;
+    if (this.sink) frame = { type: this.type, payload: new Uint8Array(0), message: this.sink.finish() };
+    else if (this.assembler) {
+      const { fields, body } = this.assembler.parts();
+      frame = { type: this.type, payload: fields, body };
+    } else frame = { type: this.type, payload: this.large! };
     this.dropLarge();
     return frame;
   }
 
-  /** Hand n buffered bytes to a sink, as views of the chunks they sit in. */
-  private feedSink(sink: PayloadSink, n: number): void {
+  /** Hand n buffered bytes to a sink or assembler, as views of the chunks they sit in. */
+  private feed(sink: Pick<PayloadSink, "write">, n: number): void {
     let fed = 0;
     while (fed < n) {
       const c = this.chunks[0]!;

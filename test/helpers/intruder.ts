@@ -36,7 +36,7 @@ export async function intrude(o: IntrusionOptions): Promise<IntrusionResult> {
     try {
       for (const f of decoder.pushRaw(new Uint8Array(chunk))) {
         result.types.push(f.type);
-        if (f.type !== "SEALED") result.plain.push(decodePayload(f.type, f.payload));
+        if (f.type !== "SEALED") result.plain.push(decodePayload(f.type, f.payload, f.body));
         for (const b of o.onFrame?.(f) ?? []) socket.write(b);
       }
     } catch (err) {

@@ -1,9 +1,11 @@
 // The write queue against a scripted socket: partial writes continue on drain, in order, byte for byte;
-// small frames take one write each; a refused write or a bad frame closes once with a reason.
+// small frames take one write each; a refused write or a bad frame closes once with a reason; big frames arrive
+// with their body in a buffer of its own.
 import { expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { Connection, ZERO_COPY_MIN_BYTES, type SocketData } from "../../../src/net/connection.ts";
 import { FrameDecoder, encodeFrame, type OutgoingMessage } from "../../../src/protocol/frame.ts";
+import { FrameSealer, drainParts } from "../../../src/protocol/seal.ts";
 import type { Message } from "../../../src/protocol/types.ts";
 
 /** A socket that takes at most `budget` bytes until the test calls refill(); records every write call. */
@@ -110,4 +112,44 @@ test("a bad frame tells the peer why, ends the socket and reports the reason", (
   const [error] = new FrameDecoder().push(s.received());
   expect(error!.type).toBe("ERROR");
   expect(error!.fields.code).toBe("E_PROTOCOL_MAGIC");
+});
+
+test("a big frame whose fields length runs past its payload closes the link at once, naming it", () => {
+  const s = scriptedSocket(1 << 20);
+  const got: Message[] = [];
+  const { conn, closes } = connection(s, (m) => got.push(m));
+  const body = new Uint8Array(2 << 20);
+  const frame = encodeFrame({ type: "TENSOR", fields: { dtype: "uint8", shape: [body.length] }, body });
+  new DataView(frame.buffer).setUint32(9, 0x7fffffff);
+  conn.handleData(frame.subarray(0, (1 << 20) + 100)); // a megabyte starts it: the rest need not arrive
+  expect(got).toEqual([]);
+  expect(closes).toEqual([
+    `E_PROTOCOL_PAYLOAD: TENSOR fields length ${0x7fffffff} runs past the ${frame.length - 9}-byte payload`,
+  ]);
+  const [error] = new FrameDecoder().push(s.received());
+  expect(error!.fields.code).toBe("E_PROTOCOL_PAYLOAD");
+});
+
+test("on a sealed link a big frame arrives with its body in its own buffer; a flipped byte in one closes the link", () => {
+  const key = new Uint8Array(32).fill(9);
+  const body = new Uint8Array(3 << 20).map((_, i) => i & 255);
+  const msg: OutgoingMessage = { type: "TENSOR", fields: { dtype: "uint8", shape: [body.length] }, body };
+  const wire = () => Buffer.concat(drainParts(new FrameSealer(key).seal(msg, 64 << 20)));
+  for (const flip of [false, true]) {
+    const s = scriptedSocket(1 << 20);
+    const got: Message[] = [];
+    const { conn, closes } = connection(s, (m) => got.push(m));
+    conn.startSealing({ send: new Uint8Array(32), receive: key });
+    const bytes = wire();
+    if (flip) bytes[2 << 20] = bytes[2 << 20]! ^ 1;
+    for (let at = 0; at < bytes.length; at += 512 * 1024) conn.handleData(bytes.subarray(at, at + 512 * 1024));
+    if (flip) {
+      expect(got).toEqual([]);
+      expect(closes).toEqual(["E_PROTOCOL_SEAL: sealed frame 0 failed authentication: altered on the way"]);
+    } else {
+      expect(closes).toEqual([]);
+      expect(got[0]!.body.byteOffset === 0 && got[0]!.body.buffer.byteLength === body.length).toBe(true);
+      expect(Buffer.from(got[0]!.body).equals(body)).toBe(true);
+    }
+  }
 });
