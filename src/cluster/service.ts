@@ -112,10 +112,7 @@ export interface ClusterService extends InferenceService, PlacementService {
   close(): void;
 }
 
-/**
- * Bytes with a buffer of their own: a socket's Buffer views share a pool that typed-array readers would misread.
- * A big frame's body already arrives so (protocol/payload-assembler.ts) and is passed on without a copy.
- */
+/** Bytes with a buffer of their own (a big frame's body already is: payload-assembler.ts): not a pool view. */
 function ownBytes(body: Uint8Array): Uint8Array {
   return body.constructor === Uint8Array && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength
     ? body

@@ -112,9 +112,8 @@ export function decodePayload(type: MessageTypeName, payload: Uint8Array, body?:
 }
 
 /**
- * A frame as it arrived: its type and undecoded payload, or the message a PayloadSink already made of it.
- * A big plain frame comes split: `payload` is then its fields part (fields length + JSON) and `body` the rest,
- * in a buffer of its own; decodePayload(type, payload, body) takes either form.
+ * A frame as it arrived: its type and undecoded payload, or the message a PayloadSink already made of it. A big
+ * plain frame comes split: `payload` is its fields part, `body` the rest in a buffer of its own.
  */
 export interface RawFrame {
   type: MessageTypeName;
