@@ -10,10 +10,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { core as mx } from "@frost-beta/mlx";
 import { writeRandomCheckpoint } from "../src/engine/random-checkpoint.ts";
-import { loadShardWeights } from "../src/engine/weights.ts";
-import { getArchitecture } from "../src/models/index.ts";
 import { createKVCache, type KVCache } from "../src/models/kv-cache.ts";
-import { parseModelArgs } from "../src/models/spec/model-args.ts";
+import { loadStage } from "../test/helpers/tiny-models.ts";
+import { WIDE_LLAMA, WIDE_LLAMA_NAME } from "./wide-llama.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -25,25 +24,10 @@ const { values: opt } = parseArgs({
 const B = Number(opt.batch);
 const CONTEXTS = opt.contexts.split(",").map(Number);
 const ROUNDS = Number(opt.rounds);
-const CONFIG = {
-  model_type: "llama",
-  hidden_size: 1024,
-  num_hidden_layers: 8,
-  num_attention_heads: 16,
-  num_key_value_heads: 8,
-  intermediate_size: 2816,
-  vocab_size: 32000,
-  rms_norm_eps: 1e-5,
-  rope_theta: 500000,
-  tie_word_embeddings: false,
-};
 
 const dir = mkdtempSync(join(tmpdir(), "exo-bench-attn-"));
-await writeRandomCheckpoint(dir, { config: CONFIG, seed: 3 });
-const args = parseModelArgs(CONFIG);
-const range = { layerStart: 0, layerEnd: 8, nLayers: 8 };
-const loaded = await loadShardWeights(dir, () => true, { native: false });
-const model = getArchitecture("llama").create(args, range, loaded.weights);
+await writeRandomCheckpoint(dir, { config: WIDE_LLAMA, seed: 3 });
+const { model } = await loadStage(dir, 0, WIDE_LLAMA.num_hidden_layers);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const row = (r: number, len: number) => Array.from({ length: len }, (_, i) => 1 + ((r * 31 + i * 7) % 1000));
 const tokens = (rows: number, len: number) =>
@@ -59,7 +43,7 @@ function timed(step: () => mx.array): number {
   return performance.now() - t;
 }
 
-console.log(`random f32 Llama 8x1024, vocab 32000; one decode step over ${B} requests; medians of ${ROUNDS}`);
+console.log(`${WIDE_LLAMA_NAME}; one decode step over ${B} requests; medians of ${ROUNDS}`);
 console.log("| context | per-request caches ms | one batched cache ms | one request ms | per-request / batched |");
 console.log("|---|---|---|---|---|");
 for (const T of CONTEXTS) {

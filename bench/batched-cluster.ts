@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startCluster, type TestCluster } from "../test/helpers/cluster-nodes.ts";
+import { allDecodingRate } from "./decode-span.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const { values: opt } = parseArgs({
@@ -62,26 +63,19 @@ async function stream(c: TestCluster, model: string, i: number, maxTokens = DECO
     tokens = chunk.usage?.completion_tokens ?? tokens;
   }
   const end = performance.now();
-  return { t0, first: arrivals[0] ?? end, last: arrivals[arrivals.length - 1] ?? end, arrivals, tokens };
+  return { t0, first: arrivals[0] ?? end, arrivals, tokens };
 }
 
-/**
- * Aggregate decode tok/s of n concurrent streams, over the span in which all n are decoding: from the last
- * stream's first text to the first stream's last (prefills run one after another, so a span from the first
- * stream's first token would count the others' prefills as decode time). A piece of text can carry several
- * byte tokens; each stream's pieces in the span are weighted by its tokens per piece.
- */
+/** Aggregate decode tok/s of n concurrent streams (decode-span.ts says over which span). */
 async function aggregate(c: TestCluster, model: string, n: number): Promise<number> {
   const streams = await Promise.all(Array.from({ length: n }, (_, i) => stream(c, model, i)));
-  const from = Math.max(...streams.map((s) => s.first));
-  const to = Math.min(...streams.map((s) => s.last));
-  let tokens = 0;
-  for (const s of streams) {
-    const perPiece = s.arrivals.length > 1 ? (s.tokens - 1) / (s.arrivals.length - 1) : 0;
-    tokens += perPiece * s.arrivals.filter((t) => t > from && t <= to).length;
-  }
-  if (to <= from) throw new Error(`${n} streams never all decoded at once: raise --decode`);
-  return tokens / ((to - from) / 1000);
+  // A piece of text can carry several byte tokens: each stream's pieces weigh its tokens per piece.
+  return allDecodingRate(
+    streams.map((s) => ({
+      arrivals: s.arrivals,
+      tokensPerArrival: s.arrivals.length > 1 ? (s.tokens - 1) / (s.arrivals.length - 1) : 0,
+    })),
+  );
 }
 
 function start(model: string, n: number, tag: string, extra: string[]): Promise<TestCluster> {

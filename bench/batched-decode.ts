@@ -9,6 +9,8 @@ import { parseArgs } from "node:util";
 import { createLocalEngine, type LocalEngine } from "../src/engine/local-engine.ts";
 import { writeRandomCheckpoint } from "../src/engine/random-checkpoint.ts";
 import type { SamplingParams, StageInput } from "../src/engine/types.ts";
+import { allDecodingRate } from "./decode-span.ts";
+import { WIDE_LLAMA, WIDE_LLAMA_NAME } from "./wide-llama.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -21,22 +23,9 @@ const STREAMS = opt.streams.split(",").map(Number);
 const DECODE = Number(opt.decode);
 const ROUNDS = Number(opt.rounds);
 const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0 };
-// Decode is memory bound: a wide model with a large vocabulary shows what sharing the weight reads is worth.
-const CONFIG = {
-  model_type: "llama",
-  hidden_size: 1024,
-  num_hidden_layers: 8,
-  num_attention_heads: 16,
-  num_key_value_heads: 8,
-  intermediate_size: 2816,
-  vocab_size: 32000,
-  rms_norm_eps: 1e-5,
-  rope_theta: 500000,
-  tie_word_embeddings: false,
-};
 
 const dir = mkdtempSync(join(tmpdir(), "exo-bench-batch-"));
-await writeRandomCheckpoint(dir, { config: CONFIG, seed: 3 });
+await writeRandomCheckpoint(dir, { config: WIDE_LLAMA, seed: 3 });
 const shard = { modelId: "bench", modelDir: dir, layerStart: 0, layerEnd: 8, nLayers: 8 };
 
 /** One stream: a short prompt, then DECODE tokens; returns when each token arrived (the first is the prefill's). */
@@ -56,17 +45,10 @@ async function stream(engine: LocalEngine, id: string, seed: number): Promise<nu
   }
 }
 
-/**
- * Aggregate decode tokens/s of n concurrent streams, over the span in which all n are decoding: from the last
- * stream's first token (every prefill done) to the first stream's last. The streams' prefills run one after
- * another, so a span from the first stream's first token would count the others' prefills as decode time.
- */
+/** Aggregate decode tokens/s of n concurrent streams (decode-span.ts says over which span). */
 async function aggregate(engine: LocalEngine, n: number, round: number): Promise<number> {
   const streams = await Promise.all(Array.from({ length: n }, (_, i) => stream(engine, `r${round}-${i}`, i)));
-  const from = Math.max(...streams.map((a) => a[0]!));
-  const to = Math.min(...streams.map((a) => a[a.length - 1]!));
-  const tokens = streams.reduce((sum, a) => sum + a.filter((t) => t > from && t <= to).length, 0);
-  return tokens / ((to - from) / 1000);
+  return allDecodingRate(streams.map((arrivals) => ({ arrivals, tokensPerArrival: 1 })));
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -92,7 +74,7 @@ await alone.close();
 rmSync(dir, { recursive: true, force: true });
 
 const one = rows.find((r) => r.n === 1);
-console.log(`random f32 Llama 8x1024, vocab 32000; ${DECODE} decode tokens per stream, medians of ${ROUNDS}`);
+console.log(`${WIDE_LLAMA_NAME}; ${DECODE} decode tokens per stream, medians of ${ROUNDS}`);
 console.log("| streams | batched tok/s | maxBatch 1 tok/s | batched / maxBatch 1 | batched vs 1 stream |");
 console.log("|---|---|---|---|---|");
 for (const r of rows) {
